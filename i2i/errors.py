@@ -1,0 +1,18 @@
+"""Errors a user can cause. The CLI prints them as one line, never as a traceback."""
+from __future__ import annotations
+
+
+class I2IError(Exception):
+    """A user-facing error: bad input, bad file, bad option. The message is one line."""
+
+    exit_code = 1
+
+
+class ImageReadError(I2IError):
+    """An image file that cannot be decoded (names the file and the problem)."""
+
+
+class UsageError(I2IError):
+    """A wrong option or a wrong data layout."""
+
+    exit_code = 2
