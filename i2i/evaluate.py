@@ -1,0 +1,145 @@
+"""Scoring super-resolution on a folder of HR images: the bicubic baseline, and the
+pieces a model's evaluation reuses (`score_pair`, `format_table`, `write_json`).
+
+Two protocols, both described in ../shared/data/README.md:
+
+* ``"default"`` (how EDSR, RCAN and BasicSR score a model): HR = modcrop(HR, s);
+  LR = imresize(HR, 1/s) on the uint8 RGB image; the output (here SR = imresize(LR, s))
+  as uint8 RGB; then Y (BT.601, not rounded), crop s pixels, PSNR/SSIM.
+* ``"vdsr"`` (the MATLAB test code of VDSR/DRRN, which produced the published bicubic
+  rows): Y is taken first and rounded to uint8 (`rgb2ycbcr` on uint8), the Y plane is
+  resized down and up in double, the upscaled Y is rounded to uint8, then crop and score.
+  This protocol is defined for 8-bit images: a 16-bit image's Y is rounded to 8 bits too.
+
+`i2i eval bicubic` uses "vdsr": it reproduces the published rows to 0.01 dB / 0.001 SSIM.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from i2i.data.bicubic import imresize, modcrop
+from i2i.errors import I2IError, UsageError
+from i2i.metrics import crop_border, psnr, rgb_to_y, ssim
+
+PROTOCOLS = ("vdsr", "default")
+
+
+def score_pair(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """(PSNR-Y, SSIM-Y) of an SR output against its (mod-cropped) HR image.
+
+    Both are uint8 (or uint16) HxWxC arrays of the same shape; a model's output must be
+    rounded to uint8 RGB first. Y is BT.601 in [0, 255] units, `scale` pixels are cropped
+    from every border (steps 3-5 of the default protocol).
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
+    y_sr = crop_border(rgb_to_y(sr), scale)
+    y_hr = crop_border(rgb_to_y(hr), scale)
+    return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """MATLAB's double -> uint8: round half away from zero, saturate."""
+    return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
+
+
+def bicubic_scores(hr: np.ndarray, scale: int, protocol: str = "vdsr") -> tuple[float, float]:
+    """(PSNR-Y, SSIM-Y) of bicubic down- and up-scaling of one HR image by `scale`."""
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    hr = modcrop(hr, scale)
+    if protocol == "default":
+        sr = imresize(imresize(hr, 1 / scale), scale)
+        return score_pair(sr, hr, scale)
+    y_hr = _to_uint8(rgb_to_y(hr)).astype(np.float64)
+    y_sr = _to_uint8(imresize(imresize(y_hr, 1 / scale), scale)).astype(np.float64)
+    y_hr, y_sr = crop_border(y_hr, scale), crop_border(y_sr, scale)
+    return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
+
+
+def _hr_images(data_dir: str | os.PathLike) -> list[Path]:
+    """The image files directly in `data_dir` (others ignored); one-line errors if none."""
+    from i2i.data.io import list_images
+
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise I2IError(f"{root}: not a folder")
+    paths = list_images(root, recursive=False)
+    if not paths:
+        raise I2IError(f"{root}: no images found")
+    return paths
+
+
+def summarize(per_image: dict[str, dict[str, float]], **extra: Any) -> dict[str, Any]:
+    """The result dict every SR evaluation returns: means, count, per-image figures."""
+    n = len(per_image)
+    return {
+        "psnr_y": sum(v["psnr_y"] for v in per_image.values()) / n,
+        "ssim_y": sum(v["ssim_y"] for v in per_image.values()) / n,
+        "n_images": n,
+        **extra,
+        "per_image": per_image,
+    }
+
+
+def evaluate_bicubic(
+    data_dir: str | os.PathLike, scale: int, protocol: str = "vdsr"
+) -> dict[str, Any]:
+    """Bicubic baseline on a folder of HR images.
+
+    Returns `{"psnr_y", "ssim_y", "n_images", "scale", "protocol", "per_image":
+    {stem: {"psnr_y", "ssim_y"}}}`, the means taken over images.
+    """
+    from i2i.data.io import read_image
+
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if int(scale) != scale or scale < 1:
+        raise UsageError(f"scale must be a positive integer, got {scale}")
+    scale = int(scale)
+    per_image: dict[str, dict[str, float]] = {}
+    for path in _hr_images(data_dir):
+        pixels = read_image(path).pixels
+        try:
+            psnr_y, ssim_y = bicubic_scores(pixels, scale, protocol)
+        except ValueError as error:  # e.g. smaller than the SSIM window after cropping
+            raise I2IError(f"{path}: {error}") from None
+        key = path.stem if path.stem not in per_image else path.name
+        per_image[key] = {"psnr_y": psnr_y, "ssim_y": ssim_y}
+    return summarize(per_image, scale=scale, protocol=protocol)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A per-image table with the mean as the last row (PSNR-Y in dB, SSIM-Y)."""
+    names = list(result["per_image"])
+    mean_label = f"mean ({result['n_images']})"
+    width = max([len("image"), len(mean_label), *map(len, names)])
+    lines = [f"{'image':<{width}}  {'PSNR-Y':>8}  {'SSIM-Y':>7}"]
+    for name in names:
+        row = result["per_image"][name]
+        lines.append(f"{name:<{width}}  {row['psnr_y']:8.3f}  {row['ssim_y']:7.4f}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{mean_label:<{width}}  {result['psnr_y']:8.3f}  {result['ssim_y']:7.4f}")
+    return "\n".join(lines)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Strict JSON has no inf/nan: store them as null (PSNR of identical images is inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    return value
+
+
+def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write a result dict as strict JSON, atomically (temp file + rename)."""
+    from i2i.atomic import write_text
+
+    write_text(path, json.dumps(_finite_or_none(result), indent=2) + "\n")
