@@ -1,0 +1,565 @@
+"""Datasets for the three pipelines, on the reference CycleGAN/pix2pix and BasicSR layouts.
+
+Every dataset yields dicts `{"A": input, "B": target, "A_path": str, "B_path": str}`
+(`SingleFolderDataset`: only `A` and `A_path`) with float32 CHW tensors in [0, 1]; the
+pipelines map them to [-1, 1] themselves. Every dataset has `in_channels` and
+`out_channels` (the channels of A and B).
+
+Layouts (`detect_layout`):
+
+* `unpaired`:        `root/trainA`, `root/trainB` (`testA`, `testB` for phase "test")
+* `paired_ab`:       side-by-side AB images in `root/train` (`val`, `test`): left half A
+* `paired_folders`:  `root/A` + `root/B` matched by file stem (or `trainA`/`trainB`
+                     read as pairs when a paired dataset is asked for)
+* `plain`:           images directly in `root`: derived pairs (colorize, sketch, sr)
+
+A bad image inside a dataset does not stop a run: decoding every file up front would be
+slow, so `__getitem__` catches `ImageReadError`, prints one warning line per file to
+stderr (once per process) and returns the next readable index instead. A dataset in
+which nothing can be read raises `I2IError`.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from i2i.errors import I2IError, ImageReadError, UsageError
+
+LAYOUTS = ("unpaired", "paired_ab", "paired_folders", "plain")
+TASKS = ("colorize", "colorize_lab", "sketch")
+
+Transform = Callable[..., tuple[np.ndarray, "np.ndarray | None"]]
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+_WARNED: set[str] = set()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _warn_once(key: str, message: str) -> None:
+    """One line on stderr per bad file and process (each DataLoader worker warns once)."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        print(f"warning: skipping {message}", file=sys.stderr, flush=True)
+
+
+def gray(pixels: np.ndarray) -> np.ndarray:
+    """BT.601 luma (0.299 R + 0.587 G + 0.114 B) of HxWx3 pixels as HxWx1, rounded back
+    to the input's integer type (what PIL's convert("L") gives, within one level)."""
+    if pixels.shape[-1] == 1:
+        return pixels
+    y = pixels[..., :3].astype(np.float64) @ _LUMA
+    if np.issubdtype(pixels.dtype, np.integer):
+        y = np.floor(y + 0.5).clip(0, np.iinfo(pixels.dtype).max)
+    return y.astype(pixels.dtype)[..., None]
+
+
+def to_channels(pixels: np.ndarray, channels: int | None) -> np.ndarray:
+    """Gray -> RGB by repetition, RGB -> gray by BT.601 luma; None keeps the file's."""
+    have = pixels.shape[-1]
+    if channels is None or have == channels:
+        return pixels
+    if have == 1 and channels == 3:
+        return np.repeat(pixels, 3, axis=-1)
+    if have == 3 and channels == 1:
+        return gray(pixels)
+    raise UsageError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def to_tensor01(pixels: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8 / uint16 / float array -> float32 CHW tensor in [0, 1]."""
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.dtype == np.uint8:
+        array = pixels.astype(np.float32) / 255.0
+    elif pixels.dtype == np.uint16:
+        array = pixels.astype(np.float32) / 65535.0
+    else:
+        array = np.clip(pixels.astype(np.float32, copy=False), 0.0, 1.0)
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+
+
+def load_pixels(path: Path | str, channels: int | None = None) -> np.ndarray:
+    """Decode one file (through `i2i.data.io`) to HxWxC pixels with `channels` channels."""
+    from i2i.data.io import read_image
+
+    return to_channels(read_image(path).pixels, channels)
+
+
+def _images(folder: Path) -> list[Path]:
+    from i2i.data.io import list_images
+
+    return list_images(folder) if folder.is_dir() else []
+
+
+def _key(path: Path, folder: Path) -> str:
+    """A file's name for matching pairs: its path below the folder, without extension."""
+    return path.relative_to(folder).with_suffix("").as_posix()
+
+
+def _names(keys: list[str], limit: int = 10) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def match_stems(a_folder: Path, b_folder: Path, a_files: list[Path], b_files: list[Path]) -> tuple[list[tuple[Path, Path]], list[str], list[str]]:
+    """Pairs matched by stem (relative path without extension), A-only and B-only stems."""
+    sides = []
+    for folder, files in ((a_folder, a_files), (b_folder, b_files)):
+        by_key: dict[str, Path] = {}
+        for path in files:
+            key = _key(path, folder)
+            if key in by_key:
+                raise UsageError(f"{folder}/ has two images named {key!r} ({by_key[key].name}, {path.name}); stems must be unique to match pairs")
+            by_key[key] = path
+        sides.append(by_key)
+    a_map, b_map = sides
+    pairs = [(a_map[k], b_map[k]) for k in sorted(a_map) if k in b_map]
+    return pairs, sorted(set(a_map) - set(b_map)), sorted(set(b_map) - set(a_map))
+
+
+def unmatched_message(a_only: list[str], b_only: list[str]) -> str:
+    """'3 unmatched: A only: x, y; B only: z' (the one-line report of pairs without partner)."""
+    parts = []
+    if a_only:
+        parts.append(f"A only: {_names(a_only)}")
+    if b_only:
+        parts.append(f"B only: {_names(b_only)}")
+    return f"{len(a_only) + len(b_only)} unmatched: " + "; ".join(parts)
+
+
+def detect_layout(root: Path | str) -> str:
+    """'unpaired', 'paired_ab', 'paired_folders' or 'plain' (see the module docstring).
+
+    Checked in that order of folder names; a folder with none of them and no images is
+    a `UsageError` naming the folder and the layouts expected.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"{root}/ does not exist or is not a folder")
+    if any((root / name).is_dir() for name in ("trainA", "trainB", "testA", "testB")):
+        return "unpaired"
+    if (root / "A").is_dir() or (root / "B").is_dir():
+        return "paired_folders"
+    if any((root / name).is_dir() for name in ("train", "val", "test")):
+        return "paired_ab"
+    if _images(root):
+        return "plain"
+    raise UsageError(
+        f"{root}/ has no trainA/ or trainB/ (unpaired layout), A/ and B/ (paired folders), "
+        "train/ (paired AB layout) nor images (plain folder)"
+    )
+
+
+_LAYOUT_WORDS = {
+    "unpaired": "an unpaired layout (trainA/, trainB/)",
+    "paired_ab": "a paired AB layout (train/)",
+    "paired_folders": "a paired layout (A/, B/)",
+    "plain": "a plain folder of images",
+}
+
+
+class _RobustDataset(Dataset):
+    """Skips unreadable files: `_item(i)` may raise ImageReadError; we warn and move on."""
+
+    root: Path
+    in_channels: int
+    out_channels: int
+
+    def _item(self, index: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self)
+        for attempt in range(min(n, 100)):
+            try:
+                return self._item((index + attempt) % n)
+            except ImageReadError as error:
+                _warn_once(str(error), str(error))
+        raise I2IError(f"{self.root}/: no readable image found (tried {min(n, 100)} from index {index})")
+
+
+def _pack(a: np.ndarray, b: np.ndarray, a_path: Path | str, b_path: Path | str) -> dict:
+    return {"A": to_tensor01(a), "B": to_tensor01(b), "A_path": str(a_path), "B_path": str(b_path)}
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class UnpairedDataset(_RobustDataset):
+    """CycleGAN data: `root/<phase>A` and `root/<phase>B`, length max(|A|, |B|).
+
+    Item i takes A[i % |A|] and, as the reference's unaligned dataset does, a random B
+    (or B[i % |B|] with `serial_batches`). The two sides get independent transforms.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        phase: str = "train",
+        transform: Transform | None = None,
+        serial_batches: bool = False,
+        in_channels: int = 3,
+        out_channels: int = 3,
+    ):
+        self.root = Path(root)
+        layout = detect_layout(self.root)
+        if layout != "unpaired":
+            raise UsageError(f"{self.root}/ has no {phase}A/ or {phase}B/ (unpaired layout); found {_LAYOUT_WORDS[layout]}")
+        self.a_files = _images(self.root / f"{phase}A")
+        self.b_files = _images(self.root / f"{phase}B")
+        for side, files in (("A", self.a_files), ("B", self.b_files)):
+            if not files:
+                raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
+        self.transform = transform
+        self.serial_batches = serial_batches
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+
+    def __len__(self) -> int:
+        return max(len(self.a_files), len(self.b_files))
+
+    def _item(self, index: int) -> dict:
+        a_path = self.a_files[index % len(self.a_files)]
+        if self.serial_batches:
+            b_path = self.b_files[index % len(self.b_files)]
+        else:
+            b_path = self.b_files[int(torch.randint(len(self.b_files), ()).item())]
+        a = load_pixels(a_path, self.in_channels)
+        b = load_pixels(b_path, self.out_channels)
+        if self.transform is not None:
+            a, _ = self.transform(a)
+            b, _ = self.transform(b)
+        return _pack(a, b, a_path, b_path)
+
+
+class PairedDataset(_RobustDataset):
+    """pix2pix data: side-by-side AB images in `root/<phase>` (left half A, right half B;
+    an odd last column is dropped) or `root/A` + `root/B` matched by stem (with
+    `root/<phase>A` + `root/<phase>B` read as pairs when the layout is unpaired).
+
+    Stems without a partner are one `UsageError` line listing them. Both sides get the
+    same random crop/flip. A pair whose sides differ in size is skipped like a bad file.
+    `direction="BtoA"` swaps the sides (in/out channels describe the swapped result).
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        phase: str = "train",
+        transform: Transform | None = None,
+        direction: str = "AtoB",
+        in_channels: int = 3,
+        out_channels: int = 3,
+    ):
+        if direction not in ("AtoB", "BtoA"):
+            raise UsageError(f"direction must be AtoB or BtoA, got {direction!r}")
+        self.root = Path(root)
+        self.layout = detect_layout(self.root)
+        self.transform = transform
+        self.direction = direction
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.ab_files: list[Path] = []
+        self.pairs: list[tuple[Path, Path]] = []
+        if self.layout == "paired_ab":
+            self.ab_files = _images(self.root / phase)
+            if not self.ab_files:
+                raise UsageError(f"{self.root}/{phase}/ is missing or has no images (paired AB layout)")
+        elif self.layout in ("paired_folders", "unpaired"):
+            names = ("A", "B") if self.layout == "paired_folders" else (f"{phase}A", f"{phase}B")
+            a_dir, b_dir = self.root / names[0], self.root / names[1]
+            a_files, b_files = _images(a_dir), _images(b_dir)
+            for folder, files in ((a_dir, a_files), (b_dir, b_files)):
+                if not files:
+                    raise UsageError(f"{folder}/ is missing or has no images (paired layout needs {names[0]}/ and {names[1]}/ matched by file name)")
+            self.pairs, a_only, b_only = match_stems(a_dir, b_dir, a_files, b_files)
+            if a_only or b_only:
+                raise UsageError(f"{self.root}/: {unmatched_message(a_only, b_only)}")
+        else:
+            raise UsageError(
+                f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
+                "or A/ and B/ (matched by file name); to derive pairs use --task colorize|sketch"
+            )
+
+    def __len__(self) -> int:
+        return len(self.ab_files) or len(self.pairs)
+
+    def _item(self, index: int) -> dict:
+        from i2i.data.io import read_image
+
+        if self.ab_files:
+            a_path = b_path = self.ab_files[index]
+            ab = read_image(a_path).pixels
+            half = ab.shape[1] // 2
+            a, b = ab[:, :half], ab[:, half:2 * half]
+        else:
+            a_path, b_path = self.pairs[index]
+            a, b = read_image(a_path).pixels, read_image(b_path).pixels
+            if a.shape[:2] != b.shape[:2]:
+                raise ImageReadError(
+                    f"{b_path}: {b.shape[1]}x{b.shape[0]} differs from its pair {a_path} "
+                    f"({a.shape[1]}x{a.shape[0]}); the two sides of a pair must have the same size"
+                )
+        if self.direction == "BtoA":
+            a, b, a_path, b_path = b, a, b_path, a_path
+        a, b = to_channels(a, self.in_channels), to_channels(b, self.out_channels)
+        if self.transform is not None:
+            a, b = self.transform(a, b)
+        return _pack(a, b, a_path, b_path)
+
+
+class DerivedDataset(_RobustDataset):
+    """Pairs derived from a folder of photos (searched recursively), after the transform:
+
+    * `colorize`:     A = BT.601 luminance (1 channel), B = the colour photo (3).
+    * `colorize_lab`: the reference colorization dataset's Lab mode, in our [0, 1]
+                      convention: A = L/100 (1 channel), B = ab/220 + 0.5 (2 channels),
+                      so the pipelines' x*2-1 gives the reference's L/50-1 and ab/110.
+                      `i2i.data.sketch.lab_to_rgb(A, B)` turns them back into RGB.
+    * `sketch`:       A = the photo (3), B = its XDoG pencil sketch (1 channel, dark
+                      lines on white; `i2i.data.sketch.sketch`, deterministic).
+    """
+
+    _CHANNELS = {"colorize": (1, 3), "colorize_lab": (1, 2), "sketch": (3, 1)}
+
+    def __init__(self, root: Path | str, task: str = "colorize", transform: Transform | None = None):
+        if task not in self._CHANNELS:
+            raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        self.root = Path(root)
+        self.task = task
+        self.transform = transform
+        self.in_channels, self.out_channels = self._CHANNELS[task]
+        if not self.root.is_dir():
+            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+        self.files = _images(self.root)
+        if not self.files:
+            raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _item(self, index: int) -> dict:
+        from i2i.data.sketch import rgb_to_lab01, sketch
+
+        path = self.files[index]
+        rgb = load_pixels(path, 3)
+        if self.transform is not None:
+            rgb, _ = self.transform(rgb)
+        if self.task == "colorize":
+            return _pack(gray(rgb), rgb, path, path)
+        photo = to_tensor01(rgb)
+        if self.task == "colorize_lab":
+            l01, ab01 = rgb_to_lab01(photo)
+            return {"A": l01, "B": ab01, "A_path": str(path), "B_path": str(path)}
+        return {"A": photo, "B": sketch(photo), "A_path": str(path), "B_path": str(path)}
+
+
+def _lr_key(stem: str, scale: int) -> str:
+    """BasicSR/DIV2K LR names: 'baby', 'babyx4', 'baby_x4' all match HR 'baby'."""
+    for suffix in (f"_x{scale}", f"x{scale}", f"_X{scale}", f"X{scale}"):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+class SRDataset(_RobustDataset):
+    """Super-resolution pairs: A = LR (input), B = HR (target).
+
+    From a folder of HR images: each HR image is mod-cropped to the scale, a
+    `patch_size` HR patch is cut at a random position aligned to the scale, and its LR
+    is the MATLAB-exact bicubic `imresize(patch, 1/scale)` in the image's integer type
+    (uint8 rounding per pass). With `lr_root` (BasicSR layout), LR files are matched to
+    HR files by stem (`baby`, `babyx4`, `baby_x4`) and must be exactly HR/scale in size.
+
+    `augment`: random horizontal and vertical flips and a transpose (all 8 rotations /
+    mirrorings), the same on LR and HR. `patch_size=None` yields whole images (for
+    validation). Images smaller than the patch are skipped with a warning (padding would
+    teach the network artificial borders); if none is large enough it is a UsageError.
+    `cache` decodes every image once at construction and keeps it in memory (the 291
+    training images take ~150 MB); DataLoader workers share it copy-on-write.
+    `repeat` makes one epoch visit every image that many times (small folders).
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        scale: int = 4,
+        patch_size: int | None = 96,
+        lr_root: Path | str | None = None,
+        augment: bool = True,
+        cache: bool = True,
+        channels: int = 3,
+        repeat: int = 1,
+    ):
+        self.root = Path(root)
+        self.scale = int(scale)
+        self.patch_size = patch_size
+        self.augment = augment
+        self.in_channels = self.out_channels = channels
+        self.repeat = max(1, int(repeat))
+        if self.scale < 1:
+            raise UsageError(f"scale must be a positive integer, got {scale}")
+        if patch_size is not None and patch_size % self.scale:
+            raise UsageError(f"patch size {patch_size} is not a multiple of the scale {self.scale}")
+        if not self.root.is_dir():
+            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+        hr_files = _images(self.root)
+        if not hr_files:
+            raise UsageError(f"{self.root}/ has no images (a folder of HR images is expected)")
+        self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
+        if lr_root is not None:
+            lr_root = Path(lr_root)
+            lr_files = _images(lr_root)
+            if not lr_files:
+                raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
+            hr_keys = {_key(p, self.root): p for p in hr_files}
+            lr_keys = {_lr_key(_key(p, lr_root), self.scale): p for p in lr_files}
+            a_only = sorted(set(lr_keys) - set(hr_keys))
+            b_only = sorted(set(hr_keys) - set(lr_keys))
+            if a_only or b_only:
+                raise UsageError(f"{self.root}/ and {lr_root}/: " + unmatched_message(a_only, b_only).replace("A only", "LR only").replace("B only", "HR only"))
+            self.items = [(hr_keys[k], lr_keys[k]) for k in sorted(hr_keys)]
+        self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
+        if cache:
+            self._fill_cache()
+
+    def _decode(self, hr_path: Path, lr_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """HR mod-cropped; LR checked to be exactly HR/scale; too small -> ImageReadError."""
+        from i2i.data.bicubic import modcrop
+
+        hr = modcrop(load_pixels(hr_path, self.in_channels), self.scale)
+        h, w = hr.shape[:2]
+        if self.patch_size is not None and min(h, w) < self.patch_size:
+            raise ImageReadError(f"{hr_path}: {w}x{h} is smaller than the {self.patch_size}x{self.patch_size} HR patch")
+        if min(h, w) < self.scale:
+            raise ImageReadError(f"{hr_path}: {w}x{h} is smaller than the scale {self.scale}")
+        lr = None
+        if lr_path is not None:
+            lr = load_pixels(lr_path, self.in_channels)
+            if lr.shape[:2] != (h // self.scale, w // self.scale):
+                raise ImageReadError(
+                    f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not its HR {hr_path.name} "
+                    f"({w}x{h} after mod-crop) divided by {self.scale}"
+                )
+        return hr, lr
+
+    def _fill_cache(self) -> None:
+        kept, cache = [], []
+        for hr_path, lr_path in self.items:
+            try:
+                cache.append(self._decode(hr_path, lr_path))
+                kept.append((hr_path, lr_path))
+            except ImageReadError as error:
+                _warn_once(str(error), str(error))
+        if not kept:
+            raise UsageError(f"{self.root}/ has no readable HR image of at least {self.patch_size}x{self.patch_size} pixels")
+        self.items, self._cache = kept, cache
+
+    def __len__(self) -> int:
+        return len(self.items) * self.repeat
+
+    def _item(self, index: int) -> dict:
+        from i2i.data.augment import dihedral_numpy
+        from i2i.data.bicubic import imresize
+
+        index %= len(self.items)
+        hr_path, lr_path = self.items[index]
+        hr, lr = self._cache[index] if self._cache is not None else self._decode(hr_path, lr_path)
+        s = self.scale
+        if self.patch_size is not None:
+            p = self.patch_size
+            h, w = hr.shape[:2]
+            y = int(torch.randint((h - p) // s + 1, ()).item())
+            x = int(torch.randint((w - p) // s + 1, ()).item())
+            hr = hr[y * s:y * s + p, x * s:x * s + p]
+            if lr is not None:
+                lr = lr[y:y + p // s, x:x + p // s]
+        if lr is None:
+            lr = imresize(hr, scale=1.0 / s)
+        if self.augment:
+            hflip, vflip, transpose = (torch.rand(3) < 0.5).tolist()
+            lr, hr = dihedral_numpy([lr, hr], hflip, vflip, transpose)
+        return _pack(lr, hr, lr_path or hr_path, hr_path)
+
+
+class SingleFolderDataset(_RobustDataset):
+    """Every image of a folder (recursively) as `{"A", "A_path"}`, for translate and eval.
+
+    `channels` converts gray/RGB (None keeps each file's own); `transform` is optional.
+    """
+
+    def __init__(self, root: Path | str, channels: int | None = 3, transform: Transform | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+        self.files = _images(self.root)
+        if not self.files:
+            raise UsageError(f"{self.root}/ has no images")
+        self.channels = channels
+        self.transform = transform
+        self.in_channels = self.out_channels = channels if channels is not None else 3
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _item(self, index: int) -> dict:
+        path = self.files[index]
+        a = load_pixels(path, self.channels)
+        if self.transform is not None:
+            a, _ = self.transform(a)
+        return {"A": to_tensor01(a), "A_path": str(path)}
+
+
+def make_dataset(
+    root: Path | str,
+    kind: str,
+    *,
+    phase: str = "train",
+    task: str | None = None,
+    transform: Transform | None = None,
+    direction: str = "AtoB",
+    serial_batches: bool = False,
+    in_channels: int = 3,
+    out_channels: int = 3,
+    scale: int = 4,
+    patch_size: int | None = 96,
+    lr_root: Path | str | None = None,
+    augment: bool = True,
+    cache: bool = True,
+) -> _RobustDataset:
+    """The dataset a pipeline asks for, by `kind`:
+
+    * `unpaired` (CycleGAN): `UnpairedDataset`.
+    * `paired` (pix2pix): `DerivedDataset` when `task` is colorize|colorize_lab|sketch,
+      else `PairedDataset` on the AB or A/B (or trainA/trainB) layout.
+    * `sr` (SRGAN): `SRDataset` (task "sr" or None) on a folder of HR images, or on
+      `root/B` (HR) + `root/A` (LR) as `i2i data derive sr` writes them, or `root/HR` +
+      `root/LR`, unless `lr_root` is given.
+    * `single` (translate/eval): `SingleFolderDataset`.
+    """
+    if kind == "unpaired":
+        return UnpairedDataset(root, phase, transform, serial_batches, in_channels, out_channels)
+    if kind == "paired":
+        if task is not None:
+            return DerivedDataset(root, task, transform)
+        return PairedDataset(root, phase, transform, direction, in_channels, out_channels)
+    if kind == "sr":
+        if task not in (None, "sr"):
+            raise UsageError(f"task {task!r} does not apply to super-resolution (use --task sr or none)")
+        root = Path(root)
+        if lr_root is None:  # `i2i data derive sr` output (A = LR, B = HR) or HR/ + LR/
+            for hr_name, lr_name in (("B", "A"), ("HR", "LR")):
+                if (root / hr_name).is_dir() and (root / lr_name).is_dir():
+                    root, lr_root = root / hr_name, root / lr_name
+                    break
+        return SRDataset(root, scale, patch_size, lr_root, augment, cache, in_channels)
+    if kind == "single":
+        return SingleFolderDataset(root, in_channels, transform)
+    raise UsageError(f"unknown dataset kind {kind!r}; choose unpaired, paired, sr or single")

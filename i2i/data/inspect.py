@@ -1,0 +1,226 @@
+"""`i2i data inspect` and `i2i data derive`: look at a data folder, or derive pairs from one.
+
+Both read only image files (by extension, through `i2i.data.io.list_images`): a
+`MANIFEST.json` or a `README` beside the images is ignored, and counted as such. Every
+image is decoded, so a truncated or corrupt file is found and reported on one line.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from i2i.errors import I2IError, UsageError
+
+# The folders that make up each layout, in report order.
+_SIDES = {
+    "unpaired": ("trainA", "trainB", "testA", "testB"),
+    "paired_ab": ("train", "val", "test"),
+    "paired_folders": ("A", "B"),
+    "plain": (".",),
+}
+DERIVE_TASKS = ("sketch", "gray", "sr")
+
+
+def _problem(path: Path, error: Exception) -> str:
+    """'path: problem', without repeating the path when the error already starts with it."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if text.startswith(str(path)) else f"{path}: {text}"
+
+
+def _describe(image) -> str:
+    """'256x256 RGB 8-bit', 'gray+alpha 16-bit', ... for the size and mode histogram."""
+    channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
+    mode = "gray" if channels == 1 else "RGB"
+    if image.alpha is not None:
+        mode = "RGBA" if channels == 3 else "gray+alpha"
+    width, height = image.size
+    return f"{width}x{height} {mode} {image.bit_depth}-bit"
+
+
+def _progress(items: list, description: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, unit="img", leave=False, disable=len(items) < 100)
+
+
+def _ignored(folder: Path, used: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(non-image files, images outside the layout's folders), hidden names left out."""
+    from i2i.data.io import IMAGE_EXTENSIONS
+
+    known = set(used)
+    others = [
+        p for p in folder.rglob("*")
+        if p.is_file() and p not in known and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return (sorted(p for p in others if p.suffix.lower() not in IMAGE_EXTENSIONS),
+            sorted(p for p in others if p.suffix.lower() in IMAGE_EXTENSIONS))
+
+
+@dataclass
+class InspectReport:
+    """What `i2i data inspect` found; `lines()` is the printed report, `ok` its verdict."""
+
+    root: Path
+    layout: str
+    counts: dict[str, int] = field(default_factory=dict)
+    histogram: Counter = field(default_factory=Counter)
+    bad: list[str] = field(default_factory=list)
+    unmatched: str | None = None
+    notes: list[str] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+    def lines(self) -> list[str]:
+        out = [f"{self.root}/: layout {self.layout}"]
+        for side, count in self.counts.items():
+            name = f"{side}/" if side != "." else "images"
+            out.append(f"  {name}: {count} image{'s' if count != 1 else ''}")
+        if self.histogram:
+            out.append("sizes and modes:")
+            for key, count in sorted(self.histogram.items(), key=lambda kv: (-kv[1], kv[0])):
+                out.append(f"  {key}: {count}")
+        if self.ignored:
+            names = ", ".join(p.name for p in self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
+            out.append(f"ignored {len(self.ignored)} non-image file{'s' if len(self.ignored) != 1 else ''}: {names}")
+        if self.unmatched:
+            out.append(f"unmatched pairs: {self.unmatched}")
+        out.extend(f"note: {note}" for note in self.notes)
+        if self.bad:
+            out.append(f"{len(self.bad)} bad file{'s' if len(self.bad) != 1 else ''}:")
+            out.extend(f"  {line}" for line in self.bad)
+        else:
+            out.append("no bad files")
+        return out
+
+
+def inspect_folder(root: Path | str) -> InspectReport:
+    """Detect the layout, count and decode every image of each side, find unmatched pairs."""
+    from i2i.data.datasets import detect_layout, match_stems, unmatched_message
+    from i2i.data.io import list_images, read_image
+
+    root = Path(root)
+    report = InspectReport(root=root, layout=detect_layout(root))
+    files: dict[str, list[Path]] = {}
+    shapes: dict[Path, tuple[int, int]] = {}
+    odd: list[str] = []
+    for side in _SIDES[report.layout]:
+        folder = root / side
+        if not folder.is_dir():
+            continue
+        files[side] = list_images(folder)
+        report.counts[side] = len(files[side])
+        for path in _progress(files[side], f"{side}"):
+            try:
+                image = read_image(path)
+            except I2IError as error:
+                report.bad.append(_problem(path, error))
+                continue
+            except Exception as error:  # an unexpected decoder failure is still one line
+                report.bad.append(_problem(path, error))
+                continue
+            report.histogram[_describe(image)] += 1
+            shapes[path] = image.size
+            if report.layout == "paired_ab" and image.size[0] % 2:
+                odd.append(path.name)
+    if odd:
+        report.notes.append(f"{len(odd)} AB image(s) of odd width ({', '.join(odd[:5])}): the last column is dropped when split into A|B")
+    report.ignored, unused = _ignored(root, [p for side_files in files.values() for p in side_files])
+    if unused:
+        names = ", ".join(str(p.relative_to(root)) for p in unused[:5]) + (", ..." if len(unused) > 5 else "")
+        report.notes.append(f"{len(unused)} image(s) outside the {report.layout} layout's folders, not used: {names}")
+    if report.layout == "paired_folders" and "A" in files and "B" in files:
+        pairs, a_only, b_only = match_stems(root / "A", root / "B", files["A"], files["B"])
+        if a_only or b_only:
+            report.unmatched = unmatched_message(a_only, b_only)
+        scales = Counter()
+        for a_path, b_path in pairs:
+            if a_path in shapes and b_path in shapes and shapes[a_path] != shapes[b_path]:
+                (wa, ha), (wb, hb) = shapes[a_path], shapes[b_path]
+                if wb % wa == 0 and wb // wa == hb // ha and hb == ha * (wb // wa):
+                    scales[wb // wa] += 1  # an SR pair: B is exactly k times A
+                else:
+                    report.bad.append(f"{b_path}: {wb}x{hb} differs from its pair {a_path} ({wa}x{ha})")
+        for scale, count in sorted(scales.items()):
+            report.notes.append(f"{count} pair(s) are super-resolution pairs: B is exactly {scale}x A")
+    if report.layout == "paired_folders" and ("A" not in files or "B" not in files):
+        report.notes.append(f"paired folders need both A/ and B/; found only {', '.join(files) or 'neither'}")
+    return report
+
+
+# --------------------------------------------------------------------------- derive
+
+
+@dataclass
+class DeriveResult:
+    written: int
+    problems: list[str]
+
+
+def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) -> DeriveResult:
+    """Write `dst/A/<stem>.png` (inputs) and `dst/B/<stem>.png` (targets) for every image of
+    `src` (recursively), keeping each file's stem:
+
+    * `sketch`: A = the photo, B = its XDoG sketch (8-bit gray, `i2i.data.sketch`);
+    * `gray`:   A = BT.601 luminance (1 channel, the photo's bit depth), B = the photo;
+    * `sr`:     B = the photo mod-cropped to `scale`, A = MATLAB `imresize(B, 1/scale)`
+                in B's integer type (bit-identical to MATLAB's uint8 output), so every B
+                is exactly `scale` times its A.
+
+    Alpha is dropped (the pairs are for training). A file that fails to decode, or a
+    second file with the same stem, is one line in `problems`; the others are written.
+    """
+    import torch
+
+    from i2i.data.bicubic import imresize, modcrop
+    from i2i.data.datasets import gray, to_tensor01
+    from i2i.data.io import list_images, read_image, write_image
+    from i2i.data.sketch import sketch
+
+    if task not in DERIVE_TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise UsageError(f"{src}/ does not exist or is not a folder")
+    if task == "sr" and int(scale) < 2:
+        raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
+    files = list_images(src)
+    if not files:
+        raise UsageError(f"{src}/ has no images")
+    (dst / "A").mkdir(parents=True, exist_ok=True)
+    (dst / "B").mkdir(parents=True, exist_ok=True)
+    seen: dict[str, Path] = {}
+    problems: list[str] = []
+    written = 0
+    for path in _progress(files, f"derive {task}"):
+        if path.stem in seen:
+            problems.append(f"{path}: same stem as {seen[path.stem]}; skipped (stems name the outputs)")
+            continue
+        seen[path.stem] = path
+        try:
+            pixels = read_image(path).pixels
+        except I2IError as error:
+            problems.append(_problem(path, error))
+            continue
+        if task == "sr":
+            b = modcrop(pixels, scale)
+            if min(b.shape[:2]) < scale:
+                problems.append(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
+                continue
+            a = imresize(b, scale=1.0 / scale)
+        elif task == "gray":
+            a, b = gray(pixels), pixels
+        else:
+            with torch.no_grad():
+                lines = sketch(to_tensor01(pixels))
+            a = pixels
+            b = np.floor(lines.numpy().transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+        write_image(dst / "A" / f"{path.stem}.png", a)
+        write_image(dst / "B" / f"{path.stem}.png", b)
+        written += 1
+    return DeriveResult(written, problems)

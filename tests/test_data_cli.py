@@ -1,0 +1,118 @@
+"""`i2i data inspect` and `i2i data derive` on real (tiny) files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from i2i.cli import main
+from i2i.data.bicubic import imresize, modcrop
+
+RNG = np.random.default_rng(0)
+
+
+def save(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.squeeze(-1) if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels).save(path)
+    return path
+
+
+def noise(h: int, w: int, c: int = 3) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+def load(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def photos(folder: Path) -> dict[str, np.ndarray]:
+    images = {"one": noise(18, 22), "two": noise(13, 16), "three": noise(16, 16, 1)}
+    for stem, pixels in images.items():
+        save(folder / f"{stem}.png", pixels)
+    (folder / "MANIFEST.json").write_text("{}")
+    (folder / "README").write_text("sample photos")
+    return images
+
+
+def test_inspect_good_unpaired_folder(tmp_path):
+    for side, n in (("trainA", 2), ("trainB", 3)):
+        for i in range(n):
+            save(tmp_path / side / f"{i}.png", noise(16, 16))
+    save(tmp_path / "trainB/gray.png", noise(16, 12, 1))
+    (tmp_path / "MANIFEST.json").write_text("{}")
+    (tmp_path / "trainA/README").write_text("hi")
+    result = run("data", "inspect", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "layout unpaired" in result.output
+    assert "trainA/: 2 images" in result.output and "trainB/: 4 images" in result.output
+    assert "16x16 RGB 8-bit: 5" in result.output and "12x16 gray 8-bit: 1" in result.output
+    assert "ignored 2 non-image files" in result.output and "no bad files" in result.output
+
+
+def test_inspect_reports_truncated_png_and_unmatched(tmp_path):
+    save(tmp_path / "A/x.png", noise(16, 16))
+    save(tmp_path / "B/x.png", noise(16, 16))
+    save(tmp_path / "A/only_a.png", noise(16, 16))
+    bad = save(tmp_path / "B/broken.png", noise(16, 16))
+    bad.write_bytes(bad.read_bytes()[:60])
+    result = run("data", "inspect", str(tmp_path))
+    assert result.exit_code == 1
+    assert "layout paired_folders" in result.output
+    assert f"{bad}: " in result.output  # one line naming the file and the problem
+    assert "unmatched pairs: 2 unmatched: A only: only_a; B only: broken" in result.output
+
+
+def test_inspect_empty_folder_is_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["data", "inspect", str(tmp_path)])
+    assert result.exit_code == 2 and "has no trainA/ or trainB/" in result.output
+
+
+def test_derive_sr_is_bit_exact_and_exactly_scale_times(tmp_path):
+    images = photos(tmp_path / "src")
+    result = run("data", "derive", "sr", str(tmp_path / "src"), str(tmp_path / "out"), "--scale", "3")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in (tmp_path / "out/A").iterdir()) == sorted(images)
+    for stem, pixels in images.items():
+        a, b = load(tmp_path / f"out/A/{stem}.png"), load(tmp_path / f"out/B/{stem}.png")
+        assert b.shape[0] == 3 * a.shape[0] and b.shape[1] == 3 * a.shape[1]
+        assert np.array_equal(b, modcrop(pixels, 3).squeeze())
+        assert np.array_equal(a, imresize(modcrop(pixels, 3), scale=1 / 3).squeeze())
+    # the SR dataset reads this output directly: B = HR, A = LR
+    from i2i.data.datasets import make_dataset
+
+    dataset = make_dataset(tmp_path / "out", "sr", scale=3, patch_size=12, augment=False)
+    assert len(dataset) == 3 and dataset[0]["A"].shape == (3, 4, 4) and dataset[0]["B"].shape == (3, 12, 12)
+
+
+def test_derive_gray_and_sketch_keep_stems(tmp_path):
+    images = photos(tmp_path / "src")
+    save(tmp_path / "src/sub/four.jpg", noise(12, 12))
+    for task in ("gray", "sketch"):
+        out = tmp_path / task
+        result = run("data", "derive", task, str(tmp_path / "src"), str(out))
+        assert result.exit_code == 0, result.output
+        expected = sorted([*images, "four"])
+        assert sorted(p.stem for p in (out / "A").iterdir()) == expected
+        assert sorted(p.stem for p in (out / "B").iterdir()) == expected
+    gray_a, gray_b = load(tmp_path / "gray/A/one.png"), load(tmp_path / "gray/B/one.png")
+    assert gray_a.ndim == 2 and np.array_equal(gray_b, images["one"])
+    luma = images["one"].astype(float) @ [0.299, 0.587, 0.114]
+    assert np.abs(gray_a - luma).max() <= 0.5 + 1e-6
+    sketch_a, sketch_b = load(tmp_path / "sketch/A/one.png"), load(tmp_path / "sketch/B/one.png")
+    assert np.array_equal(sketch_a, images["one"]) and sketch_b.ndim == 2 and sketch_b.shape == (18, 22)
+
+
+def test_derive_reports_bad_files_and_continues(tmp_path):
+    photos(tmp_path / "src")
+    bad = save(tmp_path / "src/zz_bad.png", noise(8, 8))
+    bad.write_bytes(b"not a png at all")
+    result = CliRunner().invoke(main, ["data", "derive", "gray", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "zz_bad.png" in result.output and "wrote 3 pairs" in result.output
+    assert len(list((tmp_path / "out/B").iterdir())) == 3
