@@ -2,7 +2,8 @@
 
     python benchmarks/decode.py [--repeat 20]
 
-Each decoder gets the same encoded bytes (already in memory, so disk speed does not
+The last column, i2i, is `i2i.data.io.decode_bytes` (the chosen decoder with i2i's
+header and EXIF checks), to show what the checks cost. Each decoder gets the same encoded bytes (already in memory, so disk speed does not
 count) and must produce an H x W x 3 uint8 RGB numpy array, which is what
 `i2i.data.io.read_image` returns. The test picture is a real photo from the training set
 (`../shared/data/sr/BSD200`, resized with Lanczos) or, without it, a smooth synthetic
@@ -70,7 +71,19 @@ def decode_cv2(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-DECODERS = {"pillow": decode_pillow, "torchvision": decode_torchvision, "cv2": decode_cv2}
+def decode_i2i(data: bytes) -> np.ndarray:
+    """What i2i.data.io.read_image does once the bytes are read (Pillow, plus checks)."""
+    from i2i.data.io import decode_bytes
+
+    return decode_bytes(data).pixels
+
+
+DECODERS = {
+    "pillow": decode_pillow,
+    "torchvision": decode_torchvision,
+    "cv2": decode_cv2,
+    "i2i": decode_i2i,
+}
 
 
 def best_ms(decode, data: bytes, repeat: int) -> float:

@@ -156,6 +156,14 @@ def test_jpeg_is_close(tmp_path: Path) -> None:
     assert np.abs(image.pixels.astype(int) - pixels).mean() < 3
 
 
+def test_multi_picture_jpeg_from_cameras_reads_first_picture(tmp_path: Path) -> None:
+    first = PIL.Image.new("RGB", (W, H), (200, 10, 10))
+    second = PIL.Image.new("RGB", (W, H), (0, 0, 255))
+    path = save_pil(tmp_path / "camera.jpg", first, format="MPO", save_all=True, append_images=[second])
+    image = iio.read_image(path)
+    assert image.size == (W, H) and np.abs(image.pixels.astype(int) - [200, 10, 10]).max() < 8
+
+
 def test_cmyk_jpeg_colours(tmp_path: Path) -> None:
     # Pillow writes CMYK JPEG the Adobe way (inverted, APP14 marker), like Photoshop.
     cmyk = PIL.Image.new("CMYK", (W, H), (0, 255, 255, 0))  # pure red
@@ -235,6 +243,23 @@ def test_unicode_file_name_with_spaces(tmp_path: Path) -> None:
     assert iio.list_images(tmp_path) == [path]
 
 
+def test_decode_bytes_from_memory() -> None:
+    pixels = random_u8(H, W, 3)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buffer, "PNG")
+    image = iio.decode_bytes(buffer.getvalue())
+    assert np.array_equal(image.pixels, pixels) and image.path is None
+    with pytest.raises(ImageReadError) as error:
+        iio.decode_bytes(b"nope")
+    assert "\n" not in str(error.value) and error.value.path is None
+
+
+def test_truncated_images_are_not_silently_accepted() -> None:
+    import PIL.ImageFile
+
+    assert PIL.ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -311,6 +336,9 @@ def test_decompression_bomb_refused_from_header(tmp_path: Path, monkeypatch: pyt
     assert iio.read_image(path, max_pixels=W * H).size == (W, H)
     monkeypatch.setenv(iio.MAX_PIXELS_ENV, str(W * H - 1))
     with pytest.raises(ImageReadError):
+        iio.read_image(path)
+    monkeypatch.setenv(iio.MAX_PIXELS_ENV, "lots")
+    with pytest.raises(I2IError, match=iio.MAX_PIXELS_ENV):
         iio.read_image(path)
 
 
@@ -424,6 +452,13 @@ def test_write_rejects_bad_arguments(tmp_path: Path) -> None:
         iio.write_image(tmp_path / "a.png", random_u8(H, W, 3), random_u8(H + 1, W))
 
 
+def test_encoder_limit_is_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(I2IError) as error:
+        iio.write_image(tmp_path / "wide.webp", np.zeros((1, 17000, 3), np.uint8))  # WebP max 16383
+    assert "\n" not in str(error.value) and "wide.webp" in str(error.value)
+    assert os.listdir(tmp_path) == []
+
+
 def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "out.png"
     iio.write_image(path, random_u8(H, W, 3))
@@ -518,7 +553,7 @@ def test_from_tensor_clips_rounds_and_survives_nan() -> None:
 
 
 FUZZ = settings(
-    max_examples=200, deadline=None, derandomize=True, database=None,
+    max_examples=300, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -536,6 +571,7 @@ def assert_reads_or_fails_cleanly(path: Path, data: bytes) -> None:
     assert image.alpha is None or image.alpha.shape == image.pixels.shape[:2]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "Corrupt EXIF data" notes
 @FUZZ
 @given(data=st.binary(max_size=512))
 def test_fuzz_random_bytes(tmp_path: Path, data: bytes) -> None:
@@ -574,6 +610,7 @@ def mutated(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, bytes(data)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "Corrupt EXIF data" notes
 @FUZZ
 @given(case=mutated())
 def test_fuzz_mutated_images(tmp_path: Path, case: tuple[str, bytes]) -> None:

@@ -7,22 +7,24 @@ lost on the way: 16-bit stays 16-bit, gray stays one channel, alpha is kept, so
 are taken as stored.
 
 Decoders. Measured with benchmarks/decode.py (ms per image, best of 20, bytes already in
-memory, HxWx3 uint8 RGB numpy out) on "Intel(R) Xeon(R) Processor" (2 shared cores):
+memory, HxWx3 uint8 RGB numpy out; a real photo; "i2i" is decode_bytes below, i.e. Pillow
+plus the header, EXIF and mode handling) on "Intel(R) Xeon(R) Processor" (2 shared cores):
 
-    format     size        Pillow  torchvision.io   cv2
-    PNG        256x256       1.69       1.56        1.51
-    PNG        1024x1024    25.1       21.4        21.3
-    JPEG       256x256       0.41       0.34        0.36
-    JPEG       1024x1024     4.29       3.19        3.64
+    format     size        Pillow  torchvision.io   cv2    i2i
+    PNG        256x256       1.70       1.54        1.50   1.68
+    PNG        1024x1024    24.3       21.1        21.5   24.1
+    JPEG       256x256       0.41       0.34        0.41   0.41
+    JPEG       1024x1024     4.91       3.09        4.27   4.82
 
-The three are within ~10-25% of each other (the same libpng/zlib/libjpeg-turbo
-underneath; a few ms per 1024x1024 image, far below a network's step), so correctness
-decides: Pillow decodes every 8-bit file and 16-bit gray, because it alone handles EXIF,
-Adobe-inverted CMYK JPEG, palettes with transparency, 1/2/4-bit and every PNG/TIFF mode
-uniformly. torchvision.io's image decoders are deprecated since 0.29 (moving to
-TorchCodec), so i2i does not build on them. Pillow still reduces 16-bit *colour* PNG and
-TIFF to 8 bits, so those (and 16-bit gray+alpha) go to OpenCV's decoder (`cv2`,
-opencv-python-headless) after Pillow has read the header and checked the file.
+The three are within ~15% of each other for PNG and ~35% for JPEG (1-3 ms per
+1024x1024 image, far below a network's step), so correctness decides. Pillow decodes
+every 8-bit file and 16-bit gray: one library, one code path for every PNG/TIFF mode,
+palettes with transparency, 1/2/4-bit samples, Adobe-inverted CMYK JPEG, EXIF, and a
+clear error for truncated data (ImageFile.LOAD_TRUNCATED_IMAGES stays False).
+torchvision.io's image decoders are deprecated since 0.29 (moving to TorchCodec), so i2i
+does not build on them. Pillow still reduces 16-bit *colour* PNG and TIFF to 8 bits, so
+those (and 16-bit gray+alpha) go to OpenCV's decoder (`cv2`, opencv-python-headless)
+after Pillow has read the header and checked the file.
 
 Writers: Pillow for 8-bit files; small zlib encoders here for 16-bit PNG and TIFF (every
 channel layout exact, since Pillow cannot write 16-bit colour; no extra dependency).
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+from i2i.atomic import atomic_path
 from i2i.errors import I2IError, ImageReadError
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -97,21 +99,28 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> Ima
     header claims more pixels, before decoding them.
     """
     path = Path(path)
-    limit = _max_pixels(max_pixels)
     try:
         data = _read_bytes(path)
-        pixels, alpha = decode_bytes(data, max_pixels=limit)
+    except _Problem as problem:
+        raise _read_error(path, str(problem)) from None
+    return decode_bytes(data, path=path, max_pixels=max_pixels)
+
+
+def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | None = None) -> Image:
+    """Decode an encoded image held in memory, as read_image does with a file's bytes.
+
+    `path` only names the source in errors and in the result.
+    """
+    limit = _max_pixels(max_pixels)
+    try:
+        pixels, alpha = _decode(data, limit)
     except _Problem as problem:
         raise _read_error(path, str(problem)) from None
     return Image(pixels=pixels, alpha=alpha, path=path)
 
 
-def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode an encoded image in memory to (pixels HxWxC, alpha HxW or None).
-
-    Raises _Problem (no file name) for anything wrong; read_image turns it into an
-    ImageReadError. Public for benchmarks and for callers that hold bytes.
-    """
+def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(pixels HxWxC, alpha HxW or None), upright; raises _Problem for a bad file."""
     if not data:
         raise _Problem("empty file (0 bytes)")
     pil = _open_pil(data, max_pixels)
@@ -120,14 +129,15 @@ def decode_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[
         if layout is not None:
             _verify_pil(data)
             pixels, alpha = _decode_cv2(data, gray=layout == "gray")
-            orientation = _orientation(pil)
+            if pixels.shape[:2] != (pil.height, pil.width):
+                raise _Problem(f"corrupt {pil.format} data (header and pixel data disagree on the size)")
         else:
             try:
                 pil.load()
             except Exception as error:  # every decoder error becomes one line
-                raise _Problem(_describe(error)) from None
-            orientation = _orientation(pil)
+                raise _decoder_problem(error, data, "data") from None
             pixels, alpha = _pil_to_arrays(pil)
+        orientation = _orientation(pil)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
@@ -176,7 +186,7 @@ def _open_pil(data: bytes, max_pixels: int) -> PIL.Image.Image:
     except PIL.Image.DecompressionBombError:
         raise _Problem(f"image too large (over {max_pixels:,} pixels); {_how_to_raise()}") from None
     except Exception as error:
-        raise _Problem(f"corrupt image header ({_describe(error)})") from None
+        raise _decoder_problem(error, data, "header") from None
     width, height = pil.size
     if width * height > max_pixels:
         pil.close()
@@ -232,13 +242,13 @@ def _sixteen_bit_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
 
 
 def _verify_pil(data: bytes) -> None:
-    """Check chunk lengths and CRCs (cheap, no inflating): catches truncated and
-    damaged PNGs before OpenCV, whose libpng would print its own error lines."""
+    """For PNG, check chunk lengths and CRCs (cheap, no inflating): catches truncated and
+    damaged files before OpenCV, whose libpng would print its own error lines."""
     try:
         with PIL.Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as pil:
             pil.verify()
     except Exception as error:
-        raise _Problem(_describe(error)) from None
+        raise _decoder_problem(error, data, "data") from None
 
 
 def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -252,7 +262,7 @@ def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | No
     try:
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except Exception as error:
-        raise _Problem(_describe(error)) from None
+        raise _decoder_problem(error, data, "data") from None
     if decoded is None or decoded.size == 0 or decoded.dtype not in (np.uint8, np.uint16):
         raise _Problem("corrupt or truncated image data (OpenCV could not decode it)")
     if decoded.ndim == 2:
@@ -271,17 +281,16 @@ def _pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]
     mode = pil.mode
     transparency = pil.info.get("transparency")
     try:
-        if mode.startswith("I;16"):  # 16-bit gray; I;16B is big-endian
-            gray = np.asarray(pil).astype(np.uint16)
+        if mode.startswith("I"):  # 16-bit gray (I;16, big-endian I;16B, ...) or 32-bit
+            values = np.asarray(pil)
+            if values.dtype.itemsize > 2 or values.dtype.kind == "i":
+                if values.size and (values.min() < 0 or values.max() > 65535):
+                    raise _Problem(f"integer samples outside 0..65535 are not supported (mode {mode})")
+            gray = values.astype(np.uint16)
             alpha = None
             if isinstance(transparency, int):  # tRNS: one gray value is transparent
                 alpha = np.where(gray == transparency, 0, 65535).astype(np.uint16)
             return gray[..., None], alpha
-        if mode == "I":  # 32-bit integer gray: fine if its values fit 16 bits
-            values = np.asarray(pil)
-            if values.size and (values.min() < 0 or values.max() > 65535):
-                raise _Problem("32-bit integer samples out of the 16-bit range are not supported")
-            return values.astype(np.uint16)[..., None], None
         if mode == "F":
             raise _Problem("floating-point samples are not supported (convert to 8 or 16 bits)")
         if mode in ("1", "L") and transparency is None:
@@ -301,7 +310,7 @@ def _pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]
     except _Problem:
         raise
     except Exception as error:
-        raise _Problem(f"unsupported colour mode {mode} ({_describe(error)})") from None
+        raise _Problem(f"unsupported colour mode {mode} ({_one_line(error)})") from None
 
 
 def _orientation(pil: PIL.Image.Image) -> int:
@@ -334,17 +343,21 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _describe(error: BaseException) -> str:
-    """A decoder exception as a short phrase, on one line."""
-    text = " ".join(str(error).split())
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _decoder_problem(error: BaseException, data: bytes, part: str) -> _Problem:
+    """A decoder's exception as a short phrase: truncated, or corrupt <format> <part>."""
+    text = _one_line(error)
     lowered = text.lower()
-    if "truncated" in lowered or isinstance(error, EOFError) or "incomplete" in lowered:
-        return f"truncated file (image data ends early: {text or type(error).__name__})"
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if isinstance(error, EOFError) or "truncated" in lowered or "incomplete" in lowered:
+        return _Problem("truncated file (image data ends early)")
+    return _Problem(f"corrupt {_sniff(data) or 'image'} {part} ({text})")
 
 
-def _read_error(path: Path, problem: str) -> ImageReadError:
-    name = str(path).replace("\r", "\\r").replace("\n", "\\n")
+def _read_error(path: Path | None, problem: str) -> ImageReadError:
+    name = "(image bytes)" if path is None else str(path).replace("\r", "\\r").replace("\n", "\\n")
     error = ImageReadError(f"{name}: {' '.join(problem.split())}")
     error.path = path  # for callers that list bad files
     return error
@@ -382,7 +395,12 @@ def write_image(
             f"use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
         )
     pixels, alpha = _check_arrays(pixels, alpha)
-    data = _encode(extension, pixels, alpha, quality)
+    try:
+        data = _encode(extension, pixels, alpha, quality)
+    except I2IError:
+        raise
+    except Exception as error:  # e.g. WebP is limited to 16383 x 16383
+        raise I2IError(f"{path}: cannot encode as {extension[1:].upper()} ({_one_line(error)})") from None
     _write_atomic(path, data)
 
 
@@ -430,7 +448,7 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         return encode_tiff16(pixels if alpha is None else np.dstack([pixels, alpha]))
     if extension in (".jpg", ".jpeg", ".bmp"):
         alpha = None  # these formats cannot hold alpha
-    if sixteen and extension not in (".png", ".tif", ".tiff"):
+    if sixteen:  # formats without 16-bit samples
         pixels = _to_dtype(pixels, np.uint8)
     if alpha is not None:
         alpha = _to_dtype(alpha, pixels.dtype)
@@ -533,25 +551,10 @@ def encode_tiff16(samples: np.ndarray) -> bytes:
 def _write_atomic(path: Path, data: bytes) -> None:
     """Temp file beside the target + os.replace: readers never see a partial file."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(data)
     except OSError as error:
-        raise I2IError(f"{path}: cannot create the folder ({error.strerror or error})") from None
-    # A hidden name with a non-image extension, so list_images never picks it up; created
-    # with os.open so it gets the usual permissions (umask), unlike tempfile's 0600.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException as error:
-        try:
-            temporary.unlink()
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise I2IError(f"{path}: cannot write the file ({error.strerror or error})") from None
-        raise
+        raise I2IError(f"{path}: cannot write the file ({error.strerror or error})") from None
 
 
 # ----------------------------------------------------------------------------- listing
