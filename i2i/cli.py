@@ -100,7 +100,12 @@ class _EvalGroup(click.Group):
 
 @main.group(name="eval", cls=_EvalGroup)
 def eval_group() -> None:
-    """Score super-resolution on a folder of HR images (PSNR/SSIM on Y, border cropped)."""
+    """Score super-resolution on a folder of HR images (PSNR/SSIM on Y, border cropped).
+
+    \b
+    i2i eval MODEL DATA [--scale N] [--json F]   a model (file, run folder or name)
+    i2i eval bicubic DATA --scale N              the bicubic baseline
+    """
 
 
 @eval_group.command(name="bicubic")
@@ -129,6 +134,227 @@ def eval_bicubic(data: str, scale: int, json_path: str | None, protocol: str) ->
         click.echo(f"wrote {json_path}")
 
 
+@eval_group.command(name="model", hidden=True)
+@click.argument("model")
+@click.argument("data", type=click.Path())
+@click.option("--scale", type=click.IntRange(min=1), help="SR factor; must be the model's [the model's].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures here.")
+@click.option("--lr", "lr_dir", type=click.Path(file_okay=False),
+              help="LR images named like DATA's (baby, babyx4, baby_x4) instead of MATLAB bicubic ones.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32",
+              show_default=True, help="fp32 gives hardware-independent figures.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Run large images in tiles of N LR pixels (0: whole images).")
+@click.option("--lpips", is_flag=True, help="Also LPIPS (needs the lpips package and local weights).")
+@click.option("--fid", is_flag=True, help="Also FID (needs torch-fidelity and local weights).")
+def eval_model(model: str, data: str, scale: int | None, json_path: str | None, lr_dir: str | None,
+               device: str, precision: str, tile: int, lpips: bool, fid: bool) -> None:
+    """`i2i eval MODEL DATA`: PSNR-Y/SSIM-Y of an SR model on DATA's HR images.
+
+    MODEL is a model file, a run folder or a model name. LR inputs are MATLAB bicubic
+    downscales of the mod-cropped uint8 HR images; the output is rounded to uint8 and
+    scored on Y with a border of --scale pixels (EDSR/BasicSR's protocol).
+    """
+    from i2i.evaluate import evaluate_model, format_table, optional_metric_error, write_json
+
+    for name, wanted in (("lpips", lpips), ("fid", fid)):
+        if wanted:
+            raise optional_metric_error(name)
+    result = evaluate_model(model, data, scale, lr_dir=lr_dir, device=device, precision=precision, tile=tile)
+    click.echo(format_table(result))
+    if json_path:
+        write_json(result, json_path)
+        click.echo(f"wrote {json_path}")
+
+
 # --- train commands --------------------------------------------------------
 
+
+def _options(*decorators):
+    """Apply click options in the order written (the order of --help)."""
+
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+# Every pipeline's `i2i train X` takes these; defaults live in i2i.train.TrainConfig (the
+# values in the help text), so a flag left out is not passed on and a --config file or,
+# with --resume, the run's config.yaml decides.
+_train_common = _options(
+    click.option("--data", type=click.Path(file_okay=False), help="Dataset folder (the layouts are in the README)."),
+    click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (must be new or empty unless --resume)."),
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), help="YAML file of settings (flags override it)."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+    click.option("--max-steps", type=int, help="Train this many steps instead of epochs; schedules span them."),
+    click.option("--n-epochs", type=int, help="Epochs at the initial learning rate [100]."),
+    click.option("--n-epochs-decay", type=int, help="Epochs of linear decay to zero [100]."),
+    click.option("--batch-size", type=int, help="[1]"),
+    click.option("--image-size", type=int, help="Crop size fed to the networks [256]."),
+    click.option("--load-size", type=int, help="Resize before cropping [image size * 286/256]."),
+    click.option("--preprocess", type=click.Choice(["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]),
+                 help="[resize_and_crop]"),
+    click.option("--no-flip", is_flag=True, default=None, help="No random horizontal flips."),
+    click.option("--serial-batches", is_flag=True, default=None, help="Images in order, not shuffled."),
+    click.option("--num-workers", type=int, help="Data loading processes [2]."),
+    click.option("--lr", type=float, help="Adam learning rate [2e-4]."),
+    click.option("--beta1", type=float, help="Adam beta1 [0.5]."),
+    click.option("--lr-policy", type=click.Choice(["linear", "step", "cosine", "plateau"]), help="[linear]"),
+    click.option("--lr-decay-iters", type=int, help="step policy: x0.1 every N epochs (steps with --max-steps) [50]."),
+    click.option("--ema", type=float, help="EMA decay of the generator weights for the model file, e.g. 0.999 [0: off]."),
+    click.option("--device", help="auto, cpu, cuda, cuda:N or mps [auto]."),
+    click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), help="Autocast precision [fp32]."),
+    click.option("--seed", type=int, help="[0]"),
+    click.option("--deterministic", is_flag=True, default=None, help="Deterministic algorithms (slower)."),
+    click.option("--threads", type=int, help="CPU threads for torch [0: one per core]; 1 can be much faster on a busy machine."),
+    click.option("--checkpoint-every", type=int, help="Checkpoint and model file every N steps [500]."),
+    click.option("--keep-last", type=int, help="Checkpoints kept [3]."),
+    click.option("--log-every", type=int, help="metrics.jsonl line every N steps [50]."),
+    click.option("--sample-every", type=int, help="Sample grid every N steps [500]."),
+)
+
+# The CycleGAN / pix2pix network and GAN knobs (reference names; network names of i2i.nn).
+_train_gan = _options(
+    click.option("--netG", "netG", help="Generator: resnet_9blocks, resnet_6blocks, unet_32/64/128/256."),
+    click.option("--netD", "netD", help="Discriminator: patchgan (reference 'basic'/'n_layers') or pixelgan."),
+    click.option("--n-layers-D", "n_layers_D", type=int, help="PatchGAN depth [3]."),
+    click.option("--width", type=int, help="Generator width, the reference's ngf [64]."),
+    click.option("--ndf", type=int, help="Discriminator width [64]."),
+    click.option("--norm", type=click.Choice(["batch", "instance", "none"])),
+    click.option("--dropout/--no-dropout", default=None, help="Dropout in the generator."),
+    click.option("--gan-mode", type=click.Choice(["vanilla", "lsgan", "wgangp", "hinge"])),
+    click.option("--init-type", type=click.Choice(["normal", "xavier", "kaiming", "orthogonal"]), help="[normal]"),
+    click.option("--init-gain", type=float, help="[0.02]"),
+    click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="[AtoB]"),
+)
+
+
+def _run_train(pipeline: str, ctx: click.Context, params: dict) -> None:
+    """Settings from defaults < --config < flags (with --resume: the run's config.yaml first)."""
+    from click.core import ParameterSource
+
+    from i2i.train import make_settings, train
+
+    given = {k: v for k, v in params.items() if k not in ("config_file", "resume")
+             and ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    config, options = make_settings(pipeline, given, config_file=params["config_file"],
+                                    resume_from=params["out"] if params["resume"] else None)
+    train(pipeline, config, options, resume=params["resume"])
+
+
+@main.group("train")
+def train_group() -> None:
+    """Train a model; the run folder gets checkpoints, model.safetensors, samples and index.html."""
+
+
+@train_group.command("cyclegan")
+@_train_common
+@_train_gan
+@click.option("--lambda-A", "lambda_A", type=float, help="Cycle loss weight A->B->A [10].")
+@click.option("--lambda-B", "lambda_B", type=float, help="Cycle loss weight B->A->B [10].")
+@click.option("--lambda-identity", type=float, help="Identity loss, relative to the cycle weights [0.5].")
+@click.option("--pool-size", type=int, help="Fake-image pool for the discriminators [50].")
+@click.pass_context
+def train_cyclegan(ctx: click.Context, **params) -> None:
+    """Unpaired translation: DATA/trainA and DATA/trainB.
+
+    Defaults are the reference's: resnet_9blocks, instance norm, LSGAN, 286 -> 256 crops.
+    """
+    _run_train("cyclegan", ctx, params)
+
+
+@train_group.command("pix2pix")
+@_train_common
+@_train_gan
+@click.option("--lambda-L1", "lambda_L1", type=float, help="L1 weight [100].")
+@click.option("--task", type=click.Choice(["colorize", "colorize_lab", "sketch"]),
+              help="Derive pairs from a plain photo folder: gray->colour, Lab L->ab, photo->sketch.")
+@click.pass_context
+def train_pix2pix(ctx: click.Context, **params) -> None:
+    """Paired translation: DATA/train (side-by-side AB) or DATA/A + DATA/B, or --task on photos.
+
+    Defaults are the reference's: unet_256, batch norm, dropout, vanilla GAN, L1 100.
+    Small crops: --netG unet_32 --image-size 32.
+    """
+    _run_train("pix2pix", ctx, params)
+
+
+@train_group.command("srgan")
+@_train_common
+@click.option("--stage", type=click.Choice(["psnr", "gan"]), help="psnr: pixel loss only [psnr]; gan: from --pretrained.")
+@click.option("--scale", type=click.Choice(["2", "3", "4"]), callback=lambda c, p, v: v and int(v), help="[4]")
+@click.option("--arch", type=click.Choice(["srresnet", "rrdbnet"]), help="Generator: srresnet (SRGAN) or rrdbnet (ESRGAN) [srresnet].")
+@click.option("--width", type=int, help="Generator features [64].")
+@click.option("--num-blocks", type=int, help="Residual blocks [16 srresnet, 23 rrdbnet].")
+@click.option("--growth", type=int, help="rrdbnet growth channels [32].")
+@click.option("--channels", type=click.Choice(["1", "3"]), callback=lambda c, p, v: v and int(v), help="[3]")
+@click.option("--pixel-loss", type=click.Choice(["l1", "mse", "charbonnier"]), help="[l1]")
+@click.option("--pixel-weight", type=float, help="[1 psnr, 1e-2 gan]")
+@click.option("--perceptual-weight", type=float, help="VGG19 conv5_4 L1, stage gan [1].")
+@click.option("--gan", type=click.Choice(["vanilla", "relativistic", "lsgan", "hinge", "wgangp"]),
+              help="Adversarial loss: vanilla (SRGAN), relativistic (ESRGAN) [vanilla].")
+@click.option("--gan-weight", type=float, help="[1e-3 vanilla, 5e-3 relativistic]")
+@click.option("--d-width", type=int, help="vgg128 discriminator features [64].")
+@click.option("--pretrained", help="Stage gan: the psnr run folder or its model.safetensors.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth) [$I2I_VGG19_WEIGHTS or ~/.cache/i2i/].")
+@click.option("--lr-data", type=click.Path(file_okay=False), help="LR images matching --data's HR ones by name [made by MATLAB bicubic].")
+@click.option("--task", type=click.Choice(["sr"]), help="A plain photo folder as HR images (the default for a plain folder).")
+@click.option("--repeat", type=int, help="Visits of each image per epoch [0: at least 100 batches per epoch].")
+@click.pass_context
+def train_srgan(ctx: click.Context, **params) -> None:
+    """Super-resolution: DATA holds HR images (or DATA/HR + DATA/LR, or DATA/B + DATA/A).
+
+    --image-size is the HR patch [96 psnr, 128 gan]; LR patches are made by MATLAB bicubic.
+    Defaults (BasicSR): batch 16, Adam betas (0.9, 0.99), lr 2e-4 psnr / 1e-4 gan, cosine,
+    EMA 0.999. Stage gan: --pretrained RUN --vgg-weights FILE; --arch rrdbnet --gan
+    relativistic is ESRGAN.
+    """
+    _run_train("srgan", ctx, params)
+
+
 # --- translate / models commands -------------------------------------------
+
+
+@main.command()
+@click.argument("model")
+@click.argument("input", type=click.Path(path_type=str))
+@click.argument("output", type=click.Path(path_type=str))
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN models: which generator (default: the model's, AtoB).")
+@click.option("--ext", type=click.Choice(["png", "jpg", "same"]), default="png", show_default=True,
+              help="Output format; 'same' keeps each input's extension.")
+@click.option("--suffix", default="", help="Appended to each output's stem, e.g. _fake.")
+@click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Process large images in tiles of N pixels (0: whole images).")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Context around each tile; raise it (32-64 for ResNet generators) if seams show.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Images of one size translated together.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: bf16 where it is native and faster, else fp32.")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG/WebP quality.")
+def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
+              tile_pad: int, batch_size: int, device: str, precision: str, overwrite: bool,
+              quality: int) -> None:
+    """Translate an image or a folder tree with MODEL into OUTPUT.
+
+    MODEL is a .safetensors model file or a training run folder. INPUT is an image or a
+    folder (recursive); OUTPUT mirrors its sub-folders. Existing outputs are skipped, so
+    an interrupted run continues. Exit status 1 if any image failed.
+    """
+    from i2i.infer import load_model
+
+    translator = load_model(model, device=device, precision=precision, direction=direction)
+    summary = translator.translate_folder(
+        input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
+        overwrite=overwrite, quality=quality, progress=True,
+    )
+    if summary.failed:
+        sys.exit(1)

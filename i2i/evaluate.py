@@ -143,3 +143,86 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
     from i2i.atomic import write_text
 
     write_text(path, json.dumps(_finite_or_none(result), indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- a model's figures
+
+#: What `--lpips` / `--fid` would need; i2i computes neither itself and never downloads.
+OPTIONAL_METRICS = {
+    "lpips": "the 'lpips' package (pip install lpips) and torchvision's AlexNet weights as a local file "
+             "($TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth)",
+    "fid": "the 'torch-fidelity' package (pip install torch-fidelity) and its Inception weights as a local "
+           "file ($TORCH_HOME/hub/checkpoints/weights-inception-2015-12-05-6726825d.pth)",
+}
+
+
+def optional_metric_error(name: str) -> I2IError:
+    """The one-line error for an optional metric this install cannot compute."""
+    return UsageError(f"--{name} is not available: it needs {OPTIONAL_METRICS[name]}; "
+                      "i2i installs and downloads neither")
+
+
+def _lr_images(lr_dir: str | os.PathLike, scale: int) -> dict[str, Path]:
+    """LR files by the HR stem they belong to ('baby', 'babyx4', 'baby_x4' -> 'baby')."""
+    from i2i.data.datasets import _lr_key  # the same matching rule as training's LR folders
+    from i2i.data.io import list_images
+
+    root = Path(lr_dir)
+    if not root.is_dir():
+        raise I2IError(f"{root}: not a folder (--lr)")
+    return {_lr_key(p.stem, scale): p for p in list_images(root, recursive=False)}
+
+
+def evaluate_model(
+    model: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    scale: int | None = None,
+    *,
+    lr_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    tile: int = 0,
+) -> dict[str, Any]:
+    """A super-resolution model's PSNR-Y/SSIM-Y on a folder of HR images ("default" protocol).
+
+    Each HR image is mod-cropped to the scale; its LR is MATLAB `imresize(HR, 1/scale)` on
+    the uint8 image (or the file of `lr_dir` with the same stem, `baby`/`babyx4`/`baby_x4`);
+    the model runs through `i2i.infer.load_model`, as `i2i translate` runs it, and its
+    output, rounded to uint8, is scored with `score_pair` (Y, border `scale`). `precision`
+    defaults to fp32 so figures do not depend on the hardware's half-precision support.
+
+    Returns `summarize(...)`'s dict plus "scale", "protocol" and "model".
+    """
+    from i2i.data.io import read_image
+    from i2i.infer import load_model, resolve_model_path
+
+    path = resolve_model_path(model)
+    translator = load_model(path, device=device, precision=precision)
+    if translator.scale == 1:
+        raise UsageError(f"{path}: not a super-resolution model (its output is the input's size)")
+    if scale is None:
+        scale = translator.scale
+    if scale != translator.scale:
+        raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
+    lr_files = _lr_images(lr_dir, scale) if lr_dir is not None else None
+    per_image: dict[str, dict[str, float]] = {}
+    for hr_path in _hr_images(data_dir):
+        hr = modcrop(read_image(hr_path).pixels, scale)
+        if lr_files is None:
+            lr = imresize(hr, 1 / scale)
+        elif hr_path.stem in lr_files:
+            lr = read_image(lr_files[hr_path.stem]).pixels
+            want = (hr.shape[0] // scale, hr.shape[1] // scale)
+            if lr.shape[:2] != want:
+                raise I2IError(f"{lr_files[hr_path.stem]}: {lr.shape[1]}x{lr.shape[0]} is not its HR "
+                               f"{hr_path.name} ({hr.shape[1]}x{hr.shape[0]} after mod-crop) divided by {scale}")
+        else:
+            raise I2IError(f"{hr_path.name}: no LR image with its name in {lr_dir}")
+        sr = translator(lr, tile=tile)
+        try:
+            psnr_y, ssim_y = score_pair(sr, hr, scale)
+        except ValueError as error:  # too small for SSIM, or channels the model changed
+            raise I2IError(f"{hr_path}: {error}") from None
+        key = hr_path.stem if hr_path.stem not in per_image else hr_path.name
+        per_image[key] = {"psnr_y": psnr_y, "ssim_y": ssim_y}
+    return summarize(per_image, scale=scale, protocol="default", model=str(path))

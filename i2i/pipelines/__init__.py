@@ -1,0 +1,164 @@
+"""Pipelines: what one kind of model trains (networks, losses, one step), by name.
+
+The trainer (`i2i.train`) knows a pipeline only through the small protocol below and finds
+it through `PIPELINES`, a name -> "module:Class" table imported lazily. A new pipeline is
+one new file and one line here; nothing else imports a pipeline by name, so a broken
+pipeline cannot break the others (or `i2i --help`).
+
+The protocol (`Pipeline` is the base class with the shared parts):
+
+    class MyPipeline(Pipeline):
+        name = "mine"                  # the registry name, stored in run folders and models
+        Options = MyOptions            # dataclass: this pipeline's hyper-parameters, with the
+                                       #   reference defaults; flat, no name shared with
+                                       #   TrainConfig (config.yaml holds both side by side)
+        model_options = ("netG", ...)  # options that change the networks: --resume refuses
+                                       #   to change them
+        config_defaults = {}           # TrainConfig defaults this pipeline changes
+                                       #   (SRGAN: cosine schedule, 96 px patches, batch 16)
+        monitor = "G"                  # the loss the `plateau` schedule watches
+
+        @classmethod
+        def build_dataset(cls, options, config) -> Dataset
+            # items {"A": CHW [0, 1], "B": CHW [0, 1], ...}; the dataset's `in_channels` /
+            # `out_channels` fill options.in_channels / out_channels when those are 0.
+            # Called before the networks exist, so a wrong layout fails before any work.
+        def __init__(self, options, config, device, autocast=..., scaler=...)
+            # builds self.networks and self.optimizers (use self.adam(...)); `autocast()` is
+            # the trainer's autocast context, `scaler` its GradScaler (a pass-through unless
+            # fp16): write `self.scaler.scale(loss).backward(); self.scaler.step(opt)`; the
+            # trainer calls `scaler.update()` after each step.
+        networks: dict[str, nn.Module]        # everything trained, saved in checkpoints
+        optimizers: dict[str, Optimizer]      # the trainer schedules each one's learning rate
+        def step(self, batch) -> dict[str, Tensor | float]
+            # one optimisation step on a batch already on the device (values in [0, 1] as the
+            # dataset gives them); returns every loss term (detached scalars)
+        def sample(self, batch) -> list[Tensor]
+            # columns of a sample grid, each N x C x H x W in [0, 1] (C 1 or 3); run under
+            # no_grad with the training state (BN stats, RNG) restored afterwards by the trainer;
+            # `sample_columns` names them for the report
+        def inference_networks(self) -> dict[str, nn.Module]  # what model.safetensors holds
+        def inference_settings(self) -> dict                  # and how to use it (below)
+        def state_dict(self) -> dict; def load_state_dict(self, state) -> None
+            # extra state for checkpoints (image pools, ...); tensors and plain Python only
+
+`inference_settings()` tells `i2i translate` how to run the model file, with these keys:
+`input_range` / `output_range` ([-1, 1]: x*2-1 in, (y+1)/2 out), `directions` (direction name
+-> network name, e.g. {"AtoB": "G_A", "BtoA": "G_B"}), `default_direction`, `in_channels`,
+`out_channels`, `task` (None, "colorize", "colorize_lab", "sketch", "sr"), `color_space`
+("rgb", or "lab": input L01 = L/100, output ab01 = ab/220 + 0.5, see
+`i2i.data.sketch.lab_to_rgb`), `image_size` (the training crop), `size_multiple`.
+"""
+from __future__ import annotations
+
+import importlib
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from i2i.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: pipeline name -> "module:Class", imported on first use.
+PIPELINES: dict[str, str] = {
+    "cyclegan": "i2i.pipelines.cyclegan:CycleGAN",
+    "pix2pix": "i2i.pipelines.pix2pix:Pix2Pix",
+    "srgan": "i2i.pipelines.srgan:SRGAN",
+}
+
+
+def available() -> list[str]:
+    """The registered pipeline names."""
+    return sorted(PIPELINES)
+
+
+def get_pipeline(name: str) -> type[Pipeline]:
+    """The pipeline class registered as `name` (imported now); one-line error if unknown."""
+    if name not in PIPELINES:
+        raise UsageError(f"unknown pipeline {name!r}; available: {', '.join(available())}")
+    module, cls = PIPELINES[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+class Pipeline:
+    """Base class: the protocol's defaults and helpers every pipeline uses."""
+
+    name: ClassVar[str] = ""
+    Options: ClassVar[type] = object
+    model_options: ClassVar[tuple[str, ...]] = ()
+    config_defaults: ClassVar[dict[str, Any]] = {}
+    monitor: ClassVar[str] = "G"
+    sample_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: Any, config: Any, device: torch.device,
+                 autocast: Callable[[], Any] = _nullcontext, scaler: Any = None) -> None:
+        import torch
+
+        self.options = options
+        self.config = config
+        self.device = device
+        self.autocast = autocast
+        self.scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
+        self.networks: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    @classmethod
+    def build_dataset(cls, options: Any, config: Any):
+        raise NotImplementedError
+
+    def step(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def sample(self, batch: dict) -> list:
+        raise NotImplementedError
+
+    def inference_networks(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def inference_settings(self) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    # --- helpers -------------------------------------------------------------
+
+    def create(self, name: str, **kwargs: Any) -> nn.Module:
+        """`i2i.nn.create`, moved to the device."""
+        import i2i.nn
+
+        return i2i.nn.create(name, **kwargs).to(self.device)
+
+    def adam(self, *nets: nn.Module, lr: float | None = None):
+        """The reference optimiser: one Adam over the nets' parameters (lr, beta1, beta2 of the config)."""
+        import torch
+
+        params = chain.from_iterable(net.parameters() for net in nets)
+        return torch.optim.Adam(params, lr=lr or self.config.lr, betas=(self.config.beta1, self.config.beta2))
+
+    @staticmethod
+    def set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+        """Freeze / unfreeze nets (the reference does this around the G and D updates)."""
+        for net in nets:
+            net.requires_grad_(flag)
+
+    @staticmethod
+    def to_model_range(x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] (datasets) -> [-1, 1] (networks)."""
+        return x * 2 - 1
+
+    @staticmethod
+    def to_image_range(x: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] (networks) -> [0, 1] (images), clamped, float32."""
+        return ((x.float() + 1) / 2).clamp(0, 1)

@@ -1,0 +1,203 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation A <-> B with cycle consistency.
+
+Two generators (G_A: A -> B, G_B: B -> A), two PatchGAN discriminators (D_A judges B
+images, D_B judges A images), LSGAN, cycle weight 10 both ways, identity 0.5, a pool of 50
+past fakes for the discriminators: the reference's defaults. One `step` is the reference's
+`optimize_parameters()` operation for operation (checked against ../shared/golden/cyclegan).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from i2i.errors import UsageError
+from i2i.pipelines import Pipeline
+
+# The reference's netD names, accepted as aliases of the i2i.nn names.
+D_ALIASES = {"basic": "patchgan", "n_layers": "patchgan", "pixel": "pixelgan"}
+
+
+@dataclass
+class CycleGANOptions:
+    netG: str = "resnet_9blocks"
+    netD: str = "patchgan"
+    n_layers_D: int = 3
+    width: int = 64                 # generator width (the reference's ngf)
+    ndf: int = 64                   # discriminator width
+    norm: str = "instance"
+    dropout: bool = False
+    gan_mode: str = "lsgan"
+    lambda_A: float = 10.0          # cycle loss A -> B -> A
+    lambda_B: float = 10.0          # cycle loss B -> A -> B
+    lambda_identity: float = 0.5    # identity loss, relative to lambda_A / lambda_B
+    pool_size: int = 50
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    direction: str = "AtoB"         # BtoA swaps the two folders
+    in_channels: int = 0            # 0: from the data (3 for photos)
+    out_channels: int = 0
+
+
+class ImagePool:
+    """The reference's history of generated images (Shrivastava et al.): the first
+    `size` images are returned as they come; after that each is, with probability 1/2,
+    swapped for a random stored one (Python's `random`, as the reference)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.detach():
+            image = image.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(image)
+                out.append(image)
+            elif random.uniform(0, 1) > 0.5:
+                i = random.randint(0, self.size - 1)
+                out.append(self.images[i].clone())
+                self.images[i] = image
+            else:
+                out.append(image)
+        return torch.cat(out, 0)
+
+    def state_dict(self) -> dict:
+        return {"images": [image.cpu() for image in self.images]}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        self.images = [image.to(device) for image in state["images"]]
+
+
+class CycleGAN(Pipeline):
+    name = "cyclegan"
+    Options = CycleGANOptions
+    model_options = ("netG", "netD", "n_layers_D", "width", "ndf", "norm", "dropout", "in_channels", "out_channels")
+    monitor = "G"
+    sample_columns = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+
+    @classmethod
+    def build_dataset(cls, options: CycleGANOptions, config):
+        from i2i.data.augment import cpu_transform
+        from i2i.data.datasets import UnpairedDataset
+
+        if options.direction not in ("AtoB", "BtoA"):
+            raise UsageError(f"direction must be AtoB or BtoA, got {options.direction!r}")
+        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size, not config.no_flip)
+        # in/out channels are the generator G_A's; with BtoA its input is the trainB folder
+        c_in, c_out = options.in_channels or 3, options.out_channels or 3
+        swap = options.direction == "BtoA"
+        dataset = UnpairedDataset(config.data, "train", transform, config.serial_batches,
+                                  *((c_out, c_in) if swap else (c_in, c_out)))
+        dataset.in_channels, dataset.out_channels = c_in, c_out
+        return dataset
+
+    def __init__(self, options: CycleGANOptions, config, device: torch.device, **amp) -> None:
+        super().__init__(options, config, device, **amp)
+        o = options
+        c_in, c_out = o.in_channels or 3, o.out_channels or 3
+        if o.lambda_identity > 0 and c_in != c_out:
+            raise UsageError(f"the identity loss needs as many input as output channels ({c_in} vs {c_out}); "
+                             "use --lambda-identity 0")
+        init = {"init": o.init_type, "init_gain": o.init_gain}
+        gen = {"width": o.width, "norm": o.norm, "dropout": o.dropout, **init}
+        net_d = D_ALIASES.get(o.netD, o.netD)
+        disc = {"width": o.ndf, "norm": o.norm, **init}
+        if net_d == "patchgan":
+            disc["n_layers"] = o.n_layers_D
+        self.G_A = self.create(o.netG, in_channels=c_in, out_channels=c_out, **gen)
+        self.G_B = self.create(o.netG, in_channels=c_out, out_channels=c_in, **gen)
+        self.D_A = self.create(net_d, in_channels=c_out, **disc)
+        self.D_B = self.create(net_d, in_channels=c_in, **disc)
+        self.networks = {"G_A": self.G_A, "G_B": self.G_B, "D_A": self.D_A, "D_B": self.D_B}
+        self.optimizers = {"G": self.adam(self.G_A, self.G_B), "D": self.adam(self.D_A, self.D_B)}
+        from i2i.losses import GANLoss
+
+        self.gan = GANLoss(o.gan_mode).to(device)
+        self.fake_A_pool = ImagePool(o.pool_size)
+        self.fake_B_pool = ImagePool(o.pool_size)
+
+    def _inputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = ("A", "B") if self.options.direction == "AtoB" else ("B", "A")
+        return self.to_model_range(batch[a]), self.to_model_range(batch[b])
+
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        o, gan, scaler = self.options, self.gan, self.scaler
+        G_A, G_B, D_A, D_B = self.G_A, self.G_B, self.D_A, self.D_B
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        real_A, real_B = self._inputs(batch)
+        with self.autocast():
+            fake_B = G_A(real_A)
+            rec_A = G_B(fake_B)
+            fake_A = G_B(real_B)
+            rec_B = G_A(fake_A)
+
+        # generators, with the discriminators frozen
+        self.set_requires_grad([D_A, D_B], False)
+        opt_G.zero_grad()
+        with self.autocast():
+            if o.lambda_identity > 0:
+                loss_idt_A = F.l1_loss(G_A(real_B), real_B) * o.lambda_B * o.lambda_identity
+                loss_idt_B = F.l1_loss(G_B(real_A), real_A) * o.lambda_A * o.lambda_identity
+            else:
+                loss_idt_A = loss_idt_B = real_A.new_zeros(())
+            loss_G_A = gan(D_A(fake_B), True, for_discriminator=False)
+            loss_G_B = gan(D_B(fake_A), True, for_discriminator=False)
+            loss_cycle_A = F.l1_loss(rec_A, real_A) * o.lambda_A
+            loss_cycle_B = F.l1_loss(rec_B, real_B) * o.lambda_B
+            loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
+        scaler.scale(loss_G).backward()
+        scaler.step(opt_G)
+
+        # discriminators, on fakes from the generators before their update (through the pools)
+        self.set_requires_grad([D_A, D_B], True)
+        opt_D.zero_grad()
+        with self.autocast():
+            pooled_B = self.fake_B_pool.query(fake_B.detach())
+            loss_D_A = 0.5 * (gan(D_A(real_B), True) + gan(D_A(pooled_B), False)) + gan.penalty(D_A, real_B, pooled_B)
+        scaler.scale(loss_D_A).backward()
+        with self.autocast():
+            pooled_A = self.fake_A_pool.query(fake_A.detach())
+            loss_D_B = 0.5 * (gan(D_B(real_A), True) + gan(D_B(pooled_A), False)) + gan.penalty(D_B, real_A, pooled_A)
+        scaler.scale(loss_D_B).backward()
+        scaler.step(opt_D)
+
+        losses = {"G_A": loss_G_A, "G_B": loss_G_B, "cycle_A": loss_cycle_A, "cycle_B": loss_cycle_B,
+                  "idt_A": loss_idt_A, "idt_B": loss_idt_B, "D_A": loss_D_A, "D_B": loss_D_B, "G": loss_G}
+        return {k: v.detach() for k, v in losses.items()}
+
+    def sample(self, batch: dict) -> list[torch.Tensor]:
+        real_A, real_B = self._inputs(batch)
+        with self.autocast():
+            fake_B = self.G_A(real_A)
+            rec_A = self.G_B(fake_B)
+            fake_A = self.G_B(real_B)
+            rec_B = self.G_A(fake_A)
+        return [self.to_image_range(x) for x in (real_A, fake_B, rec_A, real_B, fake_A, rec_B)]
+
+    def inference_networks(self) -> dict[str, torch.nn.Module]:
+        return {"G_A": self.G_A, "G_B": self.G_B}
+
+    def inference_settings(self) -> dict:
+        o = self.options
+        # G_A translates the folder named by the direction's first letter into the other one
+        directions = {"AtoB": "G_A", "BtoA": "G_B"} if o.direction == "AtoB" else {"AtoB": "G_B", "BtoA": "G_A"}
+        return {
+            "input_range": [-1, 1], "output_range": [-1, 1],
+            "directions": directions, "default_direction": "AtoB",
+            "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
+            "task": None, "color_space": "rgb",
+            "image_size": self.config.image_size, "size_multiple": self.G_A.size_multiple,
+        }
+
+    def state_dict(self) -> dict:
+        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
+        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

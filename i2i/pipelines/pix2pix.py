@@ -1,0 +1,152 @@
+"""pix2pix (Isola et al. 2017): paired translation with a conditional GAN and L1.
+
+A U-Net generator and a PatchGAN that judges (input, output) pairs concatenated on the
+channel axis; vanilla GAN loss, L1 weight 100, batch norm, dropout in the generator: the
+reference's defaults. One `step` is the reference's `optimize_parameters()`: D first
+(fake pair, then real pair, loss * 0.5), then G against the updated D (checked against
+../shared/golden/cyclegan).
+
+Data: a paired layout (side-by-side AB images in train/, or A/ and B/ matched by name),
+or a plain folder of photos with `task` deriving the pairs: `colorize` (gray -> colour),
+`colorize_lab` (the reference's colorization model: L -> ab in Lab), `sketch`
+(photo -> pencil sketch).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from i2i.errors import UsageError
+from i2i.pipelines import Pipeline
+from i2i.pipelines.cyclegan import D_ALIASES
+
+TASKS = ("", "colorize", "colorize_lab", "sketch")
+
+
+@dataclass
+class Pix2PixOptions:
+    netG: str = "unet_256"
+    netD: str = "patchgan"
+    n_layers_D: int = 3
+    width: int = 64                 # generator width (the reference's ngf)
+    ndf: int = 64                   # discriminator width
+    norm: str = "batch"
+    dropout: bool = True            # the reference's pix2pix default (no --no_dropout)
+    gan_mode: str = "vanilla"
+    lambda_L1: float = 100.0
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    direction: str = "AtoB"         # BtoA: learn B -> A from the same pairs
+    task: str = ""                  # "", colorize, colorize_lab, sketch: pairs derived from photos
+    in_channels: int = 0            # 0: from the data / task
+    out_channels: int = 0
+
+
+class Pix2Pix(Pipeline):
+    name = "pix2pix"
+    Options = Pix2PixOptions
+    model_options = ("netG", "netD", "n_layers_D", "width", "ndf", "norm", "dropout", "task",
+                     "in_channels", "out_channels")
+    monitor = "G"
+    sample_columns = ("input", "output", "target")
+
+    @classmethod
+    def build_dataset(cls, options: Pix2PixOptions, config):
+        from i2i.data.augment import cpu_transform
+        from i2i.data.datasets import DerivedDataset, PairedDataset
+
+        if options.task not in TASKS:
+            raise UsageError(f"unknown task {options.task!r}; choose colorize, colorize_lab or sketch")
+        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size, not config.no_flip)
+        if options.task:
+            if options.direction != "AtoB":
+                raise UsageError(f"--task {options.task} sets the direction; drop --direction {options.direction}")
+            dataset = DerivedDataset(config.data, options.task, transform)
+            for side in ("in_channels", "out_channels"):
+                wanted = getattr(options, side)
+                if wanted and wanted != getattr(dataset, side):
+                    raise UsageError(f"--task {options.task} has {side.replace('_', ' ')} "
+                                     f"{getattr(dataset, side)}, not {wanted}")
+            return dataset
+        return PairedDataset(config.data, "train", transform, options.direction,
+                             options.in_channels or 3, options.out_channels or 3)
+
+    def __init__(self, options: Pix2PixOptions, config, device: torch.device, **amp) -> None:
+        super().__init__(options, config, device, **amp)
+        o = options
+        c_in, c_out = o.in_channels or 3, o.out_channels or 3
+        init = {"init": o.init_type, "init_gain": o.init_gain}
+        net_d = D_ALIASES.get(o.netD, o.netD)
+        disc = {"width": o.ndf, "norm": o.norm, **init}
+        if net_d == "patchgan":
+            disc["n_layers"] = o.n_layers_D
+        self.G = self.create(o.netG, in_channels=c_in, out_channels=c_out, width=o.width, norm=o.norm,
+                             dropout=o.dropout, **init)
+        self.D = self.create(net_d, in_channels=c_in + c_out, **disc)
+        self.networks = {"G": self.G, "D": self.D}
+        self.optimizers = {"G": self.adam(self.G), "D": self.adam(self.D)}
+        from i2i.losses import GANLoss
+
+        self.gan = GANLoss(o.gan_mode).to(device)
+
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        gan, scaler, G, D = self.gan, self.scaler, self.G, self.D
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        real_A, real_B = self.to_model_range(batch["A"]), self.to_model_range(batch["B"])
+        with self.autocast():
+            fake_B = G(real_A)
+
+        # discriminator: the fake pair first, then the real one (order matters for BatchNorm)
+        self.set_requires_grad([D], True)
+        opt_D.zero_grad()
+        with self.autocast():
+            fake_AB = torch.cat((real_A, fake_B), 1)
+            real_AB = torch.cat((real_A, real_B), 1)
+            loss_D_fake = gan(D(fake_AB.detach()), False)
+            loss_D_real = gan(D(real_AB), True)
+            loss_D = (loss_D_fake + loss_D_real) * 0.5 + gan.penalty(D, real_AB, fake_AB.detach())
+        scaler.scale(loss_D).backward()
+        scaler.step(opt_D)
+
+        # generator, against the updated discriminator
+        self.set_requires_grad([D], False)
+        opt_G.zero_grad()
+        with self.autocast():
+            loss_G_GAN = gan(D(fake_AB), True, for_discriminator=False)
+            loss_G_L1 = F.l1_loss(fake_B, real_B) * self.options.lambda_L1
+            loss_G = loss_G_GAN + loss_G_L1
+        scaler.scale(loss_G).backward()
+        scaler.step(opt_G)
+
+        losses = {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "D_real": loss_D_real, "D_fake": loss_D_fake,
+                  "D": loss_D, "G": loss_G}
+        return {k: v.detach() for k, v in losses.items()}
+
+    def sample(self, batch: dict) -> list[torch.Tensor]:
+        # the generator in train mode, as the reference's test.py runs it (BatchNorm on the
+        # batch's own statistics); the trainer restores BN statistics and RNG afterwards
+        with self.autocast():
+            fake = self.to_image_range(self.G(self.to_model_range(batch["A"])))
+        real_A, real_B = batch["A"].float(), batch["B"].float()
+        if self.options.task == "colorize_lab":
+            from i2i.data.sketch import lab_to_rgb
+
+            return [real_A, lab_to_rgb(real_A, fake), lab_to_rgb(real_A, real_B)]
+        return [real_A, fake, real_B]
+
+    def inference_networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G}
+
+    def inference_settings(self) -> dict:
+        o = self.options
+        return {
+            "input_range": [-1, 1], "output_range": [-1, 1],
+            "directions": {o.direction: "G"}, "default_direction": o.direction,
+            "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
+            "task": o.task or None, "color_space": "lab" if o.task == "colorize_lab" else "rgb",
+            "image_size": self.config.image_size, "size_multiple": self.G.size_multiple,
+            # the reference's test.py runs the generator in train mode (batch statistics)
+            "batchnorm_at_test": "batch_stats" if o.norm == "batch" else None,
+        }

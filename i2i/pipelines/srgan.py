@@ -1,0 +1,326 @@
+"""SRGAN / ESRGAN super-resolution: a PSNR-oriented stage, then a GAN stage from it.
+
+Two stages, as SRGAN (Ledig et al. 2017) and ESRGAN (Wang et al. 2018) train:
+
+* `psnr` (default): SRResNet (BasicSR's MSRResNet; `arch="rrdbnet"` for ESRGAN's RRDBNet)
+  trained with an L1 (or MSE / Charbonnier) pixel loss.
+* `gan`: starts from a `psnr` model (`pretrained`: a run folder or its model file) and adds
+  VGG19 conv5_4 perceptual loss (L1, weights from a local file) and an adversarial loss
+  with the VGG-style discriminator `vgg128` (128x128 HR patches, or 256x256).
+  Weights are BasicSR's SRGAN recipe -- pixel L1 1e-2, perceptual 1 -- with the SRGAN
+  paper's adversarial weight 1e-3 (BasicSR/mmagic use 5e-3; `gan_weight` sets it).
+  `gan="relativistic"` (with `arch="rrdbnet"`: the ESRGAN recipe) uses the relativistic
+  average GAN with weight 5e-3. The G and D steps follow BasicSR's `SRGANModel` /
+  `ESRGANModel` (G first, then D on the same output; D losses not halved, except the
+  relativistic halves).
+
+Optimiser: Adam with betas (0.9, 0.99), as BasicSR trains every SR model (the reference's
+(0.5, 0.999) are CycleGAN's GAN betas); lr 2e-4 for `psnr`, 1e-4 for `gan` (BasicSR);
+cosine schedule; EMA 0.999 of the generator (the model file gets the EMA weights).
+
+Data: HR patches of `image_size` pixels (96 for `psnr`, 128 for `gan` by default) cut at
+scale-aligned positions; the LR is made per patch by the MATLAB-exact bicubic on the
+uint8 patch (`i2i.data.datasets.SRDataset`), with random flips and 90-degree rotations.
+Layouts: a plain folder of HR images (also `task="sr"`), `DATA/HR` + `DATA/LR` (BasicSR;
+`LR/X4` taken when it exists), `DATA/B` (HR) + `DATA/A` (LR) as `i2i data derive sr`
+writes, or `lr_data` naming the LR folder. Images stay in [0, 1] inside the SR networks.
+
+Nothing here imports kornia or albumentations: `i2i train srgan` runs without them.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from i2i.errors import I2IError, UsageError
+from i2i.pipelines import Pipeline
+
+STAGES = ("psnr", "gan")
+ARCHS = ("srresnet", "rrdbnet")
+SCALES = (2, 3, 4)
+GANS = ("vanilla", "lsgan", "hinge", "wgangp", "relativistic")
+DEFAULT_PATCH = {"psnr": 96, "gan": 128}   # HR pixels; vgg128 takes 128 (or 256)
+DEFAULT_LR = {"psnr": 2e-4, "gan": 1e-4}   # BasicSR's MSRResNet / MSRGAN
+MIN_BATCHES_PER_EPOCH = 100                # small folders are repeated up to this
+
+
+@dataclass
+class SRGANOptions:
+    stage: str = "psnr"             # psnr (pixel loss only) or gan (from a psnr model)
+    scale: int = 4                  # 2, 3 or 4
+    arch: str = "srresnet"          # srresnet (SRGAN) or rrdbnet (ESRGAN)
+    width: int = 64                 # generator features
+    num_blocks: int = 0             # 0: the network's default (16 srresnet, 23 rrdbnet)
+    growth: int = 32                # rrdbnet's dense growth channels
+    channels: int = 3               # 3 (RGB) or 1 (gray)
+    pixel_loss: str = "l1"          # l1, mse or charbonnier
+    pixel_weight: float | None = None       # None: 1 (psnr), 1e-2 (gan)
+    perceptual_weight: float = 1.0  # gan stage: VGG19 conv5_4 L1
+    gan: str = "vanilla"            # vanilla (SRGAN), relativistic (ESRGAN), lsgan, hinge, wgangp
+    gan_weight: float | None = None          # None: 1e-3 (SRGAN), 5e-3 (relativistic)
+    d_width: int = 64               # vgg128 discriminator features
+    pretrained: str = ""            # gan stage: psnr run folder or model.safetensors
+    vgg_weights: str = ""           # "": $I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth
+    lr_data: str = ""               # LR folder matching --data's HR images (else made by bicubic)
+    task: str = ""                  # "" or "sr" (a plain photo folder; the same as "")
+    repeat: int = 0                 # times an epoch visits each image; 0: >= 100 batches per epoch
+
+
+class SRGAN(Pipeline):
+    name = "srgan"
+    Options = SRGANOptions
+    model_options = ("stage", "scale", "arch", "width", "num_blocks", "growth", "channels", "d_width")
+    config_defaults = {
+        "image_size": 0,            # 0: DEFAULT_PATCH of the stage (HR pixels)
+        "lr": 0.0,                  # 0: DEFAULT_LR of the stage
+        "beta1": 0.9,
+        "beta2": 0.99,
+        "lr_policy": "cosine",
+        "batch_size": 16,
+        "ema": 0.999,
+    }
+    monitor = "G"
+    sample_columns = ("LR", "SR", "HR")
+
+    # ------------------------------------------------------------------ settings and data
+
+    @classmethod
+    def resolve(cls, options: SRGANOptions, config, quiet: bool = False) -> None:
+        """Check the options and fill the stage's defaults in place (one-line errors).
+
+        Stage gan takes the generator's architecture from the pretrained model file, so
+        `arch`, `width`, `num_blocks`, `growth`, `scale` and `channels` become its values.
+        """
+        o = options
+        _choice("stage", o.stage, STAGES)
+        _choice("gan", o.gan, GANS)
+        _choice("task", o.task, ("", "sr"))
+        for name in ("pixel_weight", "gan_weight"):  # None: the recipe's; YAML may give "1e-2"
+            value = getattr(o, name)
+            if value is not None:
+                try:
+                    setattr(o, name, float(value))
+                except (TypeError, ValueError):
+                    raise UsageError(f"srgan: {name} must be a number, got {value!r}") from None
+        if o.stage == "gan":
+            pretrained = _adopt_pretrained(o)
+            path = _vgg_path(o)
+            if o.perceptual_weight > 0 and not path.is_file():
+                raise I2IError(
+                    f"VGG19 weights not found at {path}: stage gan needs them for the perceptual loss; "
+                    f"pass --vgg-weights FILE (torchvision's vgg19-dcbb9e9d.pth) or set $I2I_VGG19_WEIGHTS "
+                    f"(i2i never downloads them)")
+        _choice("scale", o.scale, SCALES)
+        _choice("arch", o.arch, ARCHS)
+        _choice("channels", o.channels, (1, 3))
+        if not config.image_size:
+            config.image_size = DEFAULT_PATCH[o.stage]
+        if not config.lr:
+            config.lr = DEFAULT_LR[o.stage]
+        patch = config.image_size
+        if patch % o.scale:
+            raise UsageError(f"--image-size {patch} (the HR patch) is not a multiple of the scale {o.scale}")
+        if o.arch == "rrdbnet" and o.scale == 2 and (patch // o.scale) % 2:
+            raise UsageError(f"rrdbnet x2 needs even LR patches; --image-size {patch} gives {patch // o.scale}")
+        if o.stage == "gan" and patch not in (128, 256):
+            raise UsageError(f"stage gan: the vgg128 discriminator takes 128x128 (or 256x256) HR patches; "
+                             f"--image-size {patch} is neither")
+        if o.stage == "gan" and not quiet:
+            print(f"srgan gan: generator from {pretrained}: {o.arch}, width {o.width}, "
+                  f"{o.num_blocks or 'default'} blocks, x{o.scale}, {o.channels} channels", file=sys.stderr)
+
+    @classmethod
+    def build_dataset(cls, options: SRGANOptions, config):
+        from i2i.data.datasets import SRDataset
+
+        cls.resolve(options, config)
+        hr_root, lr_root = _layout(Path(config.data), options)
+        dataset = SRDataset(hr_root, options.scale, config.image_size, lr_root,
+                            augment=not config.no_flip, cache=True, channels=options.channels)
+        n = len(dataset.items)
+        dataset.repeat = options.repeat or max(1, math.ceil(MIN_BATCHES_PER_EPOCH * config.batch_size / n))
+        return dataset
+
+    # ------------------------------------------------------------------ networks
+
+    def __init__(self, options: SRGANOptions, config, device: torch.device, **amp) -> None:
+        super().__init__(options, config, device, **amp)
+        from i2i.losses import GANLoss, PerceptualLoss, PixelLoss
+
+        o = options
+        self.resolve(o, config, quiet=True)  # idempotent; `train` called it in build_dataset
+        gen = {"in_channels": o.channels, "out_channels": o.channels, "width": o.width, "scale": o.scale}
+        if o.num_blocks:
+            gen["num_blocks"] = o.num_blocks
+        if o.arch == "rrdbnet":
+            gen["growth"] = o.growth
+        self.G = self.create(o.arch, **gen)
+        self.pixel = PixelLoss(o.pixel_loss)
+        self.pixel_weight = o.pixel_weight if o.pixel_weight is not None else (1.0 if o.stage == "psnr" else 1e-2)
+        self.networks = {"G": self.G}
+        self.optimizers = {"G": self.adam(self.G)}
+        if o.stage == "gan":
+            from i2i.checkpoint import load_model
+
+            pretrained = load_model(_pretrained_path(o.pretrained), names=["G"]).networks["G"]
+            self.G.load_state_dict(pretrained.state_dict())
+            self.D = self.create("vgg128", in_channels=o.channels, width=o.d_width, input_size=config.image_size)
+            self.networks["D"] = self.D
+            self.optimizers["D"] = self.adam(self.D)
+            self.gan = GANLoss("vanilla" if o.gan == "relativistic" else o.gan).to(device)
+            self.gan_weight = o.gan_weight if o.gan_weight is not None else (5e-3 if o.gan == "relativistic" else 1e-3)
+            self.perceptual = None
+            if o.perceptual_weight > 0:
+                self.perceptual = PerceptualLoss(_vgg_path(o), layer="conv5_4", before_activation=True,
+                                                 criterion="l1", input_range=(0.0, 1.0)).to(device)
+
+    # ------------------------------------------------------------------ one step
+
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        if self.options.stage == "psnr":
+            return self._step_psnr(batch["A"], batch["B"])
+        return self._step_gan(batch["A"], batch["B"])
+
+    def _step_psnr(self, lr_img: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        opt = self.optimizers["G"]
+        opt.zero_grad(set_to_none=True)
+        with self.autocast():
+            sr = self.G(lr_img)
+        loss = self.pixel(sr.float(), hr) * self.pixel_weight
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        return {"pixel": loss.detach(), "G": loss.detach()}
+
+    def _step_gan(self, lr_img: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        from i2i.losses import relativistic_loss
+
+        G, D, gan, scaler = self.G, self.D, self.gan, self.scaler
+        opt_G, opt_D = self.optimizers["G"], self.optimizers["D"]
+        relativistic = self.options.gan == "relativistic"
+
+        # generator: pixel + perceptual + adversarial, the discriminator frozen
+        self.set_requires_grad([D], False)
+        opt_G.zero_grad(set_to_none=True)
+        with self.autocast():
+            sr = G(lr_img)
+            fake_pred = D(sr).float()
+            if relativistic:  # ESRGAN: real judged against fake and fake against real
+                adversarial = relativistic_loss(D(hr).float().detach(), fake_pred, for_discriminator=False)
+            else:
+                adversarial = gan(fake_pred, True, for_discriminator=False)
+        zero = hr.new_zeros(())
+        pixel = self.pixel(sr.float(), hr) * self.pixel_weight if self.pixel_weight > 0 else zero
+        perceptual = zero
+        if self.perceptual is not None:
+            with self.autocast():
+                perceptual = self.perceptual(_rgb(sr), _rgb(hr)).float() * self.options.perceptual_weight
+        adversarial = adversarial * self.gan_weight
+        loss_G = pixel + perceptual + adversarial
+        scaler.scale(loss_G).backward()
+        scaler.step(opt_G)
+
+        # discriminator on the same output, detached
+        self.set_requires_grad([D], True)
+        opt_D.zero_grad(set_to_none=True)
+        fake = sr.detach()
+        with self.autocast():
+            real_pred, fake_pred = D(hr).float(), D(fake).float()
+            if relativistic:  # BasicSR's ESRGAN: each half sees the other's mean as a constant
+                loss_real = 0.5 * gan(real_pred - fake_pred.detach().mean(), True)
+                loss_fake = 0.5 * gan(fake_pred - real_pred.detach().mean(), False)
+            else:
+                loss_real, loss_fake = gan(real_pred, True), gan(fake_pred, False)
+            loss_D = loss_real + loss_fake + gan.penalty(D, hr, fake)
+        scaler.scale(loss_D).backward()
+        scaler.step(opt_D)
+
+        losses = {"pixel": pixel, "perceptual": perceptual, "G_GAN": adversarial, "G": loss_G,
+                  "D_real": loss_real, "D_fake": loss_fake, "D": loss_D}
+        return {k: v.detach() for k, v in losses.items()}
+
+    # ------------------------------------------------------------------ samples and model file
+
+    def sample(self, batch: dict) -> list[torch.Tensor]:
+        with self.autocast():
+            sr = self.G(batch["A"])
+        return [batch["A"].float(), sr.float().clamp(0, 1), batch["B"].float()]
+
+    def inference_networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G}
+
+    def inference_settings(self) -> dict:
+        o = self.options
+        return {
+            "range": "0,1", "input_range": [0, 1], "output_range": [0, 1],
+            "scale": o.scale, "stage": o.stage, "task": "sr",
+            "directions": {"AtoB": "G"}, "default_direction": "AtoB",
+            "in_channels": o.channels, "out_channels": o.channels, "color_space": "rgb",
+            "image_size": self.config.image_size // o.scale,  # the LR training patch
+            "size_multiple": self.G.size_multiple,
+        }
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _choice(what: str, value: object, choices: tuple) -> None:
+    if value not in choices:
+        raise UsageError(f"srgan: {what} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+def _rgb(x: torch.Tensor) -> torch.Tensor:
+    """Gray -> 3 channels for the VGG19 (an ImageNet network)."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _vgg_path(options: SRGANOptions) -> Path:
+    from i2i.losses import vgg19_weights_path
+
+    return vgg19_weights_path(options.vgg_weights or None)
+
+
+def _pretrained_path(text: str) -> Path:
+    """A run folder, a model file or a zoo name -> the model file (as `i2i translate` finds it)."""
+    from i2i.infer import resolve_model_path
+
+    return resolve_model_path(text)
+
+
+def _adopt_pretrained(options: SRGANOptions) -> Path:
+    """Stage gan: check `pretrained` is an srgan model and take its generator's architecture."""
+    from i2i.checkpoint import read_metadata
+
+    if not options.pretrained:
+        raise UsageError("stage gan starts from a psnr model: give --pretrained RUN (a psnr run folder "
+                         "or its model.safetensors)")
+    path = _pretrained_path(options.pretrained)
+    meta = read_metadata(path)
+    arch = dict(meta["networks"].get("G") or {})
+    if meta["pipeline"] != "srgan" or arch.get("name") not in ARCHS:
+        raise UsageError(f"--pretrained {path} is a {meta['pipeline']} model, not an srgan generator")
+    options.arch = arch["name"]
+    options.scale = int(arch.get("scale", 4))
+    options.width = int(arch.get("width", 64))
+    options.num_blocks = int(arch.get("num_blocks", 0))
+    options.growth = int(arch.get("growth", options.growth))
+    options.channels = int(arch.get("in_channels", 3))
+    return path
+
+
+def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None]:
+    """(HR folder, LR folder or None): `lr_data`, DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A, or DATA."""
+    if not root.is_dir():
+        raise UsageError(f"{root}/ does not exist or is not a folder")
+    if options.lr_data:
+        return root, Path(options.lr_data)
+    for hr_name, lr_name in (("HR", "LR"), ("B", "A")):
+        if (root / hr_name).is_dir():
+            lr = root / lr_name
+            if (lr / f"X{options.scale}").is_dir():
+                lr = lr / f"X{options.scale}"
+            return root / hr_name, (lr if lr.is_dir() else None)
+    return root, None
