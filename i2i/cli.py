@@ -345,9 +345,10 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
               quality: int) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
-    MODEL is a .safetensors model file or a training run folder. INPUT is an image or a
-    folder (recursive); OUTPUT mirrors its sub-folders. Existing outputs are skipped, so
-    an interrupted run continues. Exit status 1 if any image failed.
+    MODEL is a .safetensors model file, a training run folder or a pretrained model name.
+    INPUT is an image or a folder (recursive); OUTPUT mirrors its sub-folders (or, for one
+    image, may name the output file). Existing outputs are skipped, so an interrupted run
+    continues. Exit status 1 if any image failed.
     """
     from i2i.infer import load_model
 
@@ -358,3 +359,18 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     )
     if summary.failed:
         sys.exit(1)
+
+
+# --- demo --------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where the page and runs go.")
+@click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1), help="Training steps per model.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
+def demo(out: str, steps: int, device: str, overwrite: bool) -> None:
+    """Train photo->sketch and gray->colour on the shipped sample photos, translate, write a page."""
+    from i2i.demo import run_demo
+
+    run_demo(out, steps=steps, device=device, overwrite=overwrite)

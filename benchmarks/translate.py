@@ -1,0 +1,180 @@
+"""Folder inference speed and memory: `Translator.translate_folder`, disk to disk.
+
+    python benchmarks/translate.py [--images 100] [--size 256] [--batch-size 1] [--device cpu]
+                                   [--peak-size 4096] [--tile 512] [--skip-speed] [--skip-peak]
+
+1. images/s for resnet_9blocks (width 64, random init) on the CPU, `--images` PNGs of
+   `--size` px generated in a temp folder, read and written as files (decode ahead and
+   write behind included), for fp32, fp32 + channels_last, bf16, bf16 + channels_last and
+   what precision="auto" picks, side by side. Target: <= 0.09 s per image (the reference
+   test.py: 0.354 s per image plus ~4 s start-up).
+   "model only" is the network alone (best of 5), a floor that other load does not move.
+2. `i2i --help` start-up (best of 5). Target: < 2 s.
+3. Peak RSS (ru_maxrss of a fresh subprocess) translating one `--peak-size` square image
+   with `--tile`. Target: < 4 GiB.
+
+Prints the CPU model: on a shared machine, rerun before comparing numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def picture(size: int, seed: int) -> np.ndarray:
+    """A smooth picture with noise: PNG sizes like a photo's, not like flat colour."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + rng.uniform(0, 40, 3)
+    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+
+
+def make_net():
+    import torch
+
+    import i2i.nn
+
+    torch.manual_seed(0)
+    return i2i.nn.init_weights(i2i.nn.create("resnet_9blocks", width=64, norm="instance"), "normal", 0.02)
+
+
+def speed(args: argparse.Namespace, work: Path) -> None:
+    import torch
+
+    from i2i.data.io import write_image
+    from i2i.infer import Translator
+
+    src, warm = work / "in", work / "warm"
+    for i in range(args.images):
+        write_image(src / f"{i:04d}.png", picture(args.size, i))
+    for i in range(3):
+        write_image(warm / f"{i}.png", picture(args.size, 1000 + i))
+    print(f"{args.images} PNGs of {args.size}x{args.size}, batch size {args.batch_size}, "
+          f"device {args.device}, {torch.get_num_threads()} torch threads")
+    print(f"{'config':<24} {'s/image':>8} {'images/s':>9} {'model only':>11}")
+    configs = [("fp32", "fp32", False), ("fp32 + channels_last", "fp32", True),
+               ("bf16", "bf16", False), ("bf16 + channels_last", "bf16", True), ("auto", "auto", None)]
+    if args.device != "cpu":
+        configs[-1:-1] = [("fp16", "fp16", False), ("fp16 + channels_last", "fp16", True)]
+    for label, precision, channels_last in configs:
+        try:
+            translator = Translator(make_net(), device=args.device, precision=precision, channels_last=channels_last)
+        except Exception as error:  # e.g. no bf16 on this CPU
+            print(f"{label:<24} skipped: {error}")
+            continue
+        dst = work / "out"
+        translator.translate_folder(warm, work / "warm-out", batch_size=args.batch_size, overwrite=True,
+                                    progress=False)  # kernels built, `auto` decided
+        summary = translator.translate_folder(src, dst, batch_size=args.batch_size, overwrite=True, progress=False)
+        assert summary.done == args.images and summary.failed == 0, summary
+        if precision == "auto":  # decided at the first image
+            label = f"auto ({translator.precision}{' + cl' if translator.channels_last else ''})"
+        per_image = summary.seconds / summary.done
+        print(f"{label:<24} {per_image:8.3f} {1 / per_image:9.2f} {model_seconds(translator, args):11.3f}",
+              flush=True)
+
+
+def model_seconds(translator, args: argparse.Namespace) -> float:
+    """The network alone on one batch, best of 5: a floor that load from other processes
+    does not move (the folder time above includes decoding, encoding and any such load)."""
+    import torch
+
+    x = torch.rand(args.batch_size, 3, args.size, args.size)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        translator.translate_tensor(x)
+        if translator.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best / args.batch_size
+
+
+def startup() -> None:
+    script = shutil.which("i2i") or str(Path(sys.executable).with_name("i2i"))
+    command = [script] if Path(script).is_file() else [sys.executable, "-m", "i2i"]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([*command, "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    name = " ".join(Path(c).name for c in command)
+    print(f"{name} --help start-up: {min(times):.2f} s (best of 5; median {sorted(times)[2]:.2f} s)")
+
+
+def peak(args: argparse.Namespace, work: Path) -> None:
+    from i2i.data.io import write_image
+
+    image = work / "big" / "big.png"
+    write_image(image, picture(args.peak_size, 0))
+    start = time.perf_counter()
+    run = subprocess.run([sys.executable, __file__, "--peak-child", str(image), "--tile", str(args.tile)],
+                         check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    print(f"peak RSS, {args.peak_size}x{args.peak_size} with tile {args.tile}: {run.stdout.strip()} "
+          f"({seconds:.0f} s)")
+
+
+def peak_child(image: Path, tile: int) -> None:
+    """Runs in a fresh process, so ru_maxrss is this case's peak only."""
+    from i2i.infer import Translator
+
+    translator = Translator(make_net(), device="cpu")
+    summary = translator.translate_folder(image, image.parent / "out", tile=tile, tile_pad=32, progress=False)
+    assert summary.done == 1, summary
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(f"{kib / 2**20:.2f} GiB [{translator.precision}{' + cl' if translator.channels_last else ''}]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="for the speed table (start-up and peak RSS: CPU)")
+    parser.add_argument("--peak-size", type=int, default=4096)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-peak", action="store_true")
+    parser.add_argument("--peak-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_child:
+        peak_child(args.peak_child, args.tile)
+        return
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
+    if args.device.startswith("cuda"):
+        import torch
+
+        print(f"GPU: {torch.cuda.get_device_name(args.device)}")
+    startup()
+    with tempfile.TemporaryDirectory(prefix="i2i-bench-") as folder:
+        work = Path(folder)
+        if not args.skip_speed:
+            speed(args, work)
+        if not args.skip_peak:
+            peak(args, work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,740 @@
+"""Inference: a trained generator applied to images, arrays, tensors and whole folders.
+
+    translator = i2i.load_model("runs/horse2zebra", direction="AtoB")
+    zebra = translator(PIL.Image.open("horse.jpg"))               # PIL in, PIL out
+    translator.translate_folder("photos/", "zebras/", tile=512)   # what `i2i translate` runs
+
+What a model file's `settings` mean here (the pipelines' `inference_settings()`, see
+i2i/pipelines/__init__.py; missing keys get the defaults in brackets):
+
+    input_range, output_range  [lo, hi] of the network's pixels; [0, 1] images map linearly
+                               ([-1, 1] for cyclegan and pix2pix: x*2-1 in, (y+1)/2 out;
+                               [0, 1] for srgan, as BasicSR)
+    directions                 direction -> network name ({"AtoB": "G_A", "BtoA": "G_B"} when
+                               the file holds G_A and G_B; {"AtoB": "G"} for one generator)
+    default_direction          used when no direction is asked for ["AtoB"]
+    color_space                "rgb", or "lab" (colorization as the reference's: the net takes
+                               L01 = L/100 and returns ab01 = ab/220 + 0.5, both through the
+                               ranges above, i.e. L/50 - 1 in and ab/110 out for [-1, 1]; the
+                               output is the input's L with the predicted ab) ["rgb"]
+    task                       "sr" keeps gray images gray (also implied by scale > 1) [None]
+
+Sizes. Any input size works, 1x1 included: the image is padded at the bottom/right to the
+network's `size_multiple` (reflect, or replicate where the image is too small to reflect)
+and the output cropped back, so it has the input's size times the network's `scale`.
+
+Tiles (`tile`, `tile_pad`), as Real-ESRGAN does: the output is cut into non-overlapping
+tile x tile regions; each is computed from its input region grown by `tile_pad` pixels on
+every side, and only the region's own pixels are kept. A pixel is exact whenever the
+network's receptive field around it fits within `tile_pad` (tile grids are aligned to the
+size multiple, so strided convolutions see the same sampling grid). We chose this over
+overlapping tiles with a linear blending window after measuring both (resnet_6blocks,
+BatchNorm in eval mode, 160x160, tile 64; max |tiled - untiled|):
+
+    tile_pad   hard cut (this)   blend over pad/4   blend over pad/2   blend over the pad
+    32         5.8e-2            3.5e-2             5.6e-2             1.0e-1
+    48         1.5e-3            2.2e-3             1.1e-2             1.8e-1
+
+Blending mixes in pixels that lie closer to a tile's edge (less context); it only helps a
+little when the pad is too small anyway. So: raise `tile_pad` until seams vanish (ResNet
+generators reach far: 32-64; the SR nets are exact from ~16). Limit: InstanceNorm
+normalises each tile by its own statistics, so InstanceNorm nets (CycleGAN's default)
+give tile-dependent tones whatever the pad; use tiles as large as memory allows there.
+BatchNorm in eval mode, no norm and the SR nets are exact up to the receptive-field
+effect (tests/test_infer.py checks this).
+
+Channels. Gray input to a 3-channel model is replicated to RGB; RGB input to a 1-channel
+model becomes its BT.601 luminance. Gray input to a super-resolution model (scale > 1)
+gives gray output, as Real-ESRGAN does (SR keeps colours); other models give what they
+produce (a gray sketch into a sketch->photo model comes out in colour). Alpha is kept
+(resized bicubically for SR); 16-bit in gives 16-bit out.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
+from i2i.errors import I2IError, UsageError
+
+DIRECTIONS = ("AtoB", "BtoA")
+OUTPUT_EXTENSIONS = ("png", "jpg", "same")
+DEFAULT_RANGE = {"srgan": (0.0, 1.0)}  # every other pipeline: (-1.0, 1.0)
+MIN_SIZE = 8  # smallest padded side: a ResNet generator's bottleneck (1/4) must be >= 2 to reflect-pad
+_LUMA = (0.299, 0.587, 0.114)  # BT.601, as PIL's convert("L")
+
+_READERS = 2  # decode threads (decoding releases the GIL)
+_WRITERS = 2  # encode/write threads
+_TUNED: dict[tuple, tuple[str, bool]] = {}  # (arch, device, asked) -> (precision, channels_last)
+
+
+# ----------------------------------------------------------------------------- finding a model
+
+
+def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
+    """A model file, a run folder (its model.safetensors), or a zoo name -> a model file path."""
+    path = Path(path_or_name)
+    if path.is_dir():
+        model = path / "model.safetensors"
+        if not model.is_file():
+            raise I2IError(f"{path}: no model.safetensors in this folder (is it a training run folder?)")
+        return model
+    if path.is_file():
+        return path
+    text = str(path_or_name)
+    if text.endswith(".safetensors") or os.sep in text or "/" in text:
+        raise I2IError(f"{path}: model file not found")
+    return zoo_model_path(text)
+
+
+def zoo_model_path(name: str) -> Path:
+    """Hook for the pretrained zoo (issue 7): a registry name -> a verified local model file.
+
+    `resolve_model_path` calls only this; an unknown name is a one-line I2IError.
+    """
+    from i2i import zoo
+
+    return zoo.resolve(name)
+
+
+def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision: str = "auto",
+               direction: str | None = None) -> Translator:
+    """Load a generator from a model file / run folder / zoo name, ready to translate.
+
+    CycleGAN files hold both generators: `direction` picks G_A (AtoB) or G_B (BtoA); None
+    is the model's default direction (AtoB). Only that one network is built.
+    """
+    from i2i.checkpoint import load_model as load_model_file
+    from i2i.checkpoint import read_metadata
+
+    path = resolve_model_path(path_or_name)
+    meta = read_metadata(path)
+    names = list(meta["networks"])
+    directions = meta["settings"].get("directions")
+    if not directions:
+        directions = {"AtoB": "G_A", "BtoA": "G_B"} if "G_A" in names and "G_B" in names else {"AtoB": "G"}
+    direction = direction or meta["settings"].get("default_direction") or "AtoB"
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be AtoB or BtoA, not {direction!r}")
+    if direction not in directions:
+        raise UsageError(f"{path}: this {meta['pipeline']} model translates {', '.join(directions)} only")
+    chosen = directions[direction]
+    if chosen not in names:
+        raise I2IError(f"{path}: no network {chosen!r} in this model file (it has: {', '.join(names) or 'none'})")
+    model = load_model_file(path, names=[chosen])
+    return Translator(model.networks[chosen], settings=model.settings, pipeline=model.pipeline,
+                      device=device, precision=precision, source=f"{path} ({chosen})")
+
+
+# ----------------------------------------------------------------------------- the translator
+
+
+@dataclass
+class Summary:
+    """What a folder run did; `failures` holds the one-line messages."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        rate = f" ({self.done / self.seconds:.2f} images/s)" if self.done and self.seconds > 0 else ""
+        return (f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
+                f"in {self.seconds:.1f} s{rate}")
+
+
+class Translator:
+    """A generator plus everything around it: ranges, channels, padding, tiles, precision.
+
+    `precision="auto"`: bf16 where the hardware computes it natively (device.resolve_precision),
+    but on the CPU only if it is faster for *this* network, and `channels_last=None`: the
+    faster layout. On the CPU both are measured at the first forward pass (`_fastest`), once
+    per process and network, because no fixed rule holds. On this project's CI host
+    ("Intel(R) Xeon(R) Processor", AMX bf16, 2 shared cores), resnet_9blocks (instance norm)
+    per image, best of 4 in a quiet moment:
+
+        size      fp32    fp32 + channels_last    bf16    bf16 + channels_last
+        256x256   351 ms  310 ms                  140 ms   84 ms
+        64x64      27 ms   29 ms                   15 ms   29 ms
+
+    and tiny nets can run faster in fp32 (autocast's casts cost more than they save).
+    On CUDA, half precision with channels_last is the known fast path for convolutions
+    (tensor cores; an H100 ran the benchmark's resnet_9blocks at batch 8 at 82 images/s so,
+    61 in fp32), so it is used there without measuring.
+
+    The Translator owns `net`: it is put in eval mode, moved to the device, and its
+    InstanceNorm layers are swapped for an equivalent, faster one (`_InstanceNorm`).
+    """
+
+    def __init__(self, net: nn.Module, *, settings: dict | None = None, pipeline: str = "",
+                 device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
+                 tile: int = 0, tile_pad: int = 16, source: str = ""):
+        settings = dict(settings or {})
+        self.net = net.eval()  # what runs: `_fp32_net`, or its bf16 copy
+        self.pipeline = pipeline
+        self.settings = settings
+        self.source = source or type(net).__name__
+        default = DEFAULT_RANGE.get(pipeline, (-1.0, 1.0))
+        self.input_range = _range(settings.get("input_range", default), self.source)
+        self.output_range = _range(settings.get("output_range", default), self.source)
+        self.lab = settings.get("color_space", "rgb") == "lab"
+        self.scale = int(getattr(net, "scale", 1))
+        self.keep_gray = self.scale > 1 or settings.get("task") == "sr"
+        self.size_multiple = int(getattr(net, "size_multiple", 1))
+        self.in_channels = int(getattr(net, "in_channels", 3))
+        self.out_channels = int(getattr(net, "out_channels", 3))
+        if self.lab and (self.in_channels, self.out_channels, self.scale) != (1, 2, 1):
+            raise I2IError(f"{self.source}: a Lab model must map 1 channel (L) to 2 (ab) at scale 1")
+        self.tile, self.tile_pad = tile, tile_pad
+        self.device = resolve_device(device)
+        _use_fast_instance_norm(self.net)
+        self.net.to(self.device)
+        self._fp32_net, self._bf16_net = self.net, None
+        self._choose_speed(precision, channels_last)
+
+    def __repr__(self) -> str:
+        speed = ("precision and layout measured at the first call" if self._candidates else
+                 f"precision={self.precision}, channels_last={self.channels_last}")
+        return f"Translator({self.source}, device={self.device}, {speed}, scale={self.scale})"
+
+    # ------------------------------------------------------------------ one image, any kind
+
+    def __call__(self, image: Any, *, tile: int | None = None, tile_pad: int | None = None) -> Any:
+        """Translate a PIL image, a numpy array (HxWxC or HxW; uint8, uint16 or float in [0,1])
+        or a CxHxW / NxCxHxW float tensor in [0,1]; returns the same kind.
+
+        A PIL image comes back in the same mode family (L/LA/RGB/RGBA, I;16 for 16-bit gray;
+        Pillow has no 16-bit colour, so 16-bit gray into a colour model comes back 8-bit RGB).
+        An alpha channel (the last of 2 or 4 channels) is kept. A PIL image is taken as it
+        is: apply PIL.ImageOps.exif_transpose first if it may be rotated (`translate_folder`
+        turns files upright itself).
+        """
+        if isinstance(image, torch.Tensor):
+            return self._call_tensor(image, tile, tile_pad)
+        if isinstance(image, np.ndarray):
+            return self._call_array(image, tile, tile_pad)
+        import PIL.Image
+
+        if isinstance(image, PIL.Image.Image):
+            return self._call_pil(image, tile, tile_pad)
+        raise UsageError(f"cannot translate a {type(image).__name__}: give a PIL image, a numpy array or a tensor")
+
+    def _call_tensor(self, image: torch.Tensor, tile: int | None, tile_pad: int | None) -> torch.Tensor:
+        batched = image.dim() == 4
+        if image.dim() not in (3, 4) or image.shape[-3] not in (1, 2, 3, 4):
+            raise UsageError(f"expected a CxHxW or NxCxHxW tensor with 1-4 channels, not shape {tuple(image.shape)}")
+        if not image.is_floating_point():
+            raise UsageError(f"expected a float tensor in [0, 1], not {image.dtype}")
+        x = image if batched else image[None]
+        color, alpha = _split_alpha_channels(x, dim=1)
+        y, alpha = self.translate_tensor(color.float(), alpha, tile=tile, tile_pad=tile_pad)
+        if alpha is not None:
+            y = torch.cat([y, alpha], dim=1)
+        y = y.to(image.device, image.dtype)
+        return y if batched else y[0]
+
+    def _call_array(self, image: np.ndarray, tile: int | None, tile_pad: int | None) -> np.ndarray:
+        flat = image.ndim == 2
+        array = image[..., None] if flat else image
+        if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+            raise UsageError(f"expected an HxW or HxWxC array with 1-4 channels, not shape {image.shape}")
+        if image.dtype == np.uint8 or image.dtype == np.uint16:
+            x = _array_to_tensor(array)
+        elif np.issubdtype(image.dtype, np.floating):
+            x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
+        else:
+            raise UsageError(f"expected uint8, uint16 or float pixels, not {image.dtype}")
+        color, alpha = _split_alpha_channels(x[None], dim=1)
+        y, alpha = self.translate_tensor(color, alpha, tile=tile, tile_pad=tile_pad)
+        if alpha is not None:
+            y = torch.cat([y, alpha], dim=1)
+        y = y[0].permute(1, 2, 0).cpu()
+        dtype = image.dtype
+        if np.issubdtype(dtype, np.floating):
+            out = y.clamp(0, 1).numpy().astype(dtype)
+        else:
+            top = 65535.0 if dtype == np.uint16 else 255.0
+            out = y.clamp(0, 1).mul(top).round().numpy().astype(dtype)
+        return out[..., 0] if flat and out.shape[2] == 1 else out
+
+    def _call_pil(self, image: Any, tile: int | None, tile_pad: int | None) -> Any:
+        import PIL.Image
+
+        array = _pil_to_array(image)
+        out = self._call_array(array, tile, tile_pad)
+        if out.dtype == np.uint16 and out.shape[2] > 1:  # Pillow holds 16 bits only as gray ("I;16")
+            out = ((out.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        if out.shape[2] == 1:
+            return PIL.Image.fromarray(out[..., 0])  # "L", or "I;16" for uint16
+        return PIL.Image.fromarray(out)  # LA, RGB, RGBA by channel count
+
+    # ------------------------------------------------------------------ the tensor core
+
+    @torch.inference_mode()
+    def translate_tensor(self, x: torch.Tensor, alpha: torch.Tensor | None = None, *,
+                         tile: int | None = None, tile_pad: int | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """NxCxHxW colour in [0,1] (C 1 or 3) -> N x C' x sH x sW in [0,1], on `self.device`.
+
+        `alpha` (Nx1xHxW or None) follows the image: resized bicubically for SR.
+        """
+        tile = self.tile if tile is None else tile
+        tile_pad = self.tile_pad if tile_pad is None else tile_pad
+        if x.dim() != 4 or x.shape[1] not in (1, 3):
+            raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
+        if tile < 0 or tile_pad < 0:
+            raise UsageError(f"tile and tile_pad must be >= 0, not {tile} and {tile_pad}")
+        height, width = x.shape[-2:]
+        x = x.to(self.device, torch.float32)
+        net_in = self._to_network(x)
+        padded = _pad_to(net_in, *self._padded_size(height, width))
+        if tile and max(padded.shape[-2:]) > tile:
+            y = self._run_tiled(padded, tile, tile_pad)
+        else:
+            y = self._run(padded)
+        y = y[:, :, : height * self.scale, : width * self.scale]
+        out = self._from_network(y, x)
+        if alpha is not None:
+            alpha = alpha.to(self.device, torch.float32)
+            if self.scale != 1:
+                alpha = F.interpolate(alpha, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            alpha = alpha.clamp(0, 1)
+        return out, alpha
+
+    def _to_network(self, x: torch.Tensor) -> torch.Tensor:
+        """[0,1] image with 1 or 3 channels -> the network's channels and range."""
+        if self.lab:
+            x = _lightness01(x)
+        elif x.shape[1] == 1 and self.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 3 and self.in_channels == 1:
+            x = _luminance(x)
+        elif x.shape[1] != self.in_channels:
+            raise I2IError(f"{self.source}: takes {self.in_channels}-channel images, got {x.shape[1]} channels")
+        lo, hi = self.input_range
+        return x * (hi - lo) + lo
+
+    def _from_network(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The network's output -> [0,1] image; `x` is the input (for Lab's L and gray SR)."""
+        lo, hi = self.output_range
+        y = ((y - lo) / (hi - lo)).clamp(0, 1)
+        if self.lab:
+            from i2i.data.sketch import lab_to_rgb
+
+            return lab_to_rgb(_lightness01(x), y).clamp(0, 1)
+        if self.keep_gray and x.shape[1] == 1 and y.shape[1] == 3:
+            y = _luminance(y)
+        return y
+
+    def _padded_size(self, height: int, width: int) -> tuple[int, int]:
+        m = self.size_multiple
+        return max(_round_up(height, m), MIN_SIZE), max(_round_up(width, m), MIN_SIZE)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """One forward pass in the chosen precision and memory format; float32 out."""
+        if self._candidates:
+            self._tune(*x.shape[-2:])
+        return self._forward(x).float()
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """bf16 runs a bf16 copy of the weights on bf16 pixels; fp16 runs under autocast.
+
+        bf16 has fp32's exponent range, so casting the weights loses only what autocast
+        loses in every convolution anyway, without autocast's per-call casts of the weights
+        and of the norms' fp32 outputs: resnet_9blocks, 256x256, bf16 + channels_last on the
+        CI host: 108 ms under autocast, 78 ms with bf16 weights, the same error against fp32
+        (max 0.060, mean 0.0085 in [-1, 1]). Real-ESRGAN also runs its models in half weights.
+        fp16 stays under autocast, whose fp32 ops guard fp16's narrow range.
+        """
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "bf16":
+            return self.net(x.to(torch.bfloat16))
+        with autocast(self.device, self.precision):
+            return self.net(x)
+
+    def _run_tiled(self, x: torch.Tensor, tile: int, tile_pad: int) -> torch.Tensor:
+        """Non-overlapping output regions, each from its input region + `tile_pad` context.
+
+        Tile corners and padding are multiples of the size multiple, so every tile sees the
+        same sampling grid as the whole image; a region smaller than MIN_SIZE borrows context.
+        """
+        m, s = self.size_multiple, self.scale
+        tile = max(_round_up(tile, m), MIN_SIZE)
+        pad = _round_up(tile_pad, m)
+        n, _, height, width = x.shape
+        out: torch.Tensor | None = None
+        for top in range(0, height, tile):
+            bottom = min(top + tile, height)
+            y0, y1 = _window(top, bottom, pad, height)
+            for left in range(0, width, tile):
+                right = min(left + tile, width)
+                x0, x1 = _window(left, right, pad, width)
+                y = self._run(x[:, :, y0:y1, x0:x1])
+                if out is None:
+                    out = y.new_empty(n, y.shape[1], height * s, width * s)
+                out[:, :, top * s: bottom * s, left * s: right * s] = \
+                    y[:, :, (top - y0) * s: (bottom - y0) * s, (left - x0) * s: (right - x0) * s]
+        assert out is not None
+        return out
+
+    # ------------------------------------------------------------------ precision and layout
+
+    def _choose_speed(self, precision: str, channels_last: bool | None) -> None:
+        """Set (precision, channels_last) as asked, or list the candidates `_run` will time."""
+        resolved = resolve_precision(precision, self.device)
+        self._candidates: list[tuple[str, bool]] = []
+        if self.device.type != "cpu":
+            if channels_last is None:
+                channels_last = self.device.type == "cuda" and resolved in ("bf16", "fp16")
+            self._set_speed(resolved, channels_last)
+            return
+        # The first candidate is the expected winner (bf16 + channels_last on AMX CPUs for
+        # real-sized images, see the class doc); the others must prove themselves faster.
+        precisions = ["bf16", "fp32"] if precision == "auto" and cpu_has_native_bf16() else [resolved]
+        layouts = [True, False] if channels_last is None else [channels_last]
+        candidates = [(p, c) for p in precisions for c in layouts]
+        self._set_speed(*candidates[0])
+        if len(candidates) > 1:
+            self._candidates = candidates
+            arch = json.dumps(getattr(self.net, "arch", type(self.net).__name__), sort_keys=True, default=str)
+            self._tune_key = (arch, str(self.device), precision, channels_last)
+
+    def _set_speed(self, precision: str, channels_last: bool) -> None:
+        self.precision, self.channels_last = precision, channels_last
+        if precision == "bf16":
+            if self._bf16_net is None:
+                self._bf16_net = copy.deepcopy(self._fp32_net).to(torch.bfloat16)
+            self.net = self._bf16_net
+        else:
+            self.net = self._fp32_net
+        self.net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+    def _tune(self, height: int, width: int) -> None:
+        """At the first forward pass: time the candidates once per process and network."""
+        if self._tune_key not in _TUNED:
+            side = _round_up(128, self.size_multiple)
+            _TUNED[self._tune_key] = self._fastest(self._candidates, min(height, side), min(width, side))
+        self._set_speed(*_TUNED[self._tune_key])
+        self._candidates = []
+        if self.precision != "bf16":
+            self._bf16_net = None  # the probe's copy
+
+    @torch.inference_mode()
+    def _fastest(self, candidates: list[tuple[str, bool]], height: int, width: int) -> tuple[str, bool]:
+        """The fastest candidate on a probe of the first input's size (up to 128 px).
+
+        The probe size matters: resnet_9blocks in bf16 is fastest contiguous at 64x64 but
+        channels_last from 128x128 up. On a shared machine, load comes in bursts longer than
+        the probe, so the expected winner (the first candidate) stays unless another one
+        beats it by 10% in each of 3 rounds; a round runs the candidates back to back, so a
+        burst slows them alike.
+        """
+        probe = torch.rand(1, self.in_channels, height, width, device=self.device)
+        rounds: list[dict[tuple[str, bool], float]] = []
+        for round_ in range(4):  # round 0 warms up (oneDNN builds its kernels per shape)
+            times = {}
+            for precision, channels_last in candidates:
+                self._set_speed(precision, channels_last)
+                start = time.perf_counter()
+                self._forward(probe)
+                times[(precision, channels_last)] = time.perf_counter() - start
+            if round_:
+                rounds.append(times)
+        expected = candidates[0]
+        faster = [c for c in candidates[1:] if all(r[c] < 0.9 * r[expected] for r in rounds)]
+        return min(faster, key=lambda c: min(r[c] for r in rounds)) if faster else expected
+
+    # ------------------------------------------------------------------ folders
+
+    def translate_folder(self, src: str | os.PathLike, dst: str | os.PathLike, *, ext: str = "png",
+                         suffix: str = "", batch_size: int = 1, tile: int | None = None,
+                         tile_pad: int | None = None, overwrite: bool = False, quality: int = 95,
+                         progress: bool = True) -> Summary:
+        """Translate an image or a folder tree into `dst`, mirroring its sub-folders.
+
+        Outputs keep their input's stem (+ `suffix`) with extension `ext` ("png", "jpg" or
+        "same"). Existing outputs are skipped unless `overwrite`, so an interrupted run
+        continues where it stopped; writes are atomic. Images of one size are batched
+        (`batch_size`), decoded ahead and written behind in threads while the model runs.
+        A bad file costs one stderr line naming it and the run goes on. With `progress`, a
+        progress bar (on a terminal) and a summary line are printed to stderr.
+        """
+        from tqdm import tqdm
+
+        from i2i.data import io
+
+        if batch_size < 1:
+            raise UsageError(f"batch_size must be >= 1, not {batch_size}")
+        if not 1 <= quality <= 100:
+            raise UsageError(f"quality must be 1..100, not {quality}")
+        start = time.perf_counter()
+        summary = Summary()
+        jobs, collisions = _plan(Path(src), Path(dst), ext, suffix)
+        todo = [job for job in jobs if overwrite or not job.dst.exists()]
+        summary.skipped = len(jobs) - len(todo)
+        on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        bar = tqdm(total=len(todo), unit="img", disable=not on_terminal, file=sys.stderr,
+                   dynamic_ncols=True)  # its rate is images/s
+
+        def fail(message: str) -> None:
+            summary.failed += 1
+            summary.failures.append(message)
+            if bar.disable:
+                print(f"failed: {message}", file=sys.stderr, flush=True)
+            else:
+                bar.write(f"failed: {message}", file=sys.stderr)
+
+        for message in collisions:
+            fail(message)
+
+        # The threads only decode and encode (Pillow and zlib release the GIL); every torch op
+        # stays on this thread, so torch's own CPU threads are not oversubscribed.
+        def write(job: _Job, pixels: np.ndarray, alpha: np.ndarray | None) -> None:
+            io.write_image(job.dst, pixels, alpha, quality=quality)
+
+        writes: deque[tuple[_Job, Future]] = deque()
+
+        def collect(limit: int) -> None:
+            """Wait for the oldest writes until at most `limit` are pending."""
+            while len(writes) > limit:
+                job, future = writes.popleft()
+                try:
+                    future.result()
+                    summary.done += 1
+                except Exception as error:
+                    fail(_message(job.src, error))
+                bar.update(1)
+
+        def run(group: list[tuple[_Job, Any]]) -> None:
+            x = torch.stack([io.to_tensor(image) for _, image in group])
+            alphas = [image.alpha for _, image in group]
+            alpha = None if alphas[0] is None else torch.stack([io.to_tensor(a) for a in alphas])
+            try:
+                y, alpha = self.translate_tensor(x, alpha, tile=tile, tile_pad=tile_pad)
+            except Exception as error:  # one batch failing (e.g. out of memory) fails its images only
+                for job, _ in group:
+                    fail(_message(job.src, error))
+                    bar.update(1)
+                return
+            y = y.cpu()
+            alpha = None if alpha is None else alpha.cpu()
+            for i, (job, image) in enumerate(group):
+                pixels = io.from_tensor(y[i], image.bit_depth)
+                a = None if alpha is None else io.from_tensor(alpha[i], image.bit_depth)
+                writes.append((job, write_pool.submit(write, job, pixels, a)))
+            collect(limit=4 * batch_size)
+
+        prefetch = max(4, 2 * batch_size)
+        with ThreadPoolExecutor(_READERS, thread_name_prefix="i2i-read") as read_pool, \
+                ThreadPoolExecutor(_WRITERS, thread_name_prefix="i2i-write") as write_pool:
+            pending_reads: deque[tuple[_Job, Future]] = deque()
+            queue = iter(todo)
+            groups: dict[tuple, list] = {}  # same-size images waiting for a full batch
+            try:
+                while True:
+                    while len(pending_reads) < prefetch and (job := next(queue, None)) is not None:
+                        pending_reads.append((job, read_pool.submit(io.read_image, job.src)))
+                    if not pending_reads:
+                        break
+                    job, future = pending_reads.popleft()
+                    try:
+                        image = future.result()
+                    except Exception as error:
+                        fail(_message(job.src, error))
+                        bar.update(1)
+                        continue
+                    key = (image.pixels.shape, image.alpha is None)
+                    groups.setdefault(key, []).append((job, image))
+                    if len(groups[key]) >= batch_size:
+                        run(groups.pop(key))
+                    elif sum(len(g) for g in groups.values()) > prefetch:
+                        run(groups.pop(next(iter(groups))))  # the oldest group: bound memory
+                for group in groups.values():
+                    run(group)
+                collect(limit=0)
+            finally:
+                for _, future in pending_reads:
+                    future.cancel()
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+        if progress:
+            print(summary, file=sys.stderr, flush=True)
+        return summary
+
+
+# ----------------------------------------------------------------------------- faster layers
+
+
+class _InstanceNorm(nn.Module):
+    """nn.InstanceNorm2d without running stats, as group_norm with one group per channel.
+
+    Same result (to float rounding), but group_norm has channels_last and bf16 kernels where
+    instance_norm copies to a contiguous layout and back: resnet_9blocks (instance norm,
+    256x256, bf16 + channels_last, on the CI host above) 151 ms -> 88 ms per image.
+    """
+
+    def __init__(self, norm: nn.InstanceNorm2d):
+        super().__init__()
+        self.eps = norm.eps
+        self.weight, self.bias = norm.weight, norm.bias  # None unless affine
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
+
+
+def _use_fast_instance_norm(net: nn.Module) -> None:
+    """Swap, in place, every InstanceNorm2d that normalises by the instance's own statistics."""
+    for name, child in net.named_children():
+        if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
+            setattr(net, name, _InstanceNorm(child))
+        else:
+            _use_fast_instance_norm(child)
+
+
+# ----------------------------------------------------------------------------- folder planning
+
+
+@dataclass
+class _Job:
+    src: Path
+    dst: Path
+
+
+def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
+    """The (input, output) pairs, and one message per input whose output another input takes."""
+    from i2i.data.io import IMAGE_EXTENSIONS, list_images
+
+    if ext not in OUTPUT_EXTENSIONS:
+        raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
+    if not src.exists():
+        raise I2IError(f"{src}: no such file or folder")
+    if src.is_file():
+        if dst.suffix.lower() in IMAGE_EXTENSIONS:  # OUTPUT names the output file
+            return [_Job(src, dst)], []
+        return [_Job(src, dst / _output_name(src, ext, suffix))], []
+    skip = dst.resolve()
+    jobs: list[_Job] = []
+    taken: dict[Path, Path] = {}
+    collisions: list[str] = []
+    for path in list_images(src, recursive=True):
+        if skip in path.resolve().parents:
+            continue  # OUTPUT inside INPUT: never translate our own outputs on a rerun
+        out = dst / path.relative_to(src).parent / _output_name(path, ext, suffix)
+        if out in taken:
+            collisions.append(f"{path}: its output {out} is already made from {taken[out]} "
+                              "(use --ext same or --suffix)")
+            continue
+        taken[out] = path
+        jobs.append(_Job(path, out))
+    return jobs, collisions
+
+
+def _output_name(path: Path, ext: str, suffix: str) -> str:
+    extension = path.suffix if ext == "same" else f".{ext}"
+    return f"{path.stem}{suffix}{extension}"
+
+
+def _message(path: Path, error: BaseException) -> str:
+    """One line naming the file."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, I2IError):
+        text = f"{type(error).__name__}: {text}"
+    return text if str(path) in text else f"{path}: {text}"
+
+
+# ----------------------------------------------------------------------------- pixel helpers
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _window(start: int, stop: int, pad: int, size: int) -> tuple[int, int]:
+    """The input rows (or columns) a tile [start, stop) is computed from; >= MIN_SIZE long."""
+    lo, hi = max(start - pad, 0), min(stop + pad, size)
+    if hi - lo < MIN_SIZE:
+        lo = max(hi - MIN_SIZE, 0)
+    return lo, hi
+
+
+def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pad bottom/right: reflect where the image is large enough, else replicate."""
+    h, w = x.shape[-2:]
+    if width > w:
+        x = F.pad(x, (0, width - w, 0, 0), mode="reflect" if width - w < w else "replicate")
+    if height > h:
+        x = F.pad(x, (0, 0, 0, height - h), mode="reflect" if height - h < h else "replicate")
+    return x
+
+
+def _luminance(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of Nx3xHxW, as Nx1xHxW."""
+    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+    return _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
+
+
+def _lightness01(x: torch.Tensor) -> torch.Tensor:
+    """CIE L / 100 of a gray or RGB image in [0,1], as Nx1xHxW (the pipelines' L01)."""
+    from i2i.data.sketch import rgb_to_lab01
+
+    rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    return rgb_to_lab01(rgb)[0]
+
+
+def _range(value: Any, source: str) -> tuple[float, float]:
+    """A settings range: [lo, hi] (or the string "lo,hi")."""
+    try:
+        lo, hi = (float(v) for v in (value.split(",") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise I2IError(f"{source}: bad pixel range {value!r} in the model settings") from None
+    if hi <= lo:
+        raise I2IError(f"{source}: bad pixel range {value!r} in the model settings")
+    return lo, hi
+
+
+def _split_alpha_channels(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """2 channels = gray + alpha, 4 = RGB + alpha; the last one is the alpha."""
+    channels = x.shape[dim]
+    if channels in (2, 4):
+        return x.narrow(dim, 0, channels - 1), x.narrow(dim, channels - 1, 1)
+    return x, None
+
+
+def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8/uint16 -> CxHxW float32 in [0,1]."""
+    top = np.float32(65535.0 if array.dtype == np.uint16 else 255.0)
+    return torch.from_numpy(array.astype(np.float32) / top).permute(2, 0, 1)
+
+
+def _pil_to_array(image: Any) -> np.ndarray:
+    """A PIL image -> HxWxC uint8 (L, LA, RGB, RGBA) or HxWx1 uint16 (16-bit gray)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            raise UsageError("32-bit integer images out of the 16-bit range are not supported")
+        return values.astype(np.uint16)[..., None]
+    if mode == "F":
+        raise UsageError("floating-point PIL images are not supported; pass a float numpy array in [0, 1]")
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"))[..., None]
+    if mode in ("LA", "La"):
+        return np.asarray(image.convert("LA"))
+    has_alpha = mode in ("RGBA", "RGBa", "PA") or "transparency" in image.info
+    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))

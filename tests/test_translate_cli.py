@@ -1,0 +1,86 @@
+"""`i2i translate`: the CLI runs the API on a real folder tree; user errors are one line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_infer import make_models, make_tree, output_for, pattern
+
+from i2i.cli import main
+from i2i.data import io
+from i2i.infer import load_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+def translate(*args: str):
+    return CliRunner().invoke(main, ["translate", *map(str, args)])
+
+
+def test_cli_tree_matches_the_api(tmp_path, models):
+    src = tmp_path / "in"
+    good, bad = make_tree(src)
+    result = translate(models["cyclegan"], src, tmp_path / "cli", "--direction", "BtoA", "--suffix", "_B",
+                       "--batch-size", "2", "--device", "cpu", "--precision", "fp32")
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    for rel in bad:
+        assert str(src / rel) in result.stderr
+    assert f"done {len(good)}, skipped 0, failed {len(bad)}" in result.stderr
+
+    translator = load_model(models["cyclegan"], device="cpu", precision="fp32", direction="BtoA")
+    summary = translator.translate_folder(src, tmp_path / "api", suffix="_B", progress=False)
+    assert summary.done == len(good)
+    for rel in good:
+        cli = io.read_image(output_for(tmp_path / "cli", rel, suffix="_B"))
+        api = io.read_image(output_for(tmp_path / "api", rel, suffix="_B"))
+        np.testing.assert_array_equal(cli.pixels, api.pixels)
+        assert (cli.alpha is None) == (api.alpha is None)
+
+    again = translate(models["cyclegan"], src, tmp_path / "cli", "--direction", "BtoA", "--suffix", "_B")
+    assert f"done 0, skipped {len(good)}, failed {len(bad)}" in again.stderr
+    redo = translate(models["cyclegan"], src, tmp_path / "cli", "--direction", "BtoA", "--suffix", "_B",
+                     "--overwrite")
+    assert f"done {len(good)}, skipped 0, failed {len(bad)}" in redo.stderr
+
+
+def test_cli_sr_tiles_jpg_and_success_exit(tmp_path, models):
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_image(src / "photo.png", np.dstack([pattern(21, 30), np.full((21, 30), 200, np.uint8)]))
+    result = translate(models["sr"], src / "photo.png", tmp_path / "out", "--ext", "jpg", "--tile", "8",
+                       "--tile-pad", "8", "--quality", "90")
+    assert result.exit_code == 0, result.output
+    out = io.read_image(tmp_path / "out/photo.jpg")
+    assert out.size == (60, 42) and out.alpha is None  # JPEG holds no alpha
+
+
+def test_cli_user_errors_are_one_line(tmp_path, models):
+    result = translate(models["sr"], tmp_path / "missing", tmp_path / "out")
+    assert result.exit_code == 1 and result.stderr.strip().count("\n") == 0
+    assert "no such file or folder" in result.stderr
+    result = translate(models["sr"], tmp_path, tmp_path / "out", "--direction", "BtoA")
+    assert result.exit_code == 2 and "AtoB" in result.stderr
+    result = translate(models["sr"], tmp_path, tmp_path / "out", "--ext", "gif")
+    assert result.exit_code == 2  # click's own choice check
+
+
+def test_cli_wrong_model_file_in_a_real_process(tmp_path):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_image(src / "a.png", pattern(4, 4))
+    run = subprocess.run([sys.executable, "-m", "i2i", "translate", str(bad), str(src), str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: ") and run.stderr.strip().count("\n") == 0, run.stderr
+    assert str(bad) in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
