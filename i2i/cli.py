@@ -361,6 +361,25 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
         sys.exit(1)
 
 
+@main.group(name="models")
+def models_group() -> None:
+    """Pretrained models: `i2i translate NAME in/ out/` uses one by name."""
+
+
+@models_group.command(name="list")
+def models_list() -> None:
+    """The registered pretrained models, whether each is here, and its figures."""
+    from i2i import zoo
+
+    entries = zoo.registry()
+    if not entries:
+        click.echo("no pretrained models registered")
+    for entry in entries.values():
+        where = "shipped" if (zoo.REGISTRY_FILE.parent / entry.file).is_file() else "download"
+        scores = ", ".join(f"{name} {m['psnr_y']:.2f} dB" for name, m in entry.metrics.items() if "psnr_y" in m)
+        click.echo(f"{entry.name:<16} {where:<9} {entry.description}" + (f" ({scores})" if scores else ""))
+
+
 # --- demo --------------------------------------------------------------------
 
 

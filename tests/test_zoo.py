@@ -84,3 +84,23 @@ def test_shipped_file_used_offline_and_checked(tmp_path):
     (folder / "s.safetensors").write_bytes(b"edited")
     with pytest.raises(I2IError, match="does not match"):
         zoo.resolve("s", registry_path=reg)
+
+
+def test_models_list_and_translate_by_name(tmp_path):
+    """The shipped srresnet-x4 is listed and translates offline by name."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from i2i.cli import main
+    from i2i.data.io import read_image, write_image
+
+    if "srresnet-x4" not in zoo.registry():
+        pytest.skip("srresnet-x4 not registered")
+    runner = CliRunner()
+    listed = runner.invoke(main, ["models", "list"])
+    assert listed.exit_code == 0 and "srresnet-x4" in listed.output and "shipped" in listed.output
+    write_image(tmp_path / "in" / "a.png", np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8))
+    result = runner.invoke(main, ["translate", "srresnet-x4", str(tmp_path / "in"), str(tmp_path / "out"),
+                                  "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "out" / "a.png").pixels.shape == (36, 28, 3)
