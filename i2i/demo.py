@@ -29,7 +29,8 @@ def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, s
     return {
         "data": str(photos), "out": str(run), "task": TASKS[task][1],
         "netG": "unet_64", "width": 16, "ndf": 16, "n_layers_D": 2,
-        "image_size": 64, "load_size": 72, "batch_size": 4, "max_steps": steps,
+        # 64 px crops at the photos' own scale, so the model sees what it translates later
+        "image_size": 64, "preprocess": "crop", "batch_size": 4, "max_steps": steps,
         "lr": 1e-3, "lr_policy": "linear", "num_workers": 0, "device": device, "precision": "fp32",
         "seed": seed, "checkpoint_every": steps, "sample_every": max(1, steps // 4),
         "log_every": max(1, steps // 40),
