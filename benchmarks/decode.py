@@ -21,17 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from i2i.device import cpu_model
+
 SHARED_PHOTO = Path(__file__).resolve().parents[1].parent / "shared/data/sr/BSD200/100075.png"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def test_picture(size: int) -> np.ndarray:

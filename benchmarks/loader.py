@@ -12,7 +12,6 @@ torch flips/rot90 vs kornia's AugmentationSequential) on the CPU (and CUDA if pr
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,15 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from i2i.device import cpu_model
 
 
 def make_images(root: Path, count: int) -> None:

@@ -13,26 +13,14 @@ are not timed; the median of the timed steps is printed.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
-from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
+from i2i.device import autocast, cpu_has_native_bf16, cpu_model, resolve_device, resolve_precision
 from i2i.pipelines import get_pipeline
 from i2i.train import TrainConfig
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_steps(name: str, device: torch.device, precision: str, size: int, warmup: int, steps: int) -> list[float]:

@@ -63,6 +63,18 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (printed beside every speed figure: machines differ)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe() -> dict[str, str]:
     """What `i2i info` prints: versions, device, threads, bf16 support."""
     import importlib.metadata as md
@@ -88,7 +100,7 @@ def describe() -> dict[str, str]:
         "kornia": version("kornia"),
         "albumentations": version("albumentations"),
         "device": device_text,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "threads": str(torch.get_num_threads()),
         "cpu bf16": "native" if cpu_has_native_bf16() else "emulated (slow)",
         "cuda bf16": str(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
