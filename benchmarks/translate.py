@@ -1,7 +1,8 @@
 """Folder inference speed and memory: `Translator.translate_folder`, disk to disk.
 
     python benchmarks/translate.py [--images 100] [--size 256] [--batch-size 1] [--device cpu]
-                                   [--peak-size 4096] [--tile 512] [--skip-speed] [--skip-peak]
+                                   [--configs bf16-cl,auto] [--peak-size 4096] [--tile 512]
+                                   [--skip-speed] [--skip-peak]
 
 1. images/s for resnet_9blocks (width 64, random init) on the CPU, `--images` PNGs of
    `--size` px generated in a temp folder, read and written as files (decode ahead and
@@ -77,7 +78,10 @@ def speed(args: argparse.Namespace, work: Path) -> None:
                ("bf16", "bf16", False), ("bf16 + channels_last", "bf16", True), ("auto", "auto", None)]
     if args.device != "cpu":
         configs[-1:-1] = [("fp16", "fp16", False), ("fp16 + channels_last", "fp16", True)]
+    wanted = args.configs.split(",") if args.configs else None
     for label, precision, channels_last in configs:
+        if wanted and label.replace(" + channels_last", "-cl") not in wanted:
+            continue
         try:
             translator = Translator(make_net(), device=args.device, precision=precision, channels_last=channels_last)
         except Exception as error:  # e.g. no bf16 on this CPU
@@ -153,6 +157,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="for the speed table (start-up and peak RSS: CPU)")
+    parser.add_argument("--configs", help="a subset, e.g. bf16-cl,auto (of fp32, fp32-cl, bf16, bf16-cl, "
+                                          "fp16, fp16-cl, auto)")
     parser.add_argument("--peak-size", type=int, default=4096)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--skip-speed", action="store_true")

@@ -166,11 +166,11 @@ class Translator:
     faster layout. On the CPU both are measured at the first forward pass (`_fastest`), once
     per process and network, because no fixed rule holds. On this project's CI host
     ("Intel(R) Xeon(R) Processor", AMX bf16, 2 shared cores), resnet_9blocks (instance norm)
-    per image, best of 4 in a quiet moment:
+    per image, best of 5 in a quiet moment:
 
         size      fp32    fp32 + channels_last    bf16    bf16 + channels_last
-        256x256   351 ms  310 ms                  140 ms   84 ms
-        64x64      27 ms   29 ms                   15 ms   29 ms
+        256x256   410 ms  366 ms                  146 ms   83 ms
+        64x64      34 ms   34 ms                   17 ms   30 ms
 
     and tiny nets can run faster in fp32 (autocast's casts cost more than they save).
     On CUDA, half precision with channels_last is the known fast path for convolutions

@@ -255,7 +255,7 @@ class SRGAN(Pipeline):
     def inference_settings(self) -> dict:
         o = self.options
         return {
-            "range": "0,1", "input_range": [0, 1], "output_range": [0, 1],
+            "input_range": [0, 1], "output_range": [0, 1],
             "scale": o.scale, "stage": o.stage, "task": "sr",
             "directions": {"AtoB": "G"}, "default_direction": "AtoB",
             "in_channels": o.channels, "out_channels": o.channels, "color_space": "rgb",
