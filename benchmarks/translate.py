@@ -30,18 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
 
 def picture(size: int, seed: int) -> np.ndarray:
     """A smooth picture with noise: PNG sizes like a photo's, not like flat colour."""
@@ -168,6 +156,8 @@ def main() -> None:
     if args.peak_child:
         peak_child(args.peak_child, args.tile)
         return
+    from i2i.device import cpu_model
+
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
     if args.device.startswith("cuda"):
         import torch

@@ -385,7 +385,7 @@ def models_list() -> None:
 
 @main.command()
 @click.option("--out", default="demo", show_default=True, type=click.Path(file_okay=False), help="Where the page and runs go.")
-@click.option("--steps", default=300, show_default=True, type=click.IntRange(min=1), help="Training steps per model.")
+@click.option("--steps", default=400, show_default=True, type=click.IntRange(min=1), help="Training steps per model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
 def demo(out: str, steps: int, device: str, overwrite: bool) -> None:

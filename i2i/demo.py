@@ -37,7 +37,7 @@ def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, s
     }
 
 
-def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | None = None, steps: int = 300,
+def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | None = None, steps: int = 400,
              device: str = "auto", seed: int = 0, overwrite: bool = False) -> Path:
     """Train the demo models, translate the photos, write OUT/index.html; returns its path."""
     from i2i.data.io import list_images
