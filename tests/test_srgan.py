@@ -82,7 +82,7 @@ def test_psnr_stage_trains_and_resumes_from_its_checkpoint(psnr_run):
     meta = read_metadata(psnr_run / "model.safetensors")
     assert meta["pipeline"] == "srgan" and list(meta["networks"]) == ["G"]
     assert meta["networks"]["G"]["name"] == "srresnet" and meta["networks"]["G"]["scale"] == 2
-    assert meta["settings"]["range"] == "0,1" and meta["settings"]["scale"] == 2
+    assert meta["settings"]["input_range"] == [0, 1] and meta["settings"]["scale"] == 2
     config = (psnr_run / "config.yaml").read_text()
     assert "beta1: 0.9\n" in config and "beta2: 0.99\n" in config and "lr_policy: cosine" in config
 
@@ -162,7 +162,7 @@ def _tiny_model(path: Path, scale: int = 2) -> Path:
     from i2i.checkpoint import save_model
 
     net = i2i.nn.create("srresnet", width=4, num_blocks=1, scale=scale)
-    save_model(path, {"G": net}, pipeline="srgan", settings={"range": "0,1", "scale": scale})
+    save_model(path, {"G": net}, pipeline="srgan", settings={"input_range": [0, 1], "output_range": [0, 1], "scale": scale})
     return path
 
 
