@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from i2i.atomic import atomic_path
-from i2i.errors import I2IError
+from i2i.errors import I2IError, one_line
 
 MODEL_FORMAT = "i2i-model/1"
 
@@ -66,7 +66,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as error:  # safetensors raises several types for a bad header
-        raise I2IError(f"{path}: not a safetensors model file ({_one_line(error)})") from None
+        raise I2IError(f"{path}: not a safetensors model file ({one_line(error, 300)})") from None
     if metadata.get("format") != MODEL_FORMAT:
         raise I2IError(f"{path}: not an i2i model file (no '{MODEL_FORMAT}' metadata); "
                        "foreign weights must be imported first")
@@ -97,7 +97,7 @@ def load_model(path: str | os.PathLike, names: list[str] | None = None) -> Model
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise I2IError(f"{path}: weights of '{name}' do not fit its architecture ({_one_line(error)})") from None
+            raise I2IError(f"{path}: weights of '{name}' do not fit its architecture ({one_line(error, 300)})") from None
         networks[name] = net.eval()
     return ModelFile(pipeline=meta["pipeline"], networks=networks, settings=meta["settings"], path=path)
 
@@ -118,7 +118,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise I2IError(f"{path}: cannot read weights ({_one_line(error)})") from None
+        raise I2IError(f"{path}: cannot read weights ({one_line(error, 300)})") from None
     if isinstance(state, dict):
         for wrapper in ("params_ema", "params", "state_dict"):
             if wrapper in state and isinstance(state[wrapper], dict):
@@ -140,8 +140,4 @@ def load_training_state(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise I2IError(f"{path}: corrupt or foreign training checkpoint ({_one_line(error)})") from None
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300]
+        raise I2IError(f"{path}: corrupt or foreign training checkpoint ({one_line(error, 300)})") from None

@@ -16,3 +16,9 @@ class UsageError(I2IError):
     """A wrong option or a wrong data layout."""
 
     exit_code = 2
+
+
+def one_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message folded onto one line (its type name if it has none), cut at `limit`."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if limit is None else text[:limit]

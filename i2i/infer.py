@@ -68,13 +68,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
+from i2i.data.sketch import luminance
 from i2i.errors import I2IError, UsageError
 
 DIRECTIONS = ("AtoB", "BtoA")
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
 DEFAULT_RANGE = {"srgan": (0.0, 1.0)}  # every other pipeline: (-1.0, 1.0)
 MIN_SIZE = 8  # smallest padded side: a ResNet generator's bottleneck (1/4) must be >= 2 to reflect-pad
-_LUMA = (0.299, 0.587, 0.114)  # BT.601, as PIL's convert("L")
 
 _READERS = 2  # decode threads (decoding releases the GIL)
 _WRITERS = 2  # encode/write threads
@@ -323,7 +323,7 @@ class Translator:
         elif x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 3 and self.in_channels == 1:
-            x = _luminance(x)
+            x = luminance(x)
         elif x.shape[1] != self.in_channels:
             raise I2IError(f"{self.source}: takes {self.in_channels}-channel images, got {x.shape[1]} channels")
         lo, hi = self.input_range
@@ -338,7 +338,7 @@ class Translator:
 
             return lab_to_rgb(_lightness01(x), y).clamp(0, 1)
         if self.keep_gray and x.shape[1] == 1 and y.shape[1] == 3:
-            y = _luminance(y)
+            y = luminance(y)
         return y
 
     def _padded_size(self, height: int, width: int) -> tuple[int, int]:
@@ -681,12 +681,6 @@ def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if height > h:
         x = F.pad(x, (0, 0, 0, height - h), mode="reflect" if height - h < h else "replicate")
     return x
-
-
-def _luminance(x: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of Nx3xHxW, as Nx1xHxW."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    return _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
 
 
 def _lightness01(x: torch.Tensor) -> torch.Tensor:

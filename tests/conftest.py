@@ -5,7 +5,9 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("I2I_SHARED", REPO.parent / "shared"))
@@ -21,3 +23,15 @@ def shared_dir() -> Path:
 
 def golden_manifest(shared: Path, family: str) -> dict:
     return json.loads((shared / "golden" / family / "MANIFEST.json").read_text())
+
+
+def save(path: Path, pixels: np.ndarray) -> Path:
+    """Write a test image (HxW, HxWx1 or HxWxC uint8) with Pillow, creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.squeeze(-1) if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels).save(path)
+    return path
+
+
+def noise(h: int, w: int, c: int = 3, rng: np.random.Generator = np.random.default_rng(0)) -> np.ndarray:
+    """Random uint8 pixels (one generator for the session, so images differ from call to call)."""
+    return rng.integers(0, 256, (h, w, c), dtype=np.uint8)

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from i2i.data.bicubic import imresize
 from i2i.data.datasets import (
@@ -20,17 +19,8 @@ from i2i.data.datasets import (
 )
 from i2i.errors import UsageError
 
-RNG = np.random.default_rng(0)
+from conftest import noise, save
 
-
-def save(path: Path, pixels: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels.squeeze(-1) if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels).save(path)
-    return path
-
-
-def noise(h: int, w: int, c: int = 3) -> np.ndarray:
-    return RNG.integers(0, 256, (h, w, c), dtype=np.uint8)
 
 
 def truncated_png(path: Path) -> Path:

@@ -43,7 +43,7 @@ import PIL.Image
 import torch
 
 from i2i.atomic import atomic_path
-from i2i.errors import I2IError, ImageReadError
+from i2i.errors import I2IError, ImageReadError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -310,7 +310,7 @@ def _pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]
     except _Problem:
         raise
     except Exception as error:
-        raise _Problem(f"unsupported colour mode {mode} ({_one_line(error)})") from None
+        raise _Problem(f"unsupported colour mode {mode} ({one_line(error)})") from None
 
 
 def _orientation(pil: PIL.Image.Image) -> int:
@@ -343,13 +343,9 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _decoder_problem(error: BaseException, data: bytes, part: str) -> _Problem:
     """A decoder's exception as a short phrase: truncated, or corrupt <format> <part>."""
-    text = _one_line(error)
+    text = one_line(error)
     lowered = text.lower()
     if isinstance(error, EOFError) or "truncated" in lowered or "incomplete" in lowered:
         return _Problem("truncated file (image data ends early)")
@@ -400,7 +396,7 @@ def write_image(
     except I2IError:
         raise
     except Exception as error:  # e.g. WebP is limited to 16383 x 16383
-        raise I2IError(f"{path}: cannot encode as {extension[1:].upper()} ({_one_line(error)})") from None
+        raise I2IError(f"{path}: cannot encode as {extension[1:].upper()} ({one_line(error)})") from None
     _write_atomic(path, data)
 
 
