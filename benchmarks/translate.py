@@ -1,15 +1,17 @@
 """Folder inference speed and memory: `Translator.translate_folder`, disk to disk.
 
     python benchmarks/translate.py [--images 100] [--size 256] [--batch-size 1] [--device cpu]
-                                   [--configs bf16-cl,auto] [--peak-size 4096] [--tile 512]
+                                   [--workers 1,2] [--configs bf16-cl,auto] [--peak-size 4096] [--tile 512]
                                    [--skip-speed] [--skip-peak]
 
 1. images/s for resnet_9blocks (width 64, random init) on the CPU, `--images` PNGs of
    `--size` px generated in a temp folder, read and written as files (decode ahead and
    write behind included), for fp32, fp32 + channels_last, bf16, bf16 + channels_last and
-   what precision="auto" picks, side by side. Target: <= 0.09 s per image (the reference
-   test.py: 0.354 s per image plus ~4 s start-up).
-   "model only" is the network alone (best of 5), a floor that other load does not move.
+   what precision="auto" picks, side by side, with `--workers` model workers (default: what
+   translate_folder picks, one per torch thread on the CPU). Target: <= 0.09 s per image
+   (the reference test.py: 0.354 s per image plus ~4 s start-up).
+   "model only" is the network alone, one call on all torch threads (best of 5): a figure
+   that other load hardly moves.
 2. `i2i --help` start-up (best of 5). Target: < 2 s.
 3. Peak RSS (ru_maxrss of a fresh subprocess) translating one `--peak-size` square image
    with `--tile`. Target: < 4 GiB.
@@ -61,7 +63,7 @@ def speed(args: argparse.Namespace, work: Path) -> None:
         write_image(warm / f"{i}.png", picture(args.size, 1000 + i))
     print(f"{args.images} PNGs of {args.size}x{args.size}, batch size {args.batch_size}, "
           f"device {args.device}, {torch.get_num_threads()} torch threads")
-    print(f"{'config':<24} {'s/image':>8} {'images/s':>9} {'model only':>11}")
+    print(f"{'config':<24} {'workers':>7} {'s/image':>8} {'images/s':>9} {'model only':>11}")
     configs = [("fp32", "fp32", False), ("fp32 + channels_last", "fp32", True),
                ("bf16", "bf16", False), ("bf16 + channels_last", "bf16", True), ("auto", "auto", None)]
     if args.device != "cpu":
@@ -75,16 +77,16 @@ def speed(args: argparse.Namespace, work: Path) -> None:
         except Exception as error:  # e.g. no bf16 on this CPU
             print(f"{label:<24} skipped: {error}")
             continue
-        dst = work / "out"
-        translator.translate_folder(warm, work / "warm-out", batch_size=args.batch_size, overwrite=True,
-                                    progress=False)  # kernels built, `auto` decided
-        summary = translator.translate_folder(src, dst, batch_size=args.batch_size, overwrite=True, progress=False)
-        assert summary.done == args.images and summary.failed == 0, summary
-        if precision == "auto":  # decided at the first image
-            label = f"auto ({translator.precision}{' + cl' if translator.channels_last else ''})"
-        per_image = summary.seconds / summary.done
-        print(f"{label:<24} {per_image:8.3f} {1 / per_image:9.2f} {model_seconds(translator, args):11.3f}",
-              flush=True)
+        for workers in args.workers or [translator.default_workers()]:
+            options = dict(batch_size=args.batch_size, workers=workers, overwrite=True, progress=False)
+            translator.translate_folder(warm, work / "warm-out", **options)  # kernels built, `auto` decided
+            summary = translator.translate_folder(src, work / "out", **options)
+            assert summary.done == args.images and summary.failed == 0, summary
+            if precision == "auto":  # decided at the first image
+                label = f"auto ({translator.precision}{' + cl' if translator.channels_last else ''})"
+            per_image = summary.seconds / summary.done
+            print(f"{label:<24} {workers:7d} {per_image:8.3f} {1 / per_image:9.2f} "
+                  f"{model_seconds(translator, args):11.3f}", flush=True)
 
 
 def model_seconds(translator, args: argparse.Namespace) -> float:
@@ -145,6 +147,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="for the speed table (start-up and peak RSS: CPU)")
+    parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")],
+                        help="model workers to compare, e.g. 1,2 (default: what translate_folder picks)")
     parser.add_argument("--configs", help="a subset, e.g. bf16-cl,auto (of fp32, fp32-cl, bf16, bf16-cl, "
                                           "fp16, fp16-cl, auto)")
     parser.add_argument("--peak-size", type=int, default=4096)

@@ -334,6 +334,9 @@ def train_srgan(ctx: click.Context, **params) -> None:
               help="Context around each tile; raise it (32-64 for ResNet generators) if seams show.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images of one size translated together.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Batches translated at once; on the CPU they share the torch threads "
+                   "[CPU: one per thread, each on one thread; with --tile or on a GPU: 1].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 where it is native and faster, else fp32.")
@@ -341,8 +344,8 @@ def train_srgan(ctx: click.Context, **params) -> None:
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP quality.")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
-              tile_pad: int, batch_size: int, device: str, precision: str, overwrite: bool,
-              quality: int) -> None:
+              tile_pad: int, batch_size: int, workers: int | None, device: str, precision: str,
+              overwrite: bool, quality: int) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
@@ -355,7 +358,7 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     translator = load_model(model, device=device, precision=precision, direction=direction)
     summary = translator.translate_folder(
         input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
-        overwrite=overwrite, quality=quality, progress=True,
+        overwrite=overwrite, quality=quality, workers=workers, progress=True,
     )
     if summary.failed:
         sys.exit(1)

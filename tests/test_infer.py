@@ -328,6 +328,46 @@ def test_batches_match_single_images(tmp_path, cyclegan):
         assert np.abs(a - b).max() <= 1
 
 
+def test_workers_match_one_worker_and_restore_threads(tmp_path, models):
+    src = tmp_path / "in"
+    for i in range(7):
+        io.write_image(src / f"{i}.png", pattern(12 + 4 * (i % 2), 16, seed=i))  # two sizes
+    threads = torch.get_num_threads()
+    translator = load_model(models["cyclegan"], device="cpu", precision="auto")  # workers agree on the tuning
+    one = translator.translate_folder(src, tmp_path / "one", workers=1, progress=False)
+    many = translator.translate_folder(src, tmp_path / "many", workers=3, batch_size=2, progress=False)
+    assert (one.done, many.done, many.failed) == (7, 7, 0)
+    assert torch.get_num_threads() == threads
+    for path in sorted((tmp_path / "one").iterdir()):
+        a = io.read_image(path).pixels.astype(int)
+        b = io.read_image(tmp_path / "many" / path.name).pixels.astype(int)
+        assert np.abs(a - b).max() <= 1
+    with pytest.raises(UsageError, match="workers"):
+        translator.translate_folder(src, tmp_path / "x", workers=0, progress=False)
+
+
+class FailsOnTallImages(torch.nn.Module):
+    """Stands in for a batch that runs out of memory: fails on inputs taller than 12 rows."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] > 12:
+            raise RuntimeError("not enough memory: you tried to allocate 9 GB")
+        return x
+
+
+def test_a_failing_batch_fails_only_its_images(tmp_path, capsys):
+    src = tmp_path / "in"
+    for i in range(4):
+        io.write_image(src / f"small{i}.png", pattern(8, 8, seed=i))
+        io.write_image(src / f"tall{i}.png", pattern(16, 8, seed=i))
+    translator = Translator(FailsOnTallImages(), pipeline="cyclegan", device="cpu", precision="fp32")
+    summary = translator.translate_folder(src, tmp_path / "out", batch_size=2, workers=2, progress=False)
+    assert (summary.done, summary.failed) == (4, 4)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"small{i}.png" for i in range(4)]
+    err = capsys.readouterr().err
+    assert "tall3.png" in err and "not enough memory" in err and "Traceback" not in err
+
+
 def test_single_file_outputs_and_collisions(tmp_path, cyclegan, capsys):
     src = tmp_path / "in"
     src.mkdir()

@@ -28,7 +28,7 @@ def test_cli_tree_matches_the_api(tmp_path, models):
     src = tmp_path / "in"
     good, bad = make_tree(src)
     result = translate(models["cyclegan"], src, tmp_path / "cli", "--direction", "BtoA", "--suffix", "_B",
-                       "--batch-size", "2", "--device", "cpu", "--precision", "fp32")
+                       "--batch-size", "2", "--workers", "3", "--device", "cpu", "--precision", "fp32")
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
     for rel in bad:
