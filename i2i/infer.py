@@ -434,7 +434,7 @@ class Translator:
         thread count (translate_folder's workers compute on fewer threads than one call)."""
         key = (*self._tune_key, torch.get_num_threads())
         if key not in _TUNED:
-            side = _round_up(128, self.size_multiple)
+            side = _round_up(max(32, 128 // self.scale), self.size_multiple)  # outputs up to 128 px
             _TUNED[key] = self._fastest(self._candidates, min(height, side), min(width, side))
         self._set_speed(*_TUNED[key])
         self._candidates = []
@@ -443,28 +443,33 @@ class Translator:
 
     @torch.inference_mode()
     def _fastest(self, candidates: list[tuple[str, bool]], height: int, width: int) -> tuple[str, bool]:
-        """The fastest candidate on a probe of the first input's size (up to 128 px).
+        """The fastest candidate on a probe of the first input's size (up to 128 px out).
 
         The probe size matters: resnet_9blocks in bf16 is fastest contiguous at 64x64 but
-        channels_last from 128x128 up. On a shared machine, load comes in bursts longer than
-        the probe, so the expected winner (the first candidate) stays unless another one
-        beats it by 10% in each of 3 rounds; a round runs the candidates back to back, so a
-        burst slows them alike.
+        channels_last from 128x128 up. SR nets get a probe of 128 / scale px (at least 32):
+        srresnet x4 ranks bf16 + channels_last first at 32, 128 and 200 px alike, and a 128 px
+        probe cost 5 s per process on one thread. On a shared machine, load comes in bursts
+        longer than the probe, so the expected winner (the first candidate) stays unless
+        another one beats it by 10% in each of 3 rounds; a round runs the candidates back to
+        back, so a burst slows them alike.
         """
         probe = torch.rand(1, self.in_channels, height, width, device=self.device)
-        rounds: list[dict[tuple[str, bool], float]] = []
+        expected, rivals = candidates[0], list(candidates[1:])
+        best = dict.fromkeys(rivals, float("inf"))
         for round_ in range(4):  # round 0 warms up (oneDNN builds its kernels per shape)
             times = {}
-            for precision, channels_last in candidates:
-                self._set_speed(precision, channels_last)
+            for candidate in [expected, *rivals]:
+                self._set_speed(*candidate)
                 start = time.perf_counter()
                 self._forward(probe)
-                times[(precision, channels_last)] = time.perf_counter() - start
-            if round_:
-                rounds.append(times)
-        expected = candidates[0]
-        faster = [c for c in candidates[1:] if all(r[c] < 0.9 * r[expected] for r in rounds)]
-        return min(faster, key=lambda c: min(r[c] for r in rounds)) if faster else expected
+                times[candidate] = time.perf_counter() - start
+            if round_:  # a rival is out at its first loss: fp32 often runs only twice
+                rivals = [c for c in rivals if times[c] < 0.9 * times[expected]]
+                for c in rivals:
+                    best[c] = min(best[c], times[c])
+                if not rivals:
+                    break
+        return min(rivals, key=best.__getitem__) if rivals else expected
 
     # ------------------------------------------------------------------ folders
 

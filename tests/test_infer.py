@@ -5,6 +5,7 @@ Tiny networks (width 4) saved as real model files; tiny images written as real f
 from __future__ import annotations
 
 import io as bytes_io
+import time
 from pathlib import Path
 
 import numpy as np
@@ -419,3 +420,32 @@ def test_auto_speed_is_measured_at_the_first_call(models):
     again = load_model(models["sr"], device="cpu", precision="auto")
     again(pattern(6, 6))
     assert (again.precision, again.channels_last) == (translator.precision, translator.channels_last)
+
+
+class SlowIn(torch.nn.Module):
+    """Identity that sleeps in one memory layout, and counts calls per layout."""
+
+    def __init__(self, slow_channels_last: bool):
+        super().__init__()
+        self.slow_channels_last = slow_channels_last
+        self.calls = {True: 0, False: 0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        self.calls[channels_last] += 1
+        if channels_last == self.slow_channels_last:
+            time.sleep(0.03)
+        return x
+
+
+def test_speed_probe_keeps_the_expected_winner_unless_beaten():
+    candidates = [("fp32", True), ("fp32", False)]  # the first is the expected winner
+    slow_expected = SlowIn(slow_channels_last=True)
+    translator = Translator(slow_expected, device="cpu", precision="fp32", channels_last=True)
+    assert translator._fastest(candidates, 16, 16) == ("fp32", False)
+    assert slow_expected.calls == {True: 4, False: 4}  # a warm-up and 3 rounds, all won by the rival
+
+    slow_rival = SlowIn(slow_channels_last=False)
+    translator = Translator(slow_rival, device="cpu", precision="fp32", channels_last=True)
+    assert translator._fastest(candidates, 16, 16) == ("fp32", True)
+    assert slow_rival.calls == {True: 2, False: 2}  # the rival is out at its first loss
