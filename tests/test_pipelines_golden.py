@@ -78,33 +78,50 @@ def _check_weights(net, init, after, ill_keys, tol, what, platform_allowance=Fal
     return worst, strict, flipped
 
 
+def _reference_pipeline(shared, item_name, pipeline_cls, options_cls, own_options):
+    """Golden item `item_name` and our pipeline built with its reference options, its networks
+    holding the golden initial weights. `own_options`: the pipeline's own option names, which
+    are the reference's. Returns (item, pipe, initial weights, golden tensors, batch)."""
+    from i2i.train import TrainConfig
+
+    item = golden_manifest(shared, FAMILY)["items"][item_name]
+    opt = item["options"]
+    options = options_cls(
+        netG=opt["netG"], netD=opt["netD"], n_layers_D=opt["n_layers_D"], width=opt["ngf"], ndf=opt["ndf"],
+        norm=opt["norm"], dropout=not opt["no_dropout"], gan_mode=opt["gan_mode"],
+        in_channels=opt["input_nc"], out_channels=opt["output_nc"], direction=opt["direction"],
+        **{name: opt[name] for name in own_options})
+    config = TrainConfig(lr=opt["lr"], beta1=opt["beta1"], batch_size=opt["batch_size"], image_size=opt["crop_size"])
+    pipe = pipeline_cls(options, config, torch.device("cpu"))
+    inits = {name: _load(shared, item["files"][f"net{name}.init"]) for name in pipe.networks}
+    for name, state in inits.items():
+        pipe.networks[name].load_state_dict(state, strict=True)
+    io = _load(shared, item["files"]["io"])
+    # The golden inputs are already in [-1, 1]; skip the [0, 1] -> [-1, 1] map so they stay bit-exact.
+    pipe.to_model_range = lambda x: x
+    return item, pipe, inits, io, {"A": io["real_A"], "B": io["real_B"]}
+
+
+def _trajectory_error(pipe, batch, item, io, tol):
+    """Max error of the losses of steps 2 and 3 (they catch wrong betas)."""
+    worst = 0.0
+    for k in (2, 3):
+        losses = pipe.step(batch)
+        for name in item["losses"]:
+            worst = max(worst, _close(losses[name], io[f"trajectory.step{k}.loss_{name}"], tol, f"step {k} {name}"))
+    return worst
+
+
 def _report(name, errors):
     print(f"\n{name} golden max abs errors: " + ", ".join(f"{k} {v:.2e}" for k, v in errors.items()))
 
 
 def test_cyclegan_step_matches_reference(shared_dir):
     from i2i.pipelines.cyclegan import CycleGAN, CycleGANOptions
-    from i2i.train import TrainConfig
 
-    item = golden_manifest(shared_dir, FAMILY)["items"]["cyclegan_step"]
-    opt, tol = item["options"], item["tolerance"]
-    options = CycleGANOptions(
-        netG=opt["netG"], netD=opt["netD"], n_layers_D=opt["n_layers_D"], width=opt["ngf"], ndf=opt["ndf"],
-        norm=opt["norm"], dropout=not opt["no_dropout"], gan_mode=opt["gan_mode"], lambda_A=opt["lambda_A"],
-        lambda_B=opt["lambda_B"], lambda_identity=opt["lambda_identity"], pool_size=opt["pool_size"],
-        in_channels=opt["input_nc"], out_channels=opt["output_nc"], direction=opt["direction"])
-    config = TrainConfig(lr=opt["lr"], beta1=opt["beta1"], batch_size=opt["batch_size"], image_size=opt["crop_size"])
-    pipe = CycleGAN(options, config, torch.device("cpu"))
-    files = item["files"]
-    inits = {}
-    for name in ("G_A", "G_B", "D_A", "D_B"):
-        inits[name] = _load(shared_dir, files[f"net{name}.init"])
-        pipe.networks[name].load_state_dict(inits[name], strict=True)
-    io = _load(shared_dir, files["io"])
-    real_A, real_B = io["real_A"], io["real_B"]
-    # The golden inputs are already in [-1, 1]; skip the [0, 1] -> [-1, 1] map so they stay bit-exact.
-    pipe.to_model_range = lambda x: x
-    batch = {"A": real_A, "B": real_B}
+    item, pipe, inits, io, batch = _reference_pipeline(
+        shared_dir, "cyclegan_step", CycleGAN, CycleGANOptions, ("lambda_A", "lambda_B", "lambda_identity", "pool_size"))
+    tol, real_A, real_B = item["tolerance"], batch["A"], batch["B"]
 
     errors = {}
     with torch.no_grad():
@@ -120,7 +137,7 @@ def test_cyclegan_step_matches_reference(shared_dir):
     errors["weights_after"], flips = 0.0, {}
     for name in ("G_A", "G_B", "D_A", "D_B"):
         worst, strict, flips[name] = _check_weights(
-            pipe.networks[name], inits[name], _load(shared_dir, files[f"net{name}.after"]),
+            pipe.networks[name], inits[name], _load(shared_dir, item["files"][f"net{name}.after"]),
             set(item["ill_conditioned_keys"][f"net{name}"]), tol, f"net{name}", platform_allowance=True)
         errors["weights_after"] = max(errors["weights_after"], worst)
         assert flips[name] <= 0.005 * strict, f"net{name}: {flips[name]} of {strict} weights differ"
@@ -132,36 +149,16 @@ def test_cyclegan_step_matches_reference(shared_dir):
     errors["flipped_weights"] = sum(flips.values())
     errors["images_after_step"] = max(_close(v, io[k], tol_images, k) for k, v in after.items())
 
-    worst = 0.0
-    for k in (2, 3):
-        losses = pipe.step(batch)
-        for name in item["losses"]:
-            worst = max(worst, _close(losses[name], io[f"trajectory.step{k}.loss_{name}"], tol_trajectory, f"step {k} {name}"))
-    errors["trajectory"] = worst
+    errors["trajectory"] = _trajectory_error(pipe, batch, item, io, tol_trajectory)
     assert len(pipe.fake_A_pool.images) == len(pipe.fake_B_pool.images) == 3
     _report("cyclegan", errors)
 
 
 def test_pix2pix_step_matches_reference(shared_dir):
     from i2i.pipelines.pix2pix import Pix2Pix, Pix2PixOptions
-    from i2i.train import TrainConfig
 
-    item = golden_manifest(shared_dir, FAMILY)["items"]["pix2pix_step"]
-    opt, tol = item["options"], item["tolerance"]
-    options = Pix2PixOptions(
-        netG=opt["netG"], netD=opt["netD"], n_layers_D=opt["n_layers_D"], width=opt["ngf"], ndf=opt["ndf"],
-        norm=opt["norm"], dropout=not opt["no_dropout"], gan_mode=opt["gan_mode"], lambda_L1=opt["lambda_L1"],
-        in_channels=opt["input_nc"], out_channels=opt["output_nc"], direction=opt["direction"])
-    config = TrainConfig(lr=opt["lr"], beta1=opt["beta1"], batch_size=opt["batch_size"], image_size=opt["crop_size"])
-    pipe = Pix2Pix(options, config, torch.device("cpu"))
-    files = item["files"]
-    inits = {name: _load(shared_dir, files[f"net{name}.init"]) for name in ("G", "D")}
-    for name, state in inits.items():
-        pipe.networks[name].load_state_dict(state, strict=True)
-    io = _load(shared_dir, files["io"])
-    real_A, real_B = io["real_A"], io["real_B"]
-    pipe.to_model_range = lambda x: x  # golden inputs are already in [-1, 1]
-    batch = {"A": real_A, "B": real_B}
+    item, pipe, inits, io, batch = _reference_pipeline(shared_dir, "pix2pix_step", Pix2Pix, Pix2PixOptions, ("lambda_L1",))
+    tol, real_A = item["tolerance"], batch["A"]
 
     errors = {}
     with torch.no_grad():  # on a copy: a train-mode forward moves the BatchNorm statistics
@@ -176,17 +173,12 @@ def test_pix2pix_step_matches_reference(shared_dir):
     errors["weights_after"] = 0.0
     for name in ("G", "D"):
         worst, _, flipped = _check_weights(
-            pipe.networks[name], inits[name], _load(shared_dir, files[f"net{name}.after"]),
+            pipe.networks[name], inits[name], _load(shared_dir, item["files"][f"net{name}.after"]),
             set(item["ill_conditioned_keys"][f"net{name}"]), tol, f"net{name}")
         assert flipped == 0, f"net{name}: {flipped} weights differ from the reference's"
         errors["weights_after"] = max(errors["weights_after"], worst)
 
-    worst = 0.0
-    for k in (2, 3):
-        losses = pipe.step(batch)
-        for name in item["losses"]:
-            worst = max(worst, _close(losses[name], io[f"trajectory.step{k}.loss_{name}"], tol["loss_trajectory"], f"step {k} {name}"))
-    errors["trajectory"] = worst
+    errors["trajectory"] = _trajectory_error(pipe, batch, item, io, tol["loss_trajectory"])
     _report("pix2pix", errors)
 
 
