@@ -519,8 +519,8 @@ class Translator:
         jobs, collisions = _plan(Path(src), Path(dst), ext, suffix)
         todo = [job for job in jobs if overwrite or not job.dst.exists()]
         summary.skipped = len(jobs) - len(todo)
-        tiled = bool(self.tile if tile is None else tile)
-        workers = min(workers or (1 if tiled else self.default_workers()), max(1, -(-len(todo) // batch_size)))
+        tile = self.tile if tile is None else tile
+        workers = min(workers or (1 if tile else self.default_workers()), max(1, -(-len(todo) // batch_size)))
         on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
         bar = tqdm(total=len(todo), unit="img", disable=not on_terminal, file=sys.stderr,
                    dynamic_ncols=True)  # its rate is images/s
