@@ -18,7 +18,12 @@ class UsageError(I2IError):
     exit_code = 2
 
 
-def one_line(error: BaseException, limit: int | None = None) -> str:
-    """An exception's message folded onto one line (its type name if it has none), cut at `limit`."""
-    text = " ".join(str(error).split()) or type(error).__name__
+def one_line(error: BaseException, limit: int | None = None, *, typed: bool = False) -> str:
+    """An exception's message folded onto one line (its type name if it has none), cut at `limit`.
+
+    `typed` puts the type name in front ("UnpicklingError: ..."), for errors not raised by i2i,
+    whose message alone may say little."""
+    text = " ".join(str(error).split())
+    name = type(error).__name__
+    text = (f"{name}: {text}" if typed else text) if text else name
     return text if limit is None else text[:limit]

@@ -69,8 +69,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
+from i2i.data import io
 from i2i.data.sketch import luminance
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, one_line
 
 DIRECTIONS = ("AtoB", "BtoA")
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
@@ -256,7 +257,7 @@ class Translator:
         if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
             raise UsageError(f"expected an HxW or HxWxC array with 1-4 channels, not shape {image.shape}")
         if image.dtype == np.uint8 or image.dtype == np.uint16:
-            x = _array_to_tensor(array)
+            x = io.to_tensor(array)
         elif np.issubdtype(image.dtype, np.floating):
             x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
         else:
@@ -265,22 +266,19 @@ class Translator:
         y, alpha = self.translate_tensor(color, alpha, tile=tile, tile_pad=tile_pad)
         if alpha is not None:
             y = torch.cat([y, alpha], dim=1)
-        y = y[0].permute(1, 2, 0).cpu()
-        dtype = image.dtype
-        if np.issubdtype(dtype, np.floating):
-            out = y.clamp(0, 1).numpy().astype(dtype)
+        if np.issubdtype(image.dtype, np.floating):
+            out = y[0].permute(1, 2, 0).cpu().clamp(0, 1).numpy().astype(image.dtype)
         else:
-            top = 65535.0 if dtype == np.uint16 else 255.0
-            out = y.clamp(0, 1).mul(top).round().numpy().astype(dtype)
+            out = io.from_tensor(y[0], 16 if image.dtype == np.uint16 else 8)
         return out[..., 0] if flat and out.shape[2] == 1 else out
 
     def _call_pil(self, image: Any, tile: int | None, tile_pad: int | None) -> Any:
         import PIL.Image
 
-        array = _pil_to_array(image)
-        out = self._call_array(array, tile, tile_pad)
+        pixels, alpha = io.pil_to_arrays(image)
+        out = self._call_array(pixels if alpha is None else np.dstack([pixels, alpha]), tile, tile_pad)
         if out.dtype == np.uint16 and out.shape[2] > 1:  # Pillow holds 16 bits only as gray ("I;16")
-            out = ((out.astype(np.uint32) + 128) // 257).astype(np.uint8)
+            out = io.to_dtype(out, np.uint8)
         if out.shape[2] == 1:
             return PIL.Image.fromarray(out[..., 0])  # "L", or "I;16" for uint16
         return PIL.Image.fromarray(out)  # LA, RGB, RGBA by channel count
@@ -506,8 +504,6 @@ class Translator:
         """
         from tqdm import tqdm
 
-        from i2i.data import io
-
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, not {batch_size}")
         if not 1 <= quality <= 100:
@@ -706,9 +702,7 @@ def _output_name(path: Path, ext: str, suffix: str) -> str:
 
 def _message(path: Path, error: BaseException) -> str:
     """One line naming the file."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, I2IError):
-        text = f"{type(error).__name__}: {text}"
+    text = one_line(error, typed=not isinstance(error, I2IError))
     return text if str(path) in text else f"{path}: {text}"
 
 
@@ -762,27 +756,3 @@ def _split_alpha_channels(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torc
     if channels in (2, 4):
         return x.narrow(dim, 0, channels - 1), x.narrow(dim, channels - 1, 1)
     return x, None
-
-
-def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8/uint16 -> CxHxW float32 in [0,1]."""
-    top = np.float32(65535.0 if array.dtype == np.uint16 else 255.0)
-    return torch.from_numpy(array.astype(np.float32) / top).permute(2, 0, 1)
-
-
-def _pil_to_array(image: Any) -> np.ndarray:
-    """A PIL image -> HxWxC uint8 (L, LA, RGB, RGBA) or HxWx1 uint16 (16-bit gray)."""
-    mode = image.mode
-    if mode.startswith("I;16") or mode == "I":
-        values = np.asarray(image)
-        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
-            raise UsageError("32-bit integer images out of the 16-bit range are not supported")
-        return values.astype(np.uint16)[..., None]
-    if mode == "F":
-        raise UsageError("floating-point PIL images are not supported; pass a float numpy array in [0, 1]")
-    if mode in ("1", "L"):
-        return np.asarray(image.convert("L"))[..., None]
-    if mode in ("LA", "La"):
-        return np.asarray(image.convert("LA"))
-    has_alpha = mode in ("RGBA", "RGBa", "PA") or "transparency" in image.info
-    return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))

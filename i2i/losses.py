@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, one_line
 
 __all__ = [
     "GANLoss",
@@ -252,11 +252,6 @@ def vgg19_weights_path(weights_path: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _load_vgg19_state(path: Path, features: nn.Sequential) -> None:
     """Fill `features` from a torchvision-format VGG19 state dict (`features.N.weight`;
     classifier keys and deeper layers are ignored). Every problem is a one-line I2IError."""
@@ -273,7 +268,7 @@ def _load_vgg19_state(path: Path, features: nn.Sequential) -> None:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, pickled code, ...
-        raise I2IError(f"cannot read VGG19 weights {path}: {_one_line(exc)}") from None
+        raise I2IError(f"cannot read VGG19 weights {path}: {one_line(exc, typed=True)}") from None
     if not isinstance(state, dict):
         raise I2IError(f"VGG19 weights {path} hold a {type(state).__name__}, not a state dict")
     wanted = {}

@@ -409,13 +409,13 @@ def test_write_read_round_trip(
         assert image.pixels.shape == (H, W, 3)  # 16-bit gray+alpha TIFF is stored as RGBA
         pixels = np.repeat(pixels, 3, axis=2)
     assert image.pixels.shape == pixels.shape
-    expected = pixels if image.bit_depth == depth else iio._to_dtype(pixels, np.uint8)
+    expected = pixels if image.bit_depth == depth else iio.to_dtype(pixels, np.uint8)
     if exact:
         assert np.array_equal(image.pixels, expected)
     else:  # 5 x 7 steep gradients are hard on 4:2:0 chroma (WebP always uses it)
         assert np.abs(image.pixels.astype(int) - expected).mean() < 10
     if with_alpha and keeps_alpha:
-        expected_alpha = alpha if image.bit_depth == depth else iio._to_dtype(alpha, np.uint8)
+        expected_alpha = alpha if image.bit_depth == depth else iio.to_dtype(alpha, np.uint8)
         tolerance = 0 if exact else 2
         assert np.abs(image.alpha.astype(int) - expected_alpha).max() <= tolerance
     else:
@@ -439,7 +439,7 @@ def test_alpha_depth_follows_pixels(tmp_path: Path) -> None:
 
 def test_uint16_to_jpeg_rounds_to_8bit() -> None:
     values = np.array([0, 128, 129, 385, 65535], np.uint16)
-    assert iio._to_dtype(values, np.uint8).tolist() == [round(v / 257) for v in values.tolist()]
+    assert iio.to_dtype(values, np.uint8).tolist() == [round(v / 257) for v in values.tolist()]
 
 
 def test_write_rejects_bad_arguments(tmp_path: Path) -> None:

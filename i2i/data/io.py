@@ -43,7 +43,7 @@ import PIL.Image
 import torch
 
 from i2i.atomic import atomic_path
-from i2i.errors import I2IError, ImageReadError, one_line
+from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -276,6 +276,16 @@ def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | No
     return np.ascontiguousarray(decoded[..., 2::-1]), alpha  # BGR -> RGB
 
 
+def pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """An in-memory PIL image -> (H x W x C uint8/uint16 pixels, alpha or None), taken as
+    `read_image` takes a decoded file (modes, transparency, 16-bit gray) but not turned by
+    its EXIF orientation. An unsupported mode is a one-line UsageError."""
+    try:
+        return _pil_to_arrays(pil)
+    except _Problem as problem:
+        raise UsageError(f"PIL image: {problem}") from None
+
+
 def _pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """A loaded PIL image -> (HxWxC uint8/uint16 pixels, alpha or None), copies we own."""
     mode = pil.mode
@@ -419,11 +429,11 @@ def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndar
             alpha = alpha[..., 0]
         if alpha.shape != pixels.shape[:2]:
             raise ValueError(f"alpha must be H x W = {pixels.shape[:2]}, not {alpha.shape}")
-        alpha = _to_dtype(alpha, pixels.dtype)
+        alpha = to_dtype(alpha, pixels.dtype)
     return np.ascontiguousarray(pixels), None if alpha is None else np.ascontiguousarray(alpha)
 
 
-def _to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """uint8 <-> uint16 with exact scaling (x 257) and rounding."""
     if array.dtype == dtype:
         return array
@@ -445,9 +455,9 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
     if extension in (".jpg", ".jpeg", ".bmp"):
         alpha = None  # these formats cannot hold alpha
     if sixteen:  # formats without 16-bit samples
-        pixels = _to_dtype(pixels, np.uint8)
+        pixels = to_dtype(pixels, np.uint8)
     if alpha is not None:
-        alpha = _to_dtype(alpha, pixels.dtype)
+        alpha = to_dtype(alpha, pixels.dtype)
     pil = _to_pil(pixels, alpha)
     buffer = io.BytesIO()
     if extension == ".png":
