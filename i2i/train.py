@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from i2i.atomic import write_text
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, one_line
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
 
@@ -110,10 +110,7 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     cls = get_pipeline(pipeline)
     merged: dict[str, Any] = dict(cls.config_defaults)
     if resume_from is not None:
-        saved = load_run_config(resume_from)
-        if saved.get("pipeline") != pipeline:
-            raise UsageError(f"{resume_from}/ is a {saved.get('pipeline')} run, not {pipeline}")
-        merged.update(saved)
+        merged.update(load_run_config(resume_from, pipeline))
     if config_file is not None:
         from_file = _read_yaml(Path(config_file))
         if from_file.get("pipeline", pipeline) != pipeline:
@@ -133,7 +130,7 @@ def _read_yaml(path: Path) -> dict:
     except OSError as error:
         raise UsageError(f"{path}: cannot read config file ({error.strerror})") from None
     except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML ({' '.join(str(error).split())[:200]})") from None
+        raise UsageError(f"{path}: not valid YAML ({one_line(error, 200)})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -177,12 +174,16 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     raise UsageError(f"setting {key}{source} must be a {kind.__name__}, got {value!r}")
 
 
-def load_run_config(run: str | Path) -> dict:
-    """A run folder's config.yaml as a flat dict (with its `pipeline`)."""
+def load_run_config(run: str | Path, pipeline: str | None = None) -> dict:
+    """A run folder's config.yaml as a flat dict (with its `pipeline`); with `pipeline`, a
+    run of another pipeline is refused (one line)."""
     path = Path(run) / "config.yaml"
     if not path.is_file():
         raise UsageError(f"{run}/ is not a run folder (no config.yaml): nothing to resume")
-    return _read_yaml(path)
+    saved = _read_yaml(path)
+    if pipeline is not None and saved.get("pipeline") != pipeline:
+        raise UsageError(f"{run}/ is a {saved.get('pipeline')} run, not {pipeline}; cannot resume it as {pipeline}")
+    return saved
 
 
 def settings_dict(pipeline: str, config: TrainConfig, options: Any) -> dict:
@@ -209,8 +210,7 @@ class Schedule:
     """
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int, total_steps: int) -> None:
-        if config.lr_policy not in LR_POLICIES:
-            raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
+        _check_lr_policy(config.lr_policy)
         self.policy = config.lr_policy
         self.gamma = config.lr_gamma
         self.decay_every = max(1, config.lr_decay_iters)
@@ -453,9 +453,7 @@ def _check_run_folder(run: Path, pipeline: str, resume: bool) -> None:
         if run.exists() and (not run.is_dir() or any(run.iterdir())):
             raise UsageError(f"{run}/ already exists and is not empty; continue it with --resume or choose another --out")
         return
-    saved = load_run_config(run)
-    if saved.get("pipeline") != pipeline:
-        raise UsageError(f"{run}/ is a {saved.get('pipeline')} run, not {pipeline}; cannot resume it as {pipeline}")
+    load_run_config(run, pipeline)
 
 
 def _check_same_model(run: Path, pipeline: str, config: TrainConfig, options: Any, model_keys: tuple[str, ...]) -> None:
@@ -721,8 +719,12 @@ def _check_config(config: TrainConfig) -> None:
             raise UsageError(f"{name} must be >= 1, got {getattr(config, name)}")
     if not 0 <= config.ema < 1:
         raise UsageError(f"ema must be a decay in [0, 1) (0: off), got {config.ema}")
-    if config.lr_policy not in LR_POLICIES:
-        raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
+    _check_lr_policy(config.lr_policy)
+
+
+def _check_lr_policy(policy: str) -> None:
+    if policy not in LR_POLICIES:
+        raise UsageError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICIES)}")
 
 
 def _check_sizes(pipe: Any, config: TrainConfig) -> None:
@@ -752,13 +754,16 @@ def _as_floats(losses: Mapping[str, Any]) -> dict[str, float]:
     return dict(zip(names, torch.stack(tensors).tolist())) if names else {}
 
 
-def _diverged(bad: dict[str, float], step: int, run: Path, write_index: Any) -> None:
+def _last_good(run: Path) -> str:
     kept = checkpoints(run)
-    last = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+    return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+
+
+def _diverged(bad: dict[str, float], step: int, run: Path, write_index: Any) -> None:
     what = ", ".join(f"{k} = {v}" for k, v in bad.items())
     with contextlib.suppress(Exception):
         write_index(run)
-    raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {last} "
+    raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {_last_good(run)} "
                            "(try a lower --lr, or --precision fp32)")
 
 
@@ -766,10 +771,8 @@ def _check_finite_weights(networks: Mapping[str, torch.nn.Module], step: int, ru
     for name, net in networks.items():
         for key, value in net.state_dict().items():
             if value.is_floating_point() and not torch.isfinite(value).all():
-                kept = checkpoints(run)
-                last = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
                 raise TrainingDiverged(f"training diverged at step {step} ({name}.{key} is not finite); "
-                                       f"stopped without saving it, {last}")
+                                       f"stopped without saving it, {_last_good(run)}")
 
 
 def _log(path: Path, step: int, epoch: int, losses: dict[str, float], lr: float, timer: dict,
