@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,18 @@ from i2i.pipelines import Pipeline
 
 # The reference's netD names, accepted as aliases of the i2i.nn names.
 D_ALIASES = {"basic": "patchgan", "n_layers": "patchgan", "pixel": "pixelgan"}
+
+
+def reference_networks(o: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The reference's network flags of CycleGAN and pix2pix options (width = ngf, ndf, norm,
+    dropout, netD with its aliases, n_layers_D, init) as `i2i.nn.create` arguments:
+    (generator kwargs, discriminator name, discriminator kwargs)."""
+    init = {"init": o.init_type, "init_gain": o.init_gain}
+    net_d = D_ALIASES.get(o.netD, o.netD)
+    disc = {"width": o.ndf, "norm": o.norm, **init}
+    if net_d == "patchgan":
+        disc["n_layers"] = o.n_layers_D
+    return {"width": o.width, "norm": o.norm, "dropout": o.dropout, **init}, net_d, disc
 
 
 @dataclass
@@ -104,12 +117,7 @@ class CycleGAN(Pipeline):
         if o.lambda_identity > 0 and c_in != c_out:
             raise UsageError(f"the identity loss needs as many input as output channels ({c_in} vs {c_out}); "
                              "use --lambda-identity 0")
-        init = {"init": o.init_type, "init_gain": o.init_gain}
-        gen = {"width": o.width, "norm": o.norm, "dropout": o.dropout, **init}
-        net_d = D_ALIASES.get(o.netD, o.netD)
-        disc = {"width": o.ndf, "norm": o.norm, **init}
-        if net_d == "patchgan":
-            disc["n_layers"] = o.n_layers_D
+        gen, net_d, disc = reference_networks(o)
         self.G_A = self.create(o.netG, in_channels=c_in, out_channels=c_out, **gen)
         self.G_B = self.create(o.netG, in_channels=c_out, out_channels=c_in, **gen)
         self.D_A = self.create(net_d, in_channels=c_out, **disc)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
-from i2i.pipelines.cyclegan import D_ALIASES
+from i2i.pipelines.cyclegan import reference_networks
 
 TASKS = ("", "colorize", "colorize_lab", "sketch")
 
@@ -77,13 +77,8 @@ class Pix2Pix(Pipeline):
         super().__init__(options, config, device, **amp)
         o = options
         c_in, c_out = o.in_channels or 3, o.out_channels or 3
-        init = {"init": o.init_type, "init_gain": o.init_gain}
-        net_d = D_ALIASES.get(o.netD, o.netD)
-        disc = {"width": o.ndf, "norm": o.norm, **init}
-        if net_d == "patchgan":
-            disc["n_layers"] = o.n_layers_D
-        self.G = self.create(o.netG, in_channels=c_in, out_channels=c_out, width=o.width, norm=o.norm,
-                             dropout=o.dropout, **init)
+        gen, net_d, disc = reference_networks(o)
+        self.G = self.create(o.netG, in_channels=c_in, out_channels=c_out, **gen)
         self.D = self.create(net_d, in_channels=c_in + c_out, **disc)
         self.networks = {"G": self.G, "D": self.D}
         self.optimizers = {"G": self.adam(self.G), "D": self.adam(self.D)}
