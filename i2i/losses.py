@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from i2i.errors import I2IError, UsageError, one_line
+from i2i.errors import I2IError, UsageError
 
 __all__ = [
     "GANLoss",
@@ -64,8 +64,7 @@ class GANLoss(nn.Module):
         super().__init__()
         if mode not in GAN_MODES:
             raise UsageError(f"unknown GAN mode {mode!r}; choose one of {', '.join(GAN_MODES)}")
-        if gp_kind not in _GP_KINDS:
-            raise UsageError(f"unknown gradient penalty kind {gp_kind!r}; choose real, fake or mixed")
+        _check_gp_kind(gp_kind)
         self.mode = mode
         self.gp_weight = gp_weight
         self.gp_kind = gp_kind
@@ -106,6 +105,11 @@ class GANLoss(nn.Module):
 _GP_KINDS = ("mixed", "real", "fake")
 
 
+def _check_gp_kind(kind: str) -> None:
+    if kind not in _GP_KINDS:
+        raise UsageError(f"unknown gradient penalty kind {kind!r}; choose real, fake or mixed")
+
+
 def gradient_penalty(
     netD: nn.Module,
     real: Tensor,
@@ -126,8 +130,7 @@ def gradient_penalty(
     (`create_graph=True`) so the penalty can be back-propagated into the discriminator.
     With `weight <= 0` the reference returns no gradients: `(0, None)` here too.
     """
-    if kind not in _GP_KINDS:
-        raise UsageError(f"unknown gradient penalty kind {kind!r}; choose real, fake or mixed")
+    _check_gp_kind(kind)
     if weight <= 0:
         return real.new_zeros(()), None
     batch = real.shape[0]
@@ -260,17 +263,9 @@ def _load_vgg19_state(path: Path, features: nn.Sequential) -> None:
             f"VGG19 weights not found at {path}: pass weights_path, set ${VGG19_ENV}, or copy "
             f"torchvision's vgg19-dcbb9e9d.pth there (i2i never downloads them)"
         )
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from i2i.checkpoint import load_state_dict_file
 
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, pickled code, ...
-        raise I2IError(f"cannot read VGG19 weights {path}: {one_line(exc, typed=True)}") from None
-    if not isinstance(state, dict):
-        raise I2IError(f"VGG19 weights {path} hold a {type(state).__name__}, not a state dict")
+    state = load_state_dict_file(path)  # corrupt, truncated, pickled code, not a dict: one line
     wanted = {}
     for key, param in features.state_dict().items():
         value = state.get(f"features.{key}")
