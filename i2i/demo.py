@@ -17,17 +17,17 @@ from i2i.errors import UsageError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples" / "photos"
 
-# task -> (title, pix2pix task): each trains one model on the same photos
+# pix2pix task -> title: each trains one model on the same photos
 TASKS = {
-    "sketch": ("photo → pencil sketch", "sketch"),
-    "colorize": ("grayscale → colour", "colorize"),
+    "sketch": "photo → pencil sketch",
+    "colorize": "grayscale → colour",
 }
 
 
 def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, seed: int) -> dict:
     """The flat training settings of one demo model (what `i2i train pix2pix` would take)."""
     return {
-        "data": str(photos), "out": str(run), "task": TASKS[task][1],
+        "data": str(photos), "out": str(run), "task": task,
         "netG": "unet_64", "width": 16, "ndf": 16, "n_layers_D": 2,
         # 64 px crops at the photos' own scale, so the model sees what it translates later
         "image_size": 64, "preprocess": "crop", "batch_size": 4, "max_steps": steps,
@@ -54,7 +54,7 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
         shutil.rmtree(out)
     results = {}
     for task in TASKS:
-        print(f"[demo] training {TASKS[task][0]} ({steps} steps)", flush=True)
+        print(f"[demo] training {TASKS[task]} ({steps} steps)", flush=True)
         run = out / "runs" / task
         config, options = make_settings("pix2pix", demo_settings(task, photos, run, steps, device, seed))
         train("pix2pix", config, options)
@@ -70,12 +70,10 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
 def _write_page(out: Path, photos: Path, results: dict) -> Path:
     """One table per task: input, model output, and the run's loss curves."""
     from i2i.atomic import write_text
-    from i2i.data.io import list_images, read_image, write_image
+    from i2i.data.io import from_tensor, list_images, read_image, to_tensor, write_image
     from i2i.data.sketch import sketch
     from i2i.data.datasets import gray
-    from i2i.report import read_metrics, svg_chart
-
-    import torch
+    from i2i.report import loss_charts, read_metrics
 
     inputs = out / "inputs"
     targets = out / "targets"
@@ -86,9 +84,7 @@ def _write_page(out: Path, photos: Path, results: dict) -> Path:
         write_image(inputs / "photo" / name, image.pixels)
         gray_pixels = gray(image.pixels)
         write_image(inputs / "gray" / name, gray_pixels)
-        x = torch.from_numpy(image.pixels).permute(2, 0, 1).float().div(255)
-        drawn = (sketch(x[None])[0, 0] * 255).round().byte().numpy()
-        write_image(targets / "sketch" / name, drawn)
+        write_image(targets / "sketch" / name, from_tensor(sketch(to_tensor(image)[None])[0]))
         rows["sketch"].append((f"inputs/photo/{name}", f"sketch/{name}", f"targets/sketch/{name}"))
         rows["colorize"].append((f"inputs/gray/{name}", f"colorize/{name}", f"inputs/photo/{name}"))
     parts = ["<!doctype html><meta charset='utf-8'><title>i2i demo</title>",
@@ -96,11 +92,9 @@ def _write_page(out: Path, photos: Path, results: dict) -> Path:
              "td{padding:2px;text-align:center}</style>",
              "<h1>i2i demo</h1><p>Two pix2pix models trained on the sample photos in a few minutes on this "
              "machine. Columns: input, model output, target.</p>"]
-    for task, (title, _) in TASKS.items():
+    for task, title in TASKS.items():
         run, summary = results[task]
-        metrics = read_metrics(run)
-        charts = "".join(svg_chart(key, [(m["step"], m[key]) for m in metrics if key in m])
-                         for key in ("G_GAN", "G_L1", "D_real", "D_fake") if any(key in m for m in metrics))
+        charts = loss_charts(read_metrics(run), ("G_GAN", "G_L1", "D_real", "D_fake"))
         parts.append(f"<h2>{html.escape(title)}</h2><p>{summary.done} images translated; "
                      f"training run: <a href='runs/{task}/index.html'>runs/{task}/</a></p>{charts}<table>")
         parts.append("<tr><th>input</th><th>output</th><th>target</th></tr>")

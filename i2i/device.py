@@ -1,6 +1,7 @@
 """Device and precision choices, made once here for the trainer and for inference."""
 from __future__ import annotations
 
+import functools
 import platform
 
 import torch
@@ -32,6 +33,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated, ~100x slower."""
     try:

@@ -90,6 +90,12 @@ img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px}td{padding:1px 8px;border-bottom:1px solid #eee}"""
 
 
+def loss_charts(records: list[dict], keys: list[str] | tuple[str, ...]) -> str:
+    """One `svg_chart` per key that some metrics record holds, over the steps."""
+    return "".join(svg_chart(k, [(r["step"], r.get(k)) for r in records])
+                   for k in keys if any(k in r for r in records))
+
+
 def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
     """Write `RUN/index.html` from the run's metrics, samples and config; returns its path.
     `columns` names the sample grids' columns (each row is one image of the batch)."""
@@ -98,7 +104,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
     keys: list[str] = []
     for record in records:
         keys += [k for k in record if k not in keys and k not in _NOT_PLOTTED]
-    charts = "".join(svg_chart(k, [(r["step"], r.get(k)) for r in records]) for k in keys)
+    charts = loss_charts(records, keys)
     last = records[-1] if records else {}
     config_path = run / "config.yaml"
     rows = ""

@@ -60,14 +60,11 @@ def resolve(name: str, *, registry_path: Path = REGISTRY_FILE, progress: bool = 
         known = ", ".join(sorted(models)) or "none"
         raise I2IError(f"{name!r} is neither a model file, a run folder nor a known model (known: {known})")
     entry = models[name]
-    shipped = registry_path.parent / entry.file
-    if shipped.is_file():
-        _verify(shipped, entry)
-        return shipped
-    cached = cache_dir() / entry.file
-    if cached.is_file():
-        _verify(cached, entry)
-        return cached
+    shipped, cached = registry_path.parent / entry.file, cache_dir() / entry.file
+    for local in (shipped, cached):
+        if local.is_file():
+            _verify(local, entry)
+            return local
     if not entry.url:
         raise I2IError(f"model {name!r}: {shipped} is missing and the registry gives no url to download it from")
     _download(entry, cached, progress=progress)
@@ -87,12 +84,14 @@ def _download(entry: ZooEntry, target: Path, *, progress: bool) -> None:
     try:
         with urllib.request.urlopen(entry.url, timeout=60) as response, atomic_path(target) as tmp:
             total = int(response.headers.get("Content-Length") or 0) or None
+            digest = hashlib.sha256()  # hashed as it arrives, not read back
             with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=entry.name,
                                               disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
+                    digest.update(chunk)
                     bar.update(len(chunk))
-            actual = sha256_of(tmp)
+            actual = digest.hexdigest()
             if actual != entry.sha256:
                 raise I2IError(f"download of {entry.name!r} from {entry.url} is corrupt "
                                f"(sha256 {actual[:12]}..., expected {entry.sha256[:12]}...); nothing was kept")

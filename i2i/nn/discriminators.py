@@ -11,7 +11,7 @@ from torch import nn
 
 from i2i.errors import UsageError
 from i2i.nn import register
-from i2i.nn.init import check_init, reference_init
+from i2i.nn.init import reference_init
 from i2i.nn.layers import (
     NORMS,
     activation,
@@ -129,7 +129,6 @@ class VGGDiscriminator(nn.Module):
 def patchgan(*, in_channels: int = 3, width: int = 64, n_layers: int = 3, norm: str = "batch",
              init: str | None = "normal", init_gain: float = 0.02) -> nn.Module:
     """Reference netD `basic` (n_layers=3) and `n_layers` (any n_layers); width = ndf."""
-    check_init(init)
     return reference_init(PatchDiscriminator(in_channels, width, n_layers, norm), init, init_gain)
 
 
@@ -137,7 +136,6 @@ def patchgan(*, in_channels: int = 3, width: int = 64, n_layers: int = 3, norm: 
 def pixelgan(*, in_channels: int = 3, width: int = 64, norm: str = "batch",
              init: str | None = "normal", init_gain: float = 0.02) -> nn.Module:
     """Reference netD `pixel`; width = ndf."""
-    check_init(init)
     return reference_init(PixelDiscriminator(in_channels, width, norm), init, init_gain)
 
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from i2i.errors import UsageError
 from i2i.nn import register
-from i2i.nn.init import check_init, reference_init, scaled_kaiming_
+from i2i.nn.init import reference_init, scaled_kaiming_
 from i2i.nn.layers import (
     NORMS,
     PADDINGS,
@@ -213,7 +213,6 @@ class RRDBNet(nn.Module):
 
 def _resnet(num_blocks: int, in_channels: int, out_channels: int, width: int, norm: str,
             dropout: bool, padding_type: str, init: str | None, init_gain: float) -> nn.Module:
-    check_init(init)
     net = ResnetGenerator(in_channels, out_channels, width, num_blocks, norm, dropout, padding_type)
     return reference_init(net, init, init_gain)
 
@@ -236,7 +235,6 @@ def resnet_6blocks(*, in_channels: int = 3, out_channels: int = 3, width: int = 
 
 def _unet(num_downs: int, in_channels: int, out_channels: int, width: int, norm: str,
           dropout: bool, init: str | None, init_gain: float) -> nn.Module:
-    check_init(init)
     net = UnetGenerator(in_channels, out_channels, num_downs, width, norm, dropout)
     return reference_init(net, init, init_gain)
 

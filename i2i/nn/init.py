@@ -28,7 +28,9 @@ def check_init(init: str | None) -> None:
 
 
 def reference_init(net: nn.Module, init: str | None, gain: float) -> nn.Module:
-    """`init_weights(net, init, gain)`, or nothing for init=None (weights loaded right after)."""
+    """`init_weights(net, init, gain)`, or nothing for init=None (weights loaded right after);
+    an unknown scheme is `check_init`'s one-line error."""
+    check_init(init)
     return net if init is None else init_weights(net, init, gain)
 
 
