@@ -125,9 +125,15 @@ def eval_bicubic(data: str, scale: int, json_path: str | None, protocol: str) ->
 
     Prints each image and the mean; the vdsr protocol reproduces the published rows.
     """
-    from i2i.evaluate import evaluate_bicubic, format_table, write_json
+    from i2i.evaluate import evaluate_bicubic
 
-    result = evaluate_bicubic(data, scale, protocol=protocol)
+    _show_scores(evaluate_bicubic(data, scale, protocol=protocol), json_path)
+
+
+def _show_scores(result: dict, json_path: str | None) -> None:
+    """The eval commands' output: the table, and the JSON file when asked for."""
+    from i2i.evaluate import format_table, write_json
+
     click.echo(format_table(result))
     if json_path:
         write_json(result, json_path)
@@ -156,16 +162,13 @@ def eval_model(model: str, data: str, scale: int | None, json_path: str | None, 
     downscales of the mod-cropped uint8 HR images; the output is rounded to uint8 and
     scored on Y with a border of --scale pixels (EDSR/BasicSR's protocol).
     """
-    from i2i.evaluate import evaluate_model, format_table, optional_metric_error, write_json
+    from i2i.evaluate import evaluate_model, optional_metric_error
 
     for name, wanted in (("lpips", lpips), ("fid", fid)):
         if wanted:
             raise optional_metric_error(name)
-    result = evaluate_model(model, data, scale, lr_dir=lr_dir, device=device, precision=precision, tile=tile)
-    click.echo(format_table(result))
-    if json_path:
-        write_json(result, json_path)
-        click.echo(f"wrote {json_path}")
+    _show_scores(evaluate_model(model, data, scale, lr_dir=lr_dir, device=device, precision=precision, tile=tile),
+                 json_path)
 
 
 # --- train commands --------------------------------------------------------
