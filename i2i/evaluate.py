@@ -19,13 +19,13 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from i2i.data.bicubic import imresize, modcrop
+from i2i.data.bicubic import imresize, modcrop, round_to
 from i2i.errors import I2IError, UsageError
-from i2i.metrics import crop_border, psnr, rgb_to_y, ssim
+from i2i.metrics import crop_border, psnr, rgb_to_y, ssim, y_pair
 
 PROTOCOLS = ("vdsr", "default")
 
@@ -37,28 +37,29 @@ def score_pair(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float
     rounded to uint8 RGB first. Y is BT.601 in [0, 255] units, `scale` pixels are cropped
     from every border (steps 3-5 of the default protocol).
     """
-    if sr.shape != hr.shape:
-        raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
-    y_sr = crop_border(rgb_to_y(sr), scale)
-    y_hr = crop_border(rgb_to_y(hr), scale)
+    y_sr, y_hr = y_pair(sr, hr, scale)
     return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """MATLAB's double -> uint8: round half away from zero, saturate."""
-    return np.floor(np.clip(values, 0, 255) + 0.5).astype(np.uint8)
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
 def bicubic_scores(hr: np.ndarray, scale: int, protocol: str = "vdsr") -> tuple[float, float]:
     """(PSNR-Y, SSIM-Y) of bicubic down- and up-scaling of one HR image by `scale`."""
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    _check_protocol(protocol)
+    return _bicubic_scores(hr, scale, protocol)
+
+
+def _bicubic_scores(hr: np.ndarray, scale: int, protocol: str) -> tuple[float, float]:
+    """`bicubic_scores` with `protocol` already checked (once per folder, not per image)."""
     hr = modcrop(hr, scale)
     if protocol == "default":
         sr = imresize(imresize(hr, 1 / scale), scale)
         return score_pair(sr, hr, scale)
-    y_hr = _to_uint8(rgb_to_y(hr)).astype(np.float64)
-    y_sr = _to_uint8(imresize(imresize(y_hr, 1 / scale), scale)).astype(np.float64)
+    y_hr = round_to(rgb_to_y(hr), np.uint8).astype(np.float64)
+    y_sr = round_to(imresize(imresize(y_hr, 1 / scale), scale), np.uint8).astype(np.float64)
     y_hr, y_sr = crop_border(y_hr, scale), crop_border(y_sr, scale)
     return psnr(y_sr, y_hr), ssim(y_sr, y_hr)
 
@@ -74,6 +75,20 @@ def _hr_images(data_dir: str | os.PathLike) -> list[Path]:
     if not paths:
         raise I2IError(f"{root}: no images found")
     return paths
+
+
+def _add_scores(
+    per_image: dict[str, dict[str, float]], path: Path, score: Callable[..., tuple[float, float]], *args: Any
+) -> None:
+    """per_image[stem] = score(*args) as PSNR-Y/SSIM-Y (the file name when two files share a
+    stem); a ValueError (too small for SSIM after cropping, channels a model changed) is a
+    one-line I2IError naming the file."""
+    try:
+        psnr_y, ssim_y = score(*args)
+    except ValueError as error:
+        raise I2IError(f"{path}: {error}") from None
+    key = path.stem if path.stem not in per_image else path.name
+    per_image[key] = {"psnr_y": psnr_y, "ssim_y": ssim_y}
 
 
 def summarize(per_image: dict[str, dict[str, float]], **extra: Any) -> dict[str, Any]:
@@ -98,20 +113,13 @@ def evaluate_bicubic(
     """
     from i2i.data.io import read_image
 
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    _check_protocol(protocol)
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     scale = int(scale)
     per_image: dict[str, dict[str, float]] = {}
     for path in _hr_images(data_dir):
-        pixels = read_image(path).pixels
-        try:
-            psnr_y, ssim_y = bicubic_scores(pixels, scale, protocol)
-        except ValueError as error:  # e.g. smaller than the SSIM window after cropping
-            raise I2IError(f"{path}: {error}") from None
-        key = path.stem if path.stem not in per_image else path.name
-        per_image[key] = {"psnr_y": psnr_y, "ssim_y": ssim_y}
+        _add_scores(per_image, path, _bicubic_scores, read_image(path).pixels, scale, protocol)
     return summarize(per_image, scale=scale, protocol=protocol)
 
 
@@ -164,13 +172,13 @@ def optional_metric_error(name: str) -> I2IError:
 
 def _lr_images(lr_dir: str | os.PathLike, scale: int) -> dict[str, Path]:
     """LR files by the HR stem they belong to ('baby', 'babyx4', 'baby_x4' -> 'baby')."""
-    from i2i.data.datasets import _lr_key  # the same matching rule as training's LR folders
+    from i2i.data.datasets import lr_by_key  # the same matching rule as training's LR folders
     from i2i.data.io import list_images
 
     root = Path(lr_dir)
     if not root.is_dir():
         raise I2IError(f"{root}: not a folder (--lr)")
-    return {_lr_key(p.stem, scale): p for p in list_images(root, recursive=False)}
+    return lr_by_key(root, list_images(root, recursive=False), scale)
 
 
 def evaluate_model(
@@ -193,6 +201,7 @@ def evaluate_model(
 
     Returns `summarize(...)`'s dict plus "scale", "protocol" and "model".
     """
+    from i2i.data.datasets import lr_size_problem
     from i2i.data.io import read_image
     from i2i.infer import load_model, resolve_model_path
 
@@ -212,17 +221,11 @@ def evaluate_model(
             lr = imresize(hr, 1 / scale)
         elif hr_path.stem in lr_files:
             lr = read_image(lr_files[hr_path.stem]).pixels
-            want = (hr.shape[0] // scale, hr.shape[1] // scale)
-            if lr.shape[:2] != want:
-                raise I2IError(f"{lr_files[hr_path.stem]}: {lr.shape[1]}x{lr.shape[0]} is not its HR "
-                               f"{hr_path.name} ({hr.shape[1]}x{hr.shape[0]} after mod-crop) divided by {scale}")
+            problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
+            if problem:
+                raise I2IError(problem)
         else:
             raise I2IError(f"{hr_path.name}: no LR image with its name in {lr_dir}")
         sr = translator(lr, tile=tile)
-        try:
-            psnr_y, ssim_y = score_pair(sr, hr, scale)
-        except ValueError as error:  # too small for SSIM, or channels the model changed
-            raise I2IError(f"{hr_path}: {error}") from None
-        key = hr_path.stem if hr_path.stem not in per_image else hr_path.name
-        per_image[key] = {"psnr_y": psnr_y, "ssim_y": ssim_y}
+        _add_scores(per_image, hr_path, score_pair, sr, hr, scale)
     return summarize(per_image, scale=scale, protocol="default", model=str(path))

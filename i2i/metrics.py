@@ -121,20 +121,22 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     return float(np.mean(ssim_map))
 
 
-def _y_pair(sr: np.ndarray, hr: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def y_pair(sr: np.ndarray, hr: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Y planes PSNR-Y and SSIM-Y compare: (Y of SR, Y of HR), `crop` border pixels
+    dropped. One call serves both scores, so Y is computed once."""
     if sr.shape != hr.shape:
-        raise ValueError(f"shapes differ: {sr.shape} vs {hr.shape}")
+        raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
     return crop_border(rgb_to_y(sr), crop), crop_border(rgb_to_y(hr), crop)
 
 
 def psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
     """PSNR on Y (BT.601, [0, 255] units) of two uint8/uint16 HxWxC images, border cropped."""
-    return psnr(*_y_pair(sr, hr, crop))
+    return psnr(*y_pair(sr, hr, crop))
 
 
 def ssim_y(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
     """SSIM on Y (BT.601, [0, 255] units) of two uint8/uint16 HxWxC images, border cropped."""
-    return ssim(*_y_pair(sr, hr, crop))
+    return ssim(*y_pair(sr, hr, crop))
 
 
 # Optional perceptual metrics (LPIPS, FID) belong here, behind a lazy import of a

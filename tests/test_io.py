@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import PIL.Image
+import PIL.ImageFile
 import PIL.ImageOps
 import pytest
 import torch
@@ -224,6 +225,51 @@ def test_every_exif_orientation_matches_pillow(tmp_path: Path, orientation: int)
     image = iio.read_image(path)
     upright = np.asarray(PIL.ImageOps.exif_transpose(PIL.Image.open(path)))
     assert np.array_equal(image.pixels, upright[..., :3]) and np.array_equal(image.alpha, upright[..., 3])
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def png16_with(chunk: bytes, *, after_pixels: bool, channels: int = 3) -> tuple[np.ndarray, bytes]:
+    """A 16-bit PNG written here, with `chunk` right after IHDR or right before IEND."""
+    samples = random_u16(H, W, channels)
+    png = iio.encode_png16(samples)
+    at = len(png) - 12 if after_pixels else 33  # IEND is 12 bytes; signature + IHDR 33
+    return samples, png[:at] + chunk + png[at:]
+
+
+def exif_chunk(orientation: int) -> bytes:
+    return png_chunk(b"eXIf", exif_with_orientation(orientation).tobytes()[6:])  # no "Exif\0\0"
+
+
+def xmp_chunk(orientation: int) -> bytes:
+    xmp = f'<x:xmpmeta><rdf:Description tiff:Orientation="{orientation}"/></x:xmpmeta>'
+    return png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp.encode())
+
+
+@pytest.mark.parametrize("chunk", ["exif", "xmp"])
+@pytest.mark.parametrize("after_pixels", [False, True])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_16bit_colour_png_exif_orientation_matches_pillow(chunk: str, after_pixels: bool, orientation: int) -> None:
+    # OpenCV decodes these pixels; the orientation must still be Pillow's, wherever it is stored
+    make = exif_chunk if chunk == "exif" else xmp_chunk
+    samples, data = png16_with(make(orientation), after_pixels=after_pixels, channels=4)
+    image = iio.decode_bytes(data)
+    upright = np.asarray(PIL.ImageOps.exif_transpose(PIL.Image.open(io.BytesIO(data))))  # 8-bit: high bytes
+    assert image.pixels.dtype == np.uint16 and image.pixels.shape == upright.shape[:2] + (3,)
+    assert np.array_equal(image.pixels >> 8, upright[..., :3]) and np.array_equal(image.alpha >> 8, upright[..., 3])
+
+
+@pytest.mark.parametrize("chunk", [b"", exif_chunk(6), xmp_chunk(6)], ids=["none", "exif", "xmp"])
+def test_16bit_colour_png_orientation_without_a_second_decode(monkeypatch: pytest.MonkeyPatch, chunk: bytes) -> None:
+    # Pillow's PNG getexif() would load (decode) the whole image to look for EXIF after the pixels
+    loads = []
+    monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", lambda self: loads.append(self))
+    samples, data = png16_with(chunk, after_pixels=False)
+    image = iio.decode_bytes(data)
+    assert loads == []
+    assert np.array_equal(image.pixels, samples if not chunk else np.rot90(samples, -1))
 
 
 def test_one_pixel_image(tmp_path: Path) -> None:

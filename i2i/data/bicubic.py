@@ -123,8 +123,11 @@ def _plan(
     return out, scales, order
 
 
-def _round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """MATLAB's conversion of double to an integer type: round half away from zero, saturate."""
+def round_to(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """MATLAB's conversion of double to an integer type: round half away from zero, saturate.
+
+    The one rounding of floats back to pixels that MATLAB-exact figures depend on.
+    """
     info = np.iinfo(dtype)
     return np.floor(np.clip(values, info.min, info.max) + 0.5).astype(dtype)
 
@@ -162,7 +165,7 @@ def imresize(
     for axis in order:
         result = _resize_axis(result, axis, out_size[axis], scales[axis])
         if np.issubdtype(dtype, np.integer):
-            result = _round_to(result, dtype)
+            result = round_to(result, dtype)
     return result.astype(dtype, copy=False)
 
 
@@ -185,13 +188,15 @@ def imresize_torch(
 ) -> "torch.Tensor":
     """`imresize` for a float tensor (..., H, W), e.g. NCHW, on any device: two matmuls.
 
-    Used to make LR images on the fly on the GPU. Without rounding it equals the numpy
-    `imresize` of float images (to float rounding). With `round_uint8=True` it mimics
-    `imresize` of a uint8 image: the input is snapped to the 256 levels, and each pass is
-    rounded to them (half away from zero, clipped); `data_range` is the value that stands
-    for 255 (1.0 for tensors in [0, 1], 255.0 for tensors in [0, 255]). Work is done in
-    float64 for float64 input and float32 otherwise; in float32 a pixel within ~1e-5 of a
-    rounding boundary can come out one level off the uint8 numpy result.
+    A torch implementation for tensors already on a device, tested equal to the numpy
+    `imresize`; i2i itself makes LR images with the numpy one (`SRDataset`, `i2i data
+    derive sr`). Without rounding it equals the numpy `imresize` of float images (to float
+    rounding). With `round_uint8=True` it mimics `imresize` of a uint8 image: the input is
+    snapped to the 256 levels, and each pass is rounded to them (half away from zero,
+    clipped); `data_range` is the value that stands for 255 (1.0 for tensors in [0, 1],
+    255.0 for tensors in [0, 255]). Work is done in float64 for float64 input and float32
+    otherwise; in float32 a pixel within ~1e-5 of a rounding boundary can come out one
+    level off the uint8 numpy result.
     """
     import torch
 

@@ -28,24 +28,25 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from i2i.data.bicubic import imresize, modcrop, round_to
+from i2i.data.io import list_images, read_image, to_tensor
+from i2i.data.sketch import LUMA, rgb_to_lab01, sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
 
-LAYOUTS = ("unpaired", "paired_ab", "paired_folders", "plain")
 TASKS = ("colorize", "colorize_lab", "sketch")
 
 Transform = Callable[..., tuple[np.ndarray, "np.ndarray | None"]]
 
-_LUMA = np.array([0.299, 0.587, 0.114])
 _WARNED: set[str] = set()
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _warn_once(key: str, message: str) -> None:
+def _warn_once(message: str) -> None:
     """One line on stderr per bad file and process (each DataLoader worker warns once)."""
-    if key not in _WARNED:
-        _WARNED.add(key)
+    if message not in _WARNED:
+        _WARNED.add(message)
         print(f"warning: skipping {message}", file=sys.stderr, flush=True)
 
 
@@ -54,9 +55,9 @@ def gray(pixels: np.ndarray) -> np.ndarray:
     to the input's integer type (what PIL's convert("L") gives, within one level)."""
     if pixels.shape[-1] == 1:
         return pixels
-    y = pixels[..., :3].astype(np.float64) @ _LUMA
+    y = pixels[..., :3].astype(np.float64) @ np.asarray(LUMA)
     if np.issubdtype(pixels.dtype, np.integer):
-        y = np.floor(y + 0.5).clip(0, np.iinfo(pixels.dtype).max)
+        return round_to(y, pixels.dtype)[..., None]
     return y.astype(pixels.dtype)[..., None]
 
 
@@ -72,29 +73,12 @@ def to_channels(pixels: np.ndarray, channels: int | None) -> np.ndarray:
     raise UsageError(f"cannot convert {have}-channel images to {channels} channels")
 
 
-def to_tensor01(pixels: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8 / uint16 / float array -> float32 CHW tensor in [0, 1]."""
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.dtype == np.uint8:
-        array = pixels.astype(np.float32) / 255.0
-    elif pixels.dtype == np.uint16:
-        array = pixels.astype(np.float32) / 65535.0
-    else:
-        array = np.clip(pixels.astype(np.float32, copy=False), 0.0, 1.0)
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
-
-
 def load_pixels(path: Path | str, channels: int | None = None) -> np.ndarray:
     """Decode one file (through `i2i.data.io`) to HxWxC pixels with `channels` channels."""
-    from i2i.data.io import read_image
-
     return to_channels(read_image(path).pixels, channels)
 
 
 def _images(folder: Path) -> list[Path]:
-    from i2i.data.io import list_images
-
     return list_images(folder) if folder.is_dir() else []
 
 
@@ -181,12 +165,12 @@ class _RobustDataset(Dataset):
             try:
                 return self._item((index + attempt) % n)
             except ImageReadError as error:
-                _warn_once(str(error), str(error))
+                _warn_once(str(error))
         raise I2IError(f"{self.root}/: no readable image found (tried {min(n, 100)} from index {index})")
 
 
 def _pack(a: np.ndarray, b: np.ndarray, a_path: Path | str, b_path: Path | str) -> dict:
-    return {"A": to_tensor01(a), "B": to_tensor01(b), "A_path": str(a_path), "B_path": str(b_path)}
+    return {"A": to_tensor(a), "B": to_tensor(b), "A_path": str(a_path), "B_path": str(b_path)}
 
 
 # --------------------------------------------------------------------------- datasets
@@ -292,8 +276,6 @@ class PairedDataset(_RobustDataset):
         return len(self.ab_files) or len(self.pairs)
 
     def _item(self, index: int) -> dict:
-        from i2i.data.io import read_image
-
         if self.ab_files:
             a_path = b_path = self.ab_files[index]
             ab = read_image(a_path).pixels
@@ -346,15 +328,13 @@ class DerivedDataset(_RobustDataset):
         return len(self.files)
 
     def _item(self, index: int) -> dict:
-        from i2i.data.sketch import rgb_to_lab01, sketch
-
         path = self.files[index]
         rgb = load_pixels(path, 3)
         if self.transform is not None:
             rgb, _ = self.transform(rgb)
         if self.task == "colorize":
             return _pack(gray(rgb), rgb, path, path)
-        photo = to_tensor01(rgb)
+        photo = to_tensor(rgb)
         if self.task == "colorize_lab":
             l01, ab01 = rgb_to_lab01(photo)
             return {"A": l01, "B": ab01, "A_path": str(path), "B_path": str(path)}
@@ -367,6 +347,36 @@ def _lr_key(stem: str, scale: int) -> str:
         if stem.endswith(suffix):
             return stem[: -len(suffix)]
     return stem
+
+
+def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int) -> dict[str, Path]:
+    """LR files by the HR key they match (see `_key`; 'babyx4' and 'baby_x4' match HR
+    'baby'): the one matching rule of training's and `i2i eval`'s LR folders."""
+    return {_lr_key(_key(path, lr_root), scale): path for path in lr_files}
+
+
+def lr_size_problem(lr: np.ndarray, hr: np.ndarray, lr_path: Path, hr_path: Path, scale: int) -> str | None:
+    """Why an LR image is not its mod-cropped HR image divided by `scale`; None if it is."""
+    h, w = hr.shape[:2]
+    if lr.shape[:2] == (h // scale, w // scale):
+        return None
+    return f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not its HR {hr_path.name} ({w}x{h} after mod-crop) divided by {scale}"
+
+
+def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None) -> tuple[Path, Path | None]:
+    """(HR folder, LR folder or None for bicubic LR) of super-resolution data: `root` and
+    `lr_root` when given; else root/HR + root/LR (BasicSR; LR/X<scale> when it exists),
+    root/B + root/A (`i2i data derive sr`), an HR or B folder alone, or `root` itself."""
+    root = Path(root)
+    if lr_root is not None:
+        return root, Path(lr_root)
+    for hr_name, lr_name in (("HR", "LR"), ("B", "A")):
+        if (root / hr_name).is_dir():
+            lr = root / lr_name
+            if (lr / f"X{scale}").is_dir():
+                lr = lr / f"X{scale}"
+            return root / hr_name, (lr if lr.is_dir() else None)
+    return root, None
 
 
 class SRDataset(_RobustDataset):
@@ -420,7 +430,7 @@ class SRDataset(_RobustDataset):
             if not lr_files:
                 raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
             hr_keys = {_key(p, self.root): p for p in hr_files}
-            lr_keys = {_lr_key(_key(p, lr_root), self.scale): p for p in lr_files}
+            lr_keys = lr_by_key(lr_root, lr_files, self.scale)
             a_only = sorted(set(lr_keys) - set(hr_keys))
             b_only = sorted(set(hr_keys) - set(lr_keys))
             if a_only or b_only:
@@ -432,8 +442,6 @@ class SRDataset(_RobustDataset):
 
     def _decode(self, hr_path: Path, lr_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
         """HR mod-cropped; LR checked to be exactly HR/scale; too small -> ImageReadError."""
-        from i2i.data.bicubic import modcrop
-
         hr = modcrop(load_pixels(hr_path, self.in_channels), self.scale)
         h, w = hr.shape[:2]
         if self.patch_size is not None and min(h, w) < self.patch_size:
@@ -443,11 +451,9 @@ class SRDataset(_RobustDataset):
         lr = None
         if lr_path is not None:
             lr = load_pixels(lr_path, self.in_channels)
-            if lr.shape[:2] != (h // self.scale, w // self.scale):
-                raise ImageReadError(
-                    f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not its HR {hr_path.name} "
-                    f"({w}x{h} after mod-crop) divided by {self.scale}"
-                )
+            problem = lr_size_problem(lr, hr, lr_path, hr_path, self.scale)
+            if problem:
+                raise ImageReadError(problem)
         return hr, lr
 
     def _fill_cache(self) -> None:
@@ -457,7 +463,7 @@ class SRDataset(_RobustDataset):
                 cache.append(self._decode(hr_path, lr_path))
                 kept.append((hr_path, lr_path))
             except ImageReadError as error:
-                _warn_once(str(error), str(error))
+                _warn_once(str(error))
         if not kept:
             raise UsageError(f"{self.root}/ has no readable HR image of at least {self.patch_size}x{self.patch_size} pixels")
         self.items, self._cache = kept, cache
@@ -467,7 +473,6 @@ class SRDataset(_RobustDataset):
 
     def _item(self, index: int) -> dict:
         from i2i.data.augment import dihedral_numpy
-        from i2i.data.bicubic import imresize
 
         index %= len(self.items)
         hr_path, lr_path = self.items[index]
@@ -514,7 +519,7 @@ class SingleFolderDataset(_RobustDataset):
         a = load_pixels(path, self.channels)
         if self.transform is not None:
             a, _ = self.transform(a)
-        return {"A": to_tensor01(a), "A_path": str(path)}
+        return {"A": to_tensor(a), "A_path": str(path)}
 
 
 def make_dataset(
@@ -539,9 +544,10 @@ def make_dataset(
     * `unpaired` (CycleGAN): `UnpairedDataset`.
     * `paired` (pix2pix): `DerivedDataset` when `task` is colorize|colorize_lab|sketch,
       else `PairedDataset` on the AB or A/B (or trainA/trainB) layout.
-    * `sr` (SRGAN): `SRDataset` (task "sr" or None) on a folder of HR images, or on
-      `root/B` (HR) + `root/A` (LR) as `i2i data derive sr` writes them, or `root/HR` +
-      `root/LR`, unless `lr_root` is given.
+    * `sr` (SRGAN): `SRDataset` (task "sr" or None) on the folders `sr_folders` finds, as
+      `i2i train srgan` does: `root/HR` + `root/LR[/X<scale>]`, `root/B` (HR) + `root/A`
+      (LR) as `i2i data derive sr` writes them, or a folder of HR images, unless `lr_root`
+      is given.
     * `single` (translate/eval): `SingleFolderDataset`.
     """
     if kind == "unpaired":
@@ -553,13 +559,8 @@ def make_dataset(
     if kind == "sr":
         if task not in (None, "sr"):
             raise UsageError(f"task {task!r} does not apply to super-resolution (use --task sr or none)")
-        root = Path(root)
-        if lr_root is None:  # `i2i data derive sr` output (A = LR, B = HR) or HR/ + LR/
-            for hr_name, lr_name in (("B", "A"), ("HR", "LR")):
-                if (root / hr_name).is_dir() and (root / lr_name).is_dir():
-                    root, lr_root = root / hr_name, root / lr_name
-                    break
-        return SRDataset(root, scale, patch_size, lr_root, augment, cache, in_channels)
+        hr_root, lr_root = sr_folders(root, scale, lr_root)
+        return SRDataset(hr_root, scale, patch_size, lr_root, augment, cache, in_channels)
     if kind == "single":
         return SingleFolderDataset(root, in_channels, transform)
     raise UsageError(f"unknown dataset kind {kind!r}; choose unpaired, paired, sr or single")

@@ -6,6 +6,7 @@ image is decoded, so a truncated or corrupt file is found and reported on one li
 """
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +48,16 @@ def _progress(items: list, description: str):
 
 
 def _ignored(folder: Path, used: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(non-image files, images outside the layout's folders), hidden names left out."""
+    """(non-image files, images outside the layout's folders), hidden names left out:
+    hidden folders (.git) are not even entered, as `list_images` does not enter them."""
     from i2i.data.io import IMAGE_EXTENSIONS
 
     known = set(used)
-    others = [
-        p for p in folder.rglob("*")
-        if p.is_file() and p not in known and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
+    others = []
+    for parent, subfolders, names in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        paths = (Path(parent) / name for name in names if not name.startswith("."))
+        others.extend(p for p in paths if p.is_file() and p not in known)
     return (sorted(p for p in others if p.suffix.lower() not in IMAGE_EXTENSIONS),
             sorted(p for p in others if p.suffix.lower() in IMAGE_EXTENSIONS))
 
@@ -118,10 +121,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
         for path in _progress(files[side], f"{side}"):
             try:
                 image = read_image(path)
-            except I2IError as error:
-                report.bad.append(_problem(path, error))
-                continue
-            except Exception as error:  # an unexpected decoder failure is still one line
+            except Exception as error:  # an I2IError, or an unexpected decoder failure: one line
                 report.bad.append(_problem(path, error))
                 continue
             report.histogram[_describe(image)] += 1
@@ -142,7 +142,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
         for a_path, b_path in pairs:
             if a_path in shapes and b_path in shapes and shapes[a_path] != shapes[b_path]:
                 (wa, ha), (wb, hb) = shapes[a_path], shapes[b_path]
-                if wb % wa == 0 and wb // wa == hb // ha and hb == ha * (wb // wa):
+                if wb % wa == 0 and hb == ha * (wb // wa):
                     scales[wb // wa] += 1  # an SR pair: B is exactly k times A
                 else:
                     report.bad.append(f"{b_path}: {wb}x{hb} differs from its pair {a_path} ({wa}x{ha})")
@@ -177,9 +177,9 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
     """
     import torch
 
-    from i2i.data.bicubic import imresize, modcrop
-    from i2i.data.datasets import gray, to_tensor01
-    from i2i.data.io import list_images, read_image, write_image
+    from i2i.data.bicubic import imresize, modcrop, round_to
+    from i2i.data.datasets import gray
+    from i2i.data.io import list_images, read_image, to_tensor, write_image
     from i2i.data.sketch import sketch
 
     if task not in DERIVE_TASKS:
@@ -217,9 +217,9 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
             a, b = gray(pixels), pixels
         else:
             with torch.no_grad():
-                lines = sketch(to_tensor01(pixels))
+                lines = sketch(to_tensor(pixels))
             a = pixels
-            b = np.floor(lines.numpy().transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8)
+            b = round_to(lines.numpy().transpose(1, 2, 0) * 255.0, np.uint8)
         write_image(dst / "A" / f"{path.stem}.png", a)
         write_image(dst / "B" / f"{path.stem}.png", b)
         written += 1

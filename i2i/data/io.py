@@ -131,13 +131,14 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
             pixels, alpha = _decode_cv2(data, gray=layout == "gray")
             if pixels.shape[:2] != (pil.height, pil.width):
                 raise _Problem(f"corrupt {pil.format} data (header and pixel data disagree on the size)")
+            orientation = _orientation(pil, unloaded=data)
         else:
             try:
                 pil.load()
             except Exception as error:  # every decoder error becomes one line
                 raise _decoder_problem(error, data, "data") from None
             pixels, alpha = _pil_to_arrays(pil)
-        orientation = _orientation(pil)
+            orientation = _orientation(pil)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
@@ -323,13 +324,39 @@ def _pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]
         raise _Problem(f"unsupported colour mode {mode} ({one_line(error)})") from None
 
 
-def _orientation(pil: PIL.Image.Image) -> int:
-    """EXIF orientation 1..8; a missing or broken EXIF block counts as 1 (upright)."""
+def _orientation(pil: PIL.Image.Image, unloaded: bytes | None = None) -> int:
+    """EXIF orientation 1..8; a missing or broken EXIF block counts as 1 (upright).
+
+    `unloaded`: the file's bytes when Pillow has read only the header (OpenCV decoded
+    the pixels). Pillow's PNG getexif() then decodes the whole image again when no eXIf
+    chunk precedes the pixel data, only to read the chunks that follow them; when just
+    pixel data follows (the usual case), pil.info already holds all it would find.
+    """
     try:
-        value = int(pil.getexif().get(_EXIF_ORIENTATION, 1))
+        if unloaded is not None and pil.format == "PNG" and not _png_chunks_after_pixels(unloaded):
+            exif = PIL.Image.Image.getexif(pil)  # the EXIF/XMP of pil.info, no decoding
+        else:
+            exif = pil.getexif()
+        value = int(exif.get(_EXIF_ORIENTATION, 1))
     except Exception:
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _png_chunks_after_pixels(data: bytes) -> bool:
+    """Whether a PNG has chunks other than IDAT between its first IDAT and IEND (text,
+    EXIF, ... that Pillow reads only when it loads the pixels); True when unsure."""
+    position, pixels_seen = len(_PNG_SIGNATURE), False
+    while position + 8 <= len(data):
+        kind = data[position + 4:position + 8]
+        if kind == b"IEND":
+            return False
+        if kind == b"IDAT":
+            pixels_seen = True
+        elif pixels_seen:
+            return True
+        position += 12 + int.from_bytes(data[position:position + 4], "big")  # length, type, body, CRC
+    return True
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -595,14 +622,18 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
 
 
 def to_tensor(image: Image | np.ndarray) -> torch.Tensor:
-    """Pixels (no alpha) as float32 C x H x W in [0, 1]: uint8 / 255, uint16 / 65535."""
+    """Pixels (no alpha) as float32 C x H x W in [0, 1]: uint8 / 255, uint16 / 65535;
+    floats (what augmentation returns for 16-bit images) are clipped to [0, 1]."""
     pixels = image.pixels if isinstance(image, Image) else np.asarray(image)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    if pixels.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"pixels must be uint8 or uint16, not {pixels.dtype}")
-    array = pixels.astype(np.float32) / np.float32(scale)
+    if pixels.dtype in (np.uint8, np.uint16):
+        scale = 65535.0 if pixels.dtype == np.uint16 else 255.0
+        array = pixels.astype(np.float32) / np.float32(scale)
+    elif np.issubdtype(pixels.dtype, np.floating):
+        array = np.clip(pixels.astype(np.float32, copy=False), 0.0, 1.0)
+    else:
+        raise ValueError(f"pixels must be uint8, uint16 or float, not {pixels.dtype}")
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 

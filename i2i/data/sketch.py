@@ -33,7 +33,7 @@ PHI = 200.0
 INK = 0.05    # darkest pencil line
 PAPER = 0.95  # blank paper
 
-LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.299, 0.587, 0.114)  # BT.601 R, G, B weights; datasets.gray uses them too
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:

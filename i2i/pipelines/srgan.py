@@ -313,14 +313,8 @@ def _adopt_pretrained(options: SRGANOptions) -> Path:
 
 def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None]:
     """(HR folder, LR folder or None): `lr_data`, DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A, or DATA."""
+    from i2i.data.datasets import sr_folders
+
     if not root.is_dir():
         raise UsageError(f"{root}/ does not exist or is not a folder")
-    if options.lr_data:
-        return root, Path(options.lr_data)
-    for hr_name, lr_name in (("HR", "LR"), ("B", "A")):
-        if (root / hr_name).is_dir():
-            lr = root / lr_name
-            if (lr / f"X{options.scale}").is_dir():
-                lr = lr / f"X{options.scale}"
-            return root / hr_name, (lr if lr.is_dir() else None)
-    return root, None
+    return sr_folders(root, options.scale, options.lr_data or None)
