@@ -327,7 +327,7 @@ def train_srgan(ctx: click.Context, **params) -> None:
 @click.argument("input", type=click.Path(path_type=str))
 @click.argument("output", type=click.Path(path_type=str))
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
-              help="CycleGAN models: which generator (default: the model's, AtoB).")
+              help="CycleGAN models: which generator (default: the direction it was trained for).")
 @click.option("--ext", type=click.Choice(["png", "jpg", "same"]), default="png", show_default=True,
               help="Output format; 'same' keeps each input's extension.")
 @click.option("--suffix", default="", help="Appended to each output's stem, e.g. _fake.")
@@ -346,9 +346,14 @@ def train_srgan(ctx: click.Context, **params) -> None:
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP quality.")
+@click.option("--eval", "eval_mode", is_flag=True,
+              help="pix2pix models: BatchNorm running statistics and no dropout, instead of the "
+                   "paper's and the reference's test mode (each image's own statistics, dropout on).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Dropout seed of that test mode (every image gets the same one).")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
               tile_pad: int, batch_size: int, workers: int | None, device: str, precision: str,
-              overwrite: bool, quality: int) -> None:
+              overwrite: bool, quality: int, eval_mode: bool, seed: int) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
@@ -358,7 +363,8 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     """
     from i2i.infer import load_model
 
-    translator = load_model(model, device=device, precision=precision, direction=direction)
+    translator = load_model(model, device=device, precision=precision, direction=direction,
+                            test_mode="eval" if eval_mode else None, seed=seed)
     summary = translator.translate_folder(
         input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
         overwrite=overwrite, quality=quality, workers=workers, progress=True,

@@ -18,6 +18,10 @@ i2i/pipelines/__init__.py; missing keys get the defaults in brackets):
                                ranges above, i.e. L/50 - 1 in and ab/110 out for [-1, 1]; the
                                output is the input's L with the predicted ab) ["rgb"]
     task                       "sr" keeps gray images gray (also implied by scale > 1) [None]
+    test_mode                  "train": BatchNorm on each image's own statistics and dropout on,
+                               as the pix2pix paper and the reference's test.py run it; "eval":
+                               running statistics, no dropout ["train" for pix2pix files written
+                               before the setting existed, else "eval"]
 
 Sizes. Any input size works, 1x1 included: the image is padded at the bottom/right to the
 network's `size_multiple` (reflect, or replicate where the image is too small to reflect)
@@ -69,6 +73,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
+from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
 from i2i.data import io
 from i2i.data.sketch import luminance
 from i2i.errors import I2IError, UsageError, one_line
@@ -76,6 +81,7 @@ from i2i.errors import I2IError, UsageError, one_line
 DIRECTIONS = ("AtoB", "BtoA")
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
 DEFAULT_RANGE = {"srgan": (0.0, 1.0)}  # every other pipeline: (-1.0, 1.0)
+TEST_MODES = ("train", "eval")
 MIN_SIZE = 8  # smallest padded side: a ResNet generator's bottleneck (1/4) must be >= 2 to reflect-pad
 
 _READERS = 2  # decode threads (decoding releases the GIL)
@@ -112,12 +118,18 @@ def zoo_model_path(name: str) -> Path:
     return zoo.resolve(name)
 
 
+def model_test_mode(settings: dict, pipeline: str) -> str:
+    """The model file's `test_mode`; pix2pix files older than the setting get the reference's."""
+    return settings.get("test_mode") or ("train" if pipeline == "pix2pix" else "eval")
+
+
 def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision: str = "auto",
-               direction: str | None = None) -> Translator:
+               direction: str | None = None, test_mode: str | None = None, seed: int = 0) -> Translator:
     """Load a generator from a model file / run folder / zoo name, ready to translate.
 
     CycleGAN files hold both generators: `direction` picks G_A (AtoB) or G_B (BtoA); None
-    is the model's default direction (AtoB). Only that one network is built.
+    is the model's default direction (the one it was trained for). Only that one network
+    is built. `test_mode` and `seed`: see `Translator`.
     """
     from i2i.checkpoint import load_model as load_model_file
     from i2i.checkpoint import read_metadata
@@ -138,7 +150,8 @@ def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision:
         raise I2IError(f"{path}: no network {chosen!r} in this model file (it has: {', '.join(names) or 'none'})")
     model = load_model_file(path, names=[chosen])
     return Translator(model.networks[chosen], settings=model.settings, pipeline=model.pipeline,
-                      device=device, precision=precision, source=f"{path} ({chosen})")
+                      device=device, precision=precision, source=f"{path} ({chosen})",
+                      test_mode=test_mode, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the translator
@@ -180,12 +193,21 @@ class Translator:
     61 in fp32), so it is used there without measuring.
 
     The Translator owns `net`: it is put in eval mode, moved to the device, and its
-    InstanceNorm layers are swapped for an equivalent, faster one (`_InstanceNorm`).
+    InstanceNorm layers are swapped for an equivalent, faster one
+    (`i2i.nn.inference.use_fast_instance_norm`).
+
+    `test_mode` ("train" or "eval"; None: the model's `test_mode` setting): "train" runs the
+    generator as the pix2pix paper and the reference's test.py (without `--eval`) do:
+    BatchNorm on each image's own statistics and dropout on, as in training. Each image is
+    then computed on its own (a batch would share statistics) with torch's RNG seeded by
+    `seed` for the dropout masks, so a folder gives the same files in any order, with any
+    number of workers. "eval" uses the running statistics and no dropout.
     """
 
     def __init__(self, net: nn.Module, *, settings: dict | None = None, pipeline: str = "",
                  device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
-                 tile: int = 0, tile_pad: int = 16, source: str = ""):
+                 tile: int = 0, tile_pad: int = 16, source: str = "", test_mode: str | None = None,
+                 seed: int = 0):
         settings = dict(settings or {})
         self.net = net.eval()  # what runs: `_fp32_net`, or its bf16 copy
         self.pipeline = pipeline
@@ -204,7 +226,18 @@ class Translator:
             raise I2IError(f"{self.source}: a Lab model must map 1 channel (L) to 2 (ab) at scale 1")
         self.tile, self.tile_pad = tile, tile_pad
         self.device = resolve_device(device)
-        _use_fast_instance_norm(self.net)
+        self.test_mode = test_mode or model_test_mode(settings, pipeline)
+        if self.test_mode not in TEST_MODES:
+            raise UsageError(f"test mode must be one of {', '.join(TEST_MODES)}, not {self.test_mode!r}")
+        # "train" with neither BatchNorm nor dropout computes what "eval" computes, in batches
+        self.stochastic = self.test_mode == "train" and is_stochastic_at_test(self.net)
+        self.seed = seed
+        if self.stochastic:
+            use_batch_statistics(self.net)
+            self._rng_lock = threading.Lock()  # torch's RNG is one per process
+            if channels_last is None and self.device.type == "cpu":
+                channels_last = False  # dropout masks follow the memory layout: keep the reference's
+        use_fast_instance_norm(self.net)
         self.net.to(self.device)
         self._fp32_net, self._bf16_net = self.net, None
         self._tune_lock = threading.Lock()
@@ -351,7 +384,16 @@ class Translator:
             with self._tune_lock:  # translate_folder's workers wait for the first one's choice
                 if self._candidates:
                     self._tune(*x.shape[-2:])
+        if self.stochastic:  # each image alone, with the same dropout seed
+            return torch.cat([self._seeded_forward(x[i:i + 1]) for i in range(x.shape[0])]).float()
         return self._forward(x).float()
+
+    def _seeded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`_forward` with torch's RNG seeded by `self.seed`, and the caller's RNG restored."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with self._rng_lock, torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.seed)
+            return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """bf16 runs a bf16 copy of the weights on bf16 pixels; fp16 runs under autocast.
@@ -459,7 +501,7 @@ class Translator:
             for candidate in [expected, *rivals]:
                 self._set_speed(*candidate)
                 start = time.perf_counter()
-                self._forward(probe)
+                self._seeded_forward(probe) if self.stochastic else self._forward(probe)
                 times[candidate] = time.perf_counter() - start
             if round_:  # a rival is out at its first loss: fp32 often runs only twice
                 rivals = [c for c in rivals if times[c] < 0.9 * times[expected]]
@@ -482,6 +524,8 @@ class Translator:
         threads, 147 ms on 1 thread, 80 ms per image for two 1-thread workers side by side.
         Each worker holds its own batch, so memory grows with `workers`.
         """
+        if self.stochastic:  # the seeded forward passes take turns
+            return 1
         return torch.get_num_threads() if self.device.type == "cpu" else 1
 
     def translate_folder(self, src: str | os.PathLike, dst: str | os.PathLike, *, ext: str = "png",
@@ -626,35 +670,6 @@ class Translator:
         if progress:
             print(summary, file=sys.stderr, flush=True)
         return summary
-
-
-# ----------------------------------------------------------------------------- faster layers
-
-
-class _InstanceNorm(nn.Module):
-    """nn.InstanceNorm2d without running stats, as group_norm with one group per channel.
-
-    Same result (to float rounding), but group_norm has channels_last and bf16 kernels where
-    instance_norm copies to a contiguous layout and back: resnet_9blocks (instance norm,
-    256x256, bf16 + channels_last, on the CI host above) 151 ms -> 88 ms per image.
-    """
-
-    def __init__(self, norm: nn.InstanceNorm2d):
-        super().__init__()
-        self.eps = norm.eps
-        self.weight, self.bias = norm.weight, norm.bias  # None unless affine
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.group_norm(x, x.shape[1], self.weight, self.bias, self.eps)
-
-
-def _use_fast_instance_norm(net: nn.Module) -> None:
-    """Swap, in place, every InstanceNorm2d that normalises by the instance's own statistics."""
-    for name, child in net.named_children():
-        if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
-            setattr(net, name, _InstanceNorm(child))
-        else:
-            _use_fast_instance_norm(child)
 
 
 # ----------------------------------------------------------------------------- folder planning

@@ -15,6 +15,7 @@ import torch
 
 import i2i
 import i2i.nn
+from conftest import save
 from i2i.checkpoint import save_model
 from i2i.data import io
 from i2i.errors import I2IError, UsageError
@@ -449,3 +450,151 @@ def test_speed_probe_keeps_the_expected_winner_unless_beaten():
     translator = Translator(slow_rival, device="cpu", precision="fp32", channels_last=True)
     assert translator._fastest(candidates, 16, 16) == ("fp32", True)
     assert slow_rival.calls == {True: 2, False: 2}  # the rival is out at its first loss
+
+
+def test_a_model_file_missing_or_adding_a_tensor_is_refused(tmp_path, models):
+    """Weights load strictly: one tensor missing or one extra is one line naming it (a loose
+    load would leave a layer at its uninitialised values and translate garbage)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from i2i.checkpoint import load_model as load_model_file
+
+    with safe_open(str(models["sr"]), framework="pt") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    missing, extra = dict(tensors), {**tensors, "G.conv_first.extra": torch.zeros(2)}
+    del missing["G.conv_last.bias"]
+    for name, state, key in (("missing", missing, "conv_last.bias"), ("extra", extra, "conv_first.extra")):
+        path = tmp_path / f"{name}.safetensors"
+        save_file(state, str(path), metadata=metadata)
+        for load in (lambda p: load_model_file(p), lambda p: load_model(p, device="cpu")):
+            with pytest.raises(I2IError) as caught:
+                load(path)
+            message = str(caught.value)
+            assert "\n" not in message and str(path) in message and key in message
+
+
+class _PointwiseSR(torch.nn.Module):
+    """Each output pixel depends on one input pixel only, so tiles with no context at all
+    must reproduce the whole image exactly: any misplaced tile changes values, not shapes."""
+
+    def __init__(self, scale: int, size_multiple: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3 * scale * scale, 1)
+        self.shuffle = torch.nn.PixelShuffle(scale)
+        self.scale, self.size_multiple, self.in_channels, self.out_channels = scale, size_multiple, 3, 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+@pytest.mark.parametrize("scale,multiple", [(1, 1), (2, 4), (3, 1)])
+def test_tiles_land_exactly_where_they_belong(scale, multiple):
+    torch.manual_seed(0)
+    net = _PointwiseSR(scale, multiple)
+    translator = Translator(net, settings={"input_range": [0, 1], "output_range": [0, 1]}, device="cpu",
+                            precision="fp32", channels_last=False)
+    x = torch.rand(2, 3, 37, 29) * 0.5 + 0.25
+    with torch.no_grad():
+        expected = net(x).clamp(0, 1)
+    full = translator(x)
+    torch.testing.assert_close(full, expected, atol=1e-6, rtol=0)
+    for tile, pad in ((8, 0), (12, 4), (9, 0), (16, 8), (30, 0)):  # remainders smaller than MIN_SIZE too
+        torch.testing.assert_close(translator(x, tile=tile, tile_pad=pad), expected, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------- pix2pix test mode
+
+
+def _golden_unet_128(shared: Path) -> torch.nn.Module:
+    from safetensors.torch import load_file
+
+    net = i2i.nn.create("unet_128", width=8, norm="batch", dropout=True)
+    net.load_state_dict(load_file(str(shared / "golden/cyclegan/unet_128.weights.safetensors")), strict=True)
+    return net
+
+
+def test_pix2pix_test_modes_reproduce_the_reference(shared_dir):
+    """"train" is the reference's test.py without --eval (batch statistics, dropout on): its
+    output, made by the reference code with a seed (tests/data/pix2pix_test_mode.safetensors),
+    comes back for the same seed; "eval" gives the reference's eval-mode golden."""
+    from safetensors.torch import load_file
+
+    golden = load_file(str(shared_dir / "golden/cyclegan/unet_128.io.safetensors"))
+    reference = load_file(str(Path(__file__).parent / "data/pix2pix_test_mode.safetensors"))
+    x = (golden["input"] + 1) / 2
+    seed = int(reference["seed"])
+    settings = {"input_range": [-1, 1], "output_range": [-1, 1], "test_mode": "train"}
+    for mode, expected in (("train", reference["output_train_seeded"]), ("eval", golden["output"])):
+        translator = Translator(_golden_unet_128(shared_dir), settings=settings, pipeline="pix2pix", device="cpu",
+                                precision="fp32", seed=seed, test_mode=None if mode == "train" else mode)
+        assert translator.test_mode == mode
+        torch.testing.assert_close(translator(x), ((expected + 1) / 2).clamp(0, 1), atol=1e-5, rtol=0)
+    other_seed = Translator(_golden_unet_128(shared_dir), settings=settings, device="cpu", precision="fp32",
+                            seed=seed + 1)
+    assert (other_seed(x) - (reference["output_train_seeded"] + 1) / 2).abs().max() > 0.01  # dropout really on
+
+
+def test_batch_statistics_match_the_reference_train_forward(shared_dir):
+    """The BatchNorm half of the test mode, on the reference's train-mode golden (batch 2, no
+    dropout); the running statistics stay as loaded."""
+    from safetensors.torch import load_file
+
+    from i2i.nn.inference import use_batch_statistics
+
+    net = i2i.nn.create("resnet_6blocks", width=8, norm="batch", dropout=False)
+    weights = load_file(str(shared_dir / "golden/cyclegan/resnet_6blocks_bn_train.weights.safetensors"))
+    net.load_state_dict(weights, strict=True)
+    golden = load_file(str(shared_dir / "golden/cyclegan/resnet_6blocks_bn_train.io.safetensors"))
+    use_batch_statistics(net)
+    with torch.no_grad():
+        out = net(golden["input"])
+    torch.testing.assert_close(out, golden["output"], atol=1e-5, rtol=1e-5)
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, weights[key]), key
+
+
+def _tiny_pix2pix_file(path: Path, settings: dict) -> Path:
+    torch.manual_seed(3)
+    net = i2i.nn.init_weights(i2i.nn.create("unet_64", width=4, norm="batch", dropout=True), "xavier", 1.0)
+    assert any(isinstance(m, torch.nn.Dropout) for m in net.modules())
+    with torch.no_grad():  # running statistics far from any image's own
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.fill_(0.5)
+                module.running_var.fill_(4.0)
+    save_model(path, {"G": net}, pipeline="pix2pix",
+               settings={"input_range": [-1, 1], "output_range": [-1, 1], **settings})
+    return path
+
+
+def test_pix2pix_model_files_run_in_their_test_mode(tmp_path):
+    new = _tiny_pix2pix_file(tmp_path / "new.safetensors", {"test_mode": "train"})
+    old = _tiny_pix2pix_file(tmp_path / "old.safetensors", {"batchnorm_at_test": "batch_stats"})
+    x = torch.rand(3, 3, 64, 64)
+    train = load_model(new, device="cpu", precision="fp32")
+    assert train.test_mode == "train" and load_model(old, device="cpu").test_mode == "train"
+    evaluate = load_model(new, device="cpu", precision="fp32", test_mode="eval")
+    assert evaluate.test_mode == "eval"
+    assert (train(x) - evaluate(x)).abs().max() > 0.05
+    # each image on its own statistics and the same dropout seed: a batch is its images alone
+    torch.testing.assert_close(train(x), torch.cat([train(x[i:i + 1]) for i in range(3)]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(train(x), train(x), atol=0, rtol=0)
+    assert (load_model(new, device="cpu", precision="fp32", seed=1)(x) - train(x)).abs().max() > 0.01
+    with pytest.raises(UsageError, match="test mode"):
+        load_model(new, device="cpu", test_mode="predict")
+
+
+def test_pix2pix_folder_in_train_mode_is_reproducible(tmp_path):
+    model = _tiny_pix2pix_file(tmp_path / "model.safetensors", {"test_mode": "train"})
+    src = tmp_path / "in"
+    for i in range(4):
+        save(src / f"img_{i}.png", pattern(64, 64, seed=i))
+    outputs = {}
+    for name, kwargs in (("one", {}), ("batched", {"batch_size": 3, "workers": 2})):
+        translator = load_model(model, device="cpu", precision="fp32")
+        assert translator.translate_folder(src, tmp_path / name, progress=False, **kwargs).done == 4
+        outputs[name] = [(tmp_path / name / f"img_{i}.png").read_bytes() for i in range(4)]
+    assert outputs["one"] == outputs["batched"]
+    single = load_model(model, device="cpu", precision="fp32")(PIL.Image.open(src / "img_2.png"))
+    assert np.array_equal(np.asarray(single), np.asarray(PIL.Image.open(tmp_path / "one" / "img_2.png")))

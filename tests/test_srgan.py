@@ -250,3 +250,49 @@ def test_esrgan_recipe_step(hr_dir, tmp_path):
     losses = pipe.step({"A": torch.rand(2, 3, 32, 32), "B": torch.rand(2, 3, 128, 128)})
     assert all(math.isfinite(float(v)) for v in losses.values())
     assert float(losses["G_GAN"]) > 0 and float(losses["D"]) > 0
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "lsgan", "hinge", "wgangp", "relativistic"])
+def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
+    """The generator's adversarial term asks the (frozen) discriminator to call its output
+    real, and the discriminator's loss calls HR real and SR fake; recomputed here from copies
+    of both networks taken before the step, with plain torch losses."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from i2i.checkpoint import save_model
+    from i2i.nn import create
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.train import make_settings
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "psnr.safetensors", {"G": create("srresnet", width=4, num_blocks=1, scale=2)},
+               pipeline="srgan", settings={"input_range": [0, 1], "output_range": [0, 1], "task": "sr"})
+    config, options = make_settings("srgan", {"stage": "gan", "pretrained": str(tmp_path / "psnr.safetensors"),
+                                              "perceptual_weight": 0.0, "gan": kind, "d_width": 4})
+    pipe = SRGAN(options, config, torch.device("cpu"))
+    G, D = copy.deepcopy(pipe.G), copy.deepcopy(pipe.D)
+    hr = torch.rand(2, 3, 128, 128)
+    lr_img = F.avg_pool2d(hr, 2)
+    losses = pipe.step({"A": lr_img, "B": hr})
+
+    with torch.no_grad():
+        sr = G(lr_img)
+        fake, real = D(sr), D(hr)
+    ones, zeros = torch.ones_like(fake), torch.zeros_like(fake)
+    bce = F.binary_cross_entropy_with_logits
+    generator = {
+        "vanilla": bce(fake, ones), "lsgan": F.mse_loss(fake, ones), "hinge": -fake.mean(), "wgangp": -fake.mean(),
+        "relativistic": 0.5 * (bce(real - fake.mean(), zeros) + bce(fake - real.mean(), ones)),
+    }[kind] * (5e-3 if kind == "relativistic" else 1e-3)
+    discriminator = {
+        "vanilla": bce(real, ones) + bce(fake, zeros),
+        "lsgan": F.mse_loss(real, ones) + F.mse_loss(fake, zeros),
+        "hinge": F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
+        "relativistic": 0.5 * (bce(real - fake.mean(), ones) + bce(fake - real.mean(), zeros)),
+    }
+    assert losses["G_GAN"].item() == pytest.approx(generator.item(), rel=1e-4, abs=1e-9)
+    assert losses["G"].item() == pytest.approx(generator.item() + 1e-2 * F.l1_loss(sr, hr).item(), rel=1e-4)
+    if kind in discriminator:  # wgangp adds a penalty at random points
+        assert losses["D"].item() == pytest.approx(discriminator[kind].item(), rel=1e-4)

@@ -283,3 +283,81 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
     model = load_model(run / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in model.networks["G"].state_dict().values())
     assert max(r["step"] for r in metrics(run)) == 3
+
+
+# ----------------------------------------------------------------------------- EMA
+
+
+def test_ema_arithmetic():
+    """shadow <- decay * shadow + (1 - decay) * param; buffers are copied, not averaged."""
+    from i2i.train import EMA
+
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1))
+    with torch.no_grad():
+        net[0].weight.zero_()
+    ema = EMA({"G": net}, decay=0.9)
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[1].running_mean.fill_(3.0)
+    ema.update({"G": net})
+    shadow = ema.networks["G"]
+    assert shadow[0].weight.item() == pytest.approx(0.1)
+    assert shadow[1].running_mean.item() == 3.0
+    ema.update({"G": net})
+    assert shadow[0].weight.item() == pytest.approx(0.19)
+    assert net[0].weight.item() == 1.0  # the trained weights are untouched
+
+
+def test_model_file_of_an_ema_run_holds_the_averaged_weights(tmp_path):
+    """Between two consecutive checkpoints, ema_k+1 = 0.8 ema_k + 0.2 raw_k+1; the model file
+    written with the last one holds ema, not the raw weights."""
+    from i2i.checkpoint import load_model, load_training_state
+
+    data = paired(tmp_path / "data")
+    run = tmp_path / "run"
+    config, options = make_settings("pix2pix", {"data": str(data), "out": str(run), **TINY_PIX2PIX, "max_steps": 3,
+                                                "checkpoint_every": 1, "keep_last": 5, "ema": 0.8})
+    train("pix2pix", config, options)
+    states = [load_training_state(run / "checkpoints" / f"step_{k}.pt") for k in (2, 3)]
+    shipped = load_model(run / "model.safetensors").networks["G"].state_dict()
+    weights = [k for k, v in states[1]["networks"]["G"].items() if "running" not in k and v.is_floating_point()]
+    assert weights
+    for key in weights:
+        before, raw, after = states[0]["ema"]["G"][key], states[1]["networks"]["G"][key], states[1]["ema"]["G"][key]
+        torch.testing.assert_close(after, 0.8 * before + 0.2 * raw, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(shipped[key], after, rtol=0, atol=0)
+    assert any(not torch.equal(shipped[k], states[1]["networks"]["G"][k]) for k in weights)
+
+
+def test_sample_grids_leave_training_untouched(tmp_path):
+    """Drawing samples (generator in train mode: BatchNorm statistics, dropout RNG) every step
+    gives bit-identical checkpoints to drawing none."""
+    from i2i.checkpoint import load_training_state
+
+    data = paired(tmp_path / "data")
+    runs = {}
+    for every in (1, 1000):
+        runs[every] = tmp_path / f"every_{every}"
+        config, options = make_settings("pix2pix", {"data": str(data), "out": str(runs[every]), **TINY_PIX2PIX,
+                                                    "max_steps": 3, "checkpoint_every": 1, "keep_last": 5,
+                                                    "sample_every": every, "dropout": True, "norm": "batch"})
+        train("pix2pix", config, options)
+    assert len(list((runs[1] / "samples").iterdir())) == 3
+
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from flat(v, f"{prefix}.{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                yield from flat(v, f"{prefix}[{i}]")
+        else:
+            yield prefix, value
+
+    for step in (1, 2):
+        a, b = (dict(flat(load_training_state(runs[e] / "checkpoints" / f"step_{step}.pt"))) for e in (1, 1000))
+        assert a.keys() == b.keys()
+        assert any("running_mean" in k for k in a)
+        for key in a:
+            same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+            assert same, f"step {step}: {key} differs"

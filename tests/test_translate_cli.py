@@ -84,3 +84,22 @@ def test_cli_wrong_model_file_in_a_real_process(tmp_path):
     assert run.stderr.startswith("error: ") and run.stderr.strip().count("\n") == 0, run.stderr
     assert str(bad) in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_eval_flag_switches_pix2pix_to_running_statistics(tmp_path):
+    from test_infer import _tiny_pix2pix_file
+
+    model = _tiny_pix2pix_file(tmp_path / "p2p.safetensors", {"test_mode": "train"})
+    src = tmp_path / "in"
+    src.mkdir()
+    io.write_image(src / "a.png", pattern(64, 64))
+    image = io.read_image(src / "a.png").pixels
+    for flags, mode in (([], "train"), (["--eval"], "eval"), (["--seed", "5"], "train")):
+        out = tmp_path / f"out{len(flags)}{mode}"
+        result = translate(model, src, out, "--device", "cpu", "--precision", "fp32", *flags)
+        assert result.exit_code == 0, result.output
+        seed = 5 if "--seed" in flags else 0
+        expected = load_model(model, device="cpu", precision="fp32", test_mode=mode, seed=seed)(image)
+        assert np.array_equal(io.read_image(out / "a.png").pixels, expected), flags
+    first, second = (io.read_image(tmp_path / name / "a.png").pixels for name in ("out0train", "out1eval"))
+    assert np.abs(first.astype(int) - second).max() > 10

@@ -193,11 +193,12 @@ class CycleGAN(Pipeline):
 
     def inference_settings(self) -> dict:
         o = self.options
-        # G_A translates the folder named by the direction's first letter into the other one
+        # G_A translates the folder named by the direction's first letter into the other one,
+        # and is the generator trained for the run's direction (the reference's fake_B)
         directions = {"AtoB": "G_A", "BtoA": "G_B"} if o.direction == "AtoB" else {"AtoB": "G_B", "BtoA": "G_A"}
         return {
             "input_range": [-1, 1], "output_range": [-1, 1],
-            "directions": directions, "default_direction": "AtoB",
+            "directions": directions, "default_direction": o.direction,
             "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
             "task": None, "color_space": "rgb",
             "image_size": self.config.image_size, "size_multiple": self.G_A.size_multiple,

@@ -142,6 +142,6 @@ class Pix2Pix(Pipeline):
             "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
             "task": o.task or None, "color_space": "lab" if o.task == "colorize_lab" else "rgb",
             "image_size": self.config.image_size, "size_multiple": self.G.size_multiple,
-            # the reference's test.py runs the generator in train mode (batch statistics)
-            "batchnorm_at_test": "batch_stats" if o.norm == "batch" else None,
+            # the paper and the reference's test.py run the generator as in training
+            "test_mode": "train",
         }
