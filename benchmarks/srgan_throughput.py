@@ -49,6 +49,7 @@ def main() -> None:
 
     from i2i.device import autocast, resolve_device
     from i2i.pipelines.srgan import SRGAN
+    from i2i.spec import spec_for_network
     from i2i.train import _RunOrder, _Seeded, _to_device, make_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="srgan_bench_"))
@@ -59,7 +60,8 @@ def main() -> None:
         from i2i.checkpoint import save_model
         from i2i.losses import save_random_vgg19
 
-        save_model(tmp / "psnr.safetensors", {"G": i2i.nn.create("srresnet", scale=4)}, pipeline="srgan")
+        generator = i2i.nn.create("srresnet", scale=4)
+        save_model(tmp / "psnr.safetensors", {"G": generator}, spec_for_network(generator, "srgan"))
         values.update(pretrained=str(tmp / "psnr.safetensors"),
                       vgg_weights=str(save_random_vgg19(tmp / "vgg19.safetensors", layer="conv5_4")))
     config, options = make_settings("srgan", values)

@@ -4,24 +4,9 @@
     zebra = translator(PIL.Image.open("horse.jpg"))               # PIL in, PIL out
     translator.translate_folder("photos/", "zebras/", tile=512)   # what `i2i translate` runs
 
-What a model file's `settings` mean here (the pipelines' `inference_settings()`, see
-i2i/pipelines/__init__.py; missing keys get the defaults in brackets):
-
-    input_range, output_range  [lo, hi] of the network's pixels; [0, 1] images map linearly
-                               ([-1, 1] for cyclegan and pix2pix: x*2-1 in, (y+1)/2 out;
-                               [0, 1] for srgan, as BasicSR)
-    directions                 direction -> network name ({"AtoB": "G_A", "BtoA": "G_B"} when
-                               the file holds G_A and G_B; {"AtoB": "G"} for one generator)
-    default_direction          used when no direction is asked for ["AtoB"]
-    color_space                "rgb", or "lab" (colorization as the reference's: the net takes
-                               L01 = L/100 and returns ab01 = ab/220 + 0.5, both through the
-                               ranges above, i.e. L/50 - 1 in and ab/110 out for [-1, 1]; the
-                               output is the input's L with the predicted ab) ["rgb"]
-    task                       "sr" keeps gray images gray (also implied by scale > 1) [None]
-    test_mode                  "train": BatchNorm on each image's own statistics and dropout on,
-                               as the pix2pix paper and the reference's test.py run it; "eval":
-                               running statistics, no dropout ["train" for pix2pix files written
-                               before the setting existed, else "eval"]
+How a model runs is its model file's contract, `i2i.spec.ModelSpec` (value ranges, colour
+space, channels, scale, size requirements, directions, test mode); nothing here knows a
+pipeline by name.
 
 Sizes. Any input size works, 1x1 included: the image is padded at the bottom/right to the
 network's `size_multiple` (reflect, or replicate where the image is too small to reflect)
@@ -77,12 +62,9 @@ from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fa
 from i2i.data import io
 from i2i.data.sketch import luminance
 from i2i.errors import I2IError, UsageError, one_line
+from i2i.spec import DIRECTIONS, TEST_MODES, ModelSpec, spec_for_network
 
-DIRECTIONS = ("AtoB", "BtoA")
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
-DEFAULT_RANGE = {"srgan": (0.0, 1.0)}  # every other pipeline: (-1.0, 1.0)
-TEST_MODES = ("train", "eval")
-MIN_SIZE = 8  # smallest padded side: a ResNet generator's bottleneck (1/4) must be >= 2 to reflect-pad
 
 _READERS = 2  # decode threads (decoding releases the GIL)
 _WRITERS = 2  # encode/write threads
@@ -118,11 +100,6 @@ def zoo_model_path(name: str) -> Path:
     return zoo.resolve(name)
 
 
-def model_test_mode(settings: dict, pipeline: str) -> str:
-    """The model file's `test_mode`; pix2pix files older than the setting get the reference's."""
-    return settings.get("test_mode") or ("train" if pipeline == "pix2pix" else "eval")
-
-
 def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision: str = "auto",
                direction: str | None = None, test_mode: str | None = None, seed: int = 0) -> Translator:
     """Load a generator from a model file / run folder / zoo name, ready to translate.
@@ -132,26 +109,23 @@ def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision:
     is built. `test_mode` and `seed`: see `Translator`.
     """
     from i2i.checkpoint import load_model as load_model_file
-    from i2i.checkpoint import read_metadata
+    from i2i.checkpoint import read_header
 
     path = resolve_model_path(path_or_name)
-    meta = read_metadata(path)
-    names = list(meta["networks"])
-    directions = meta["settings"].get("directions")
-    if not directions:
-        directions = {"AtoB": "G_A", "BtoA": "G_B"} if "G_A" in names and "G_B" in names else {"AtoB": "G"}
-    direction = direction or meta["settings"].get("default_direction") or "AtoB"
+    header = read_header(path)
+    spec = header.spec
+    direction = direction or spec.default_direction
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be AtoB or BtoA, not {direction!r}")
-    if direction not in directions:
-        raise UsageError(f"{path}: this {meta['pipeline']} model translates {', '.join(directions)} only")
-    chosen = directions[direction]
-    if chosen not in names:
-        raise I2IError(f"{path}: no network {chosen!r} in this model file (it has: {', '.join(names) or 'none'})")
+    if direction not in spec.directions:
+        raise UsageError(f"{path}: this {spec.pipeline} model translates {', '.join(spec.directions)} only")
+    chosen = spec.directions[direction]
+    if chosen not in header.archs:
+        raise I2IError(f"{path}: no network {chosen!r} in this model file "
+                       f"(it has: {', '.join(header.archs) or 'none'})")
     model = load_model_file(path, names=[chosen])
-    return Translator(model.networks[chosen], settings=model.settings, pipeline=model.pipeline,
-                      device=device, precision=precision, source=f"{path} ({chosen})",
-                      test_mode=test_mode, seed=seed)
+    return Translator(model.networks[chosen], spec, direction=direction, device=device, precision=precision,
+                      source=f"{path} ({chosen})", test_mode=test_mode, seed=seed)
 
 
 # ----------------------------------------------------------------------------- the translator
@@ -204,29 +178,27 @@ class Translator:
     number of workers. "eval" uses the running statistics and no dropout.
     """
 
-    def __init__(self, net: nn.Module, *, settings: dict | None = None, pipeline: str = "",
+    def __init__(self, net: nn.Module, spec: ModelSpec | None = None, *, direction: str | None = None,
                  device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
                  tile: int = 0, tile_pad: int = 16, source: str = "", test_mode: str | None = None,
                  seed: int = 0):
-        settings = dict(settings or {})
         self.net = net.eval()  # what runs: `_fp32_net`, or its bf16 copy
-        self.pipeline = pipeline
-        self.settings = settings
         self.source = source or type(net).__name__
-        default = DEFAULT_RANGE.get(pipeline, (-1.0, 1.0))
-        self.input_range = _range(settings.get("input_range", default), self.source)
-        self.output_range = _range(settings.get("output_range", default), self.source)
-        self.lab = settings.get("color_space", "rgb") == "lab"
-        self.scale = int(getattr(net, "scale", 1))
-        self.keep_gray = self.scale > 1 or settings.get("task") == "sr"
-        self.size_multiple = int(getattr(net, "size_multiple", 1))
-        self.in_channels = int(getattr(net, "in_channels", 3))
-        self.out_channels = int(getattr(net, "out_channels", 3))
-        if self.lab and (self.in_channels, self.out_channels, self.scale) != (1, 2, 1):
-            raise I2IError(f"{self.source}: a Lab model must map 1 channel (L) to 2 (ab) at scale 1")
+        self.spec = spec if spec is not None else spec_for_network(net)
+        self.direction = direction or self.spec.default_direction
+        self.in_channels, self.out_channels = self.spec.channels(self.direction)
+        self.scale, self.size = self.spec.scale, self.spec.size
+        found = (getattr(net, "in_channels", self.in_channels), getattr(net, "out_channels", self.out_channels),
+                 getattr(net, "scale", self.scale))
+        if found != (self.in_channels, self.out_channels, self.scale):
+            raise I2IError(f"{self.source}: the network maps {found[0]} to {found[1]} channels at scale {found[2]}, "
+                           f"its model spec says {self.in_channels} to {self.out_channels} at scale {self.scale}")
+        self.input_range, self.output_range = self.spec.input_range, self.spec.output_range
+        self.lab = self.spec.color_space == "lab"
+        self.keep_gray = self.spec.keeps_gray
         self.tile, self.tile_pad = tile, tile_pad
         self.device = resolve_device(device)
-        self.test_mode = test_mode or model_test_mode(settings, pipeline)
+        self.test_mode = test_mode or self.spec.test_mode
         if self.test_mode not in TEST_MODES:
             raise UsageError(f"test mode must be one of {', '.join(TEST_MODES)}, not {self.test_mode!r}")
         # "train" with neither BatchNorm nor dropout computes what "eval" computes, in batches
@@ -335,7 +307,7 @@ class Translator:
         height, width = x.shape[-2:]
         x = x.to(self.device, torch.float32)
         net_in = self._to_network(x)
-        padded = _pad_to(net_in, *self._padded_size(height, width))
+        padded = _pad_to(net_in, *self.size.padded(height, width))
         if tile and max(padded.shape[-2:]) > tile:
             y = self._run_tiled(padded, tile, tile_pad)
         else:
@@ -373,10 +345,6 @@ class Translator:
         if self.keep_gray and x.shape[1] == 1 and y.shape[1] == 3:
             y = luminance(y)
         return y
-
-    def _padded_size(self, height: int, width: int) -> tuple[int, int]:
-        m = self.size_multiple
-        return max(_round_up(height, m), MIN_SIZE), max(_round_up(width, m), MIN_SIZE)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         """One forward pass in the chosen precision and memory format; float32 out."""
@@ -416,19 +384,19 @@ class Translator:
         """Non-overlapping output regions, each from its input region + `tile_pad` context.
 
         Tile corners and padding are multiples of the size multiple, so every tile sees the
-        same sampling grid as the whole image; a region smaller than MIN_SIZE borrows context.
+        same sampling grid as the whole image; a region smaller than the minimum size borrows context.
         """
-        m, s = self.size_multiple, self.scale
-        tile = max(_round_up(tile, m), MIN_SIZE)
+        m, s, least = self.size.multiple, self.scale, self.size.minimum
+        tile = max(_round_up(tile, m), least)
         pad = _round_up(tile_pad, m)
         n, _, height, width = x.shape
         out: torch.Tensor | None = None
         for top in range(0, height, tile):
             bottom = min(top + tile, height)
-            y0, y1 = _window(top, bottom, pad, height)
+            y0, y1 = _window(top, bottom, pad, height, least)
             for left in range(0, width, tile):
                 right = min(left + tile, width)
-                x0, x1 = _window(left, right, pad, width)
+                x0, x1 = _window(left, right, pad, width, least)
                 y = self._run(x[:, :, y0:y1, x0:x1])
                 if out is None:
                     out = y.new_empty(n, y.shape[1], height * s, width * s)
@@ -474,7 +442,7 @@ class Translator:
         thread count (translate_folder's workers compute on fewer threads than one call)."""
         key = (*self._tune_key, torch.get_num_threads())
         if key not in _TUNED:
-            side = _round_up(max(32, 128 // self.scale), self.size_multiple)  # outputs up to 128 px
+            side = _round_up(max(32, 128 // self.scale), self.size.multiple)  # outputs up to 128 px
             _TUNED[key] = self._fastest(self._candidates, min(height, side), min(width, side))
         self._set_speed(*_TUNED[key])
         self._candidates = []
@@ -728,11 +696,11 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _window(start: int, stop: int, pad: int, size: int) -> tuple[int, int]:
-    """The input rows (or columns) a tile [start, stop) is computed from; >= MIN_SIZE long."""
+def _window(start: int, stop: int, pad: int, size: int, least: int) -> tuple[int, int]:
+    """The input rows (or columns) a tile [start, stop) is computed from; >= `least` long."""
     lo, hi = max(start - pad, 0), min(stop + pad, size)
-    if hi - lo < MIN_SIZE:
-        lo = max(hi - MIN_SIZE, 0)
+    if hi - lo < least:
+        lo = max(hi - least, 0)
     return lo, hi
 
 
@@ -754,20 +722,10 @@ def _lightness01(x: torch.Tensor) -> torch.Tensor:
     return rgb_to_lab01(rgb)[0]
 
 
-def _range(value: Any, source: str) -> tuple[float, float]:
-    """A settings range: [lo, hi] (or the string "lo,hi")."""
-    try:
-        lo, hi = (float(v) for v in (value.split(",") if isinstance(value, str) else value))
-    except (TypeError, ValueError):
-        raise I2IError(f"{source}: bad pixel range {value!r} in the model settings") from None
-    if hi <= lo:
-        raise I2IError(f"{source}: bad pixel range {value!r} in the model settings")
-    return lo, hi
-
-
 def _split_alpha_channels(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """2 channels = gray + alpha, 4 = RGB + alpha; the last one is the alpha."""
     channels = x.shape[dim]
     if channels in (2, 4):
         return x.narrow(dim, 0, channels - 1), x.narrow(dim, channels - 1, 1)
     return x, None
+

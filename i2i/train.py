@@ -605,7 +605,7 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
         _check_finite_weights(pipe.networks, step, run)
         save_training_state(run / "checkpoints" / f"step_{step}.pt",
                             _training_state(pipeline, step, epoch, batch_in_epoch, pipe, schedule, scaler, ema))
-        save_model(run / "model.safetensors", nets, pipeline=pipeline, settings=pipe.inference_settings())
+        save_model(run / "model.safetensors", nets, pipe.model_spec())
         for old in checkpoints(run)[:-max(1, config.keep_last)]:
             old.unlink(missing_ok=True)
 

@@ -20,9 +20,10 @@ from i2i.checkpoint import save_model
 from i2i.data import io
 from i2i.errors import I2IError, UsageError
 from i2i.infer import Translator, load_model
+from i2i.spec import spec_for_network
 
-CYCLEGAN_SETTINGS = {"input_range": [-1, 1], "output_range": [-1, 1],
-                     "directions": {"AtoB": "G_A", "BtoA": "G_B"}, "default_direction": "AtoB"}
+CYCLEGAN_DIRECTIONS = {"AtoB": "G_A", "BtoA": "G_B"}
+SR_RANGES = {"input_range": (0, 1), "output_range": (0, 1)}
 
 
 def tiny_resnet(seed: int) -> torch.nn.Module:
@@ -40,10 +41,10 @@ def make_models(folder: Path) -> dict[str, Path]:
     """A CycleGAN model file (G_A, G_B) and an SR model file (x2)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"cyclegan": folder / "cyclegan.safetensors", "sr": folder / "sr.safetensors"}
-    save_model(paths["cyclegan"], {"G_A": tiny_resnet(0), "G_B": tiny_resnet(1)}, pipeline="cyclegan",
-               settings=CYCLEGAN_SETTINGS)
-    save_model(paths["sr"], {"G": tiny_sr()}, pipeline="srgan",
-               settings={"input_range": [0, 1], "output_range": [0, 1], "task": "sr"})
+    g_a, sr = tiny_resnet(0), tiny_sr()
+    save_model(paths["cyclegan"], {"G_A": g_a, "G_B": tiny_resnet(1)},
+               spec_for_network(g_a, "cyclegan", directions=CYCLEGAN_DIRECTIONS))
+    save_model(paths["sr"], {"G": sr}, spec_for_network(sr, "srgan", task="sr", **SR_RANGES))
     return paths
 
 
@@ -120,7 +121,7 @@ def test_public_api_is_lazy_and_builds_translators(models):
     translator = i2i.load_model(models["cyclegan"], device="cpu")
     assert isinstance(translator, i2i.Translator)
     assert translator.precision in ("fp32", "bf16")
-    assert (translator.scale, translator.size_multiple) == (1, 4)
+    assert (translator.scale, translator.size.multiple) == (1, 4)
 
 
 def test_returns_the_kind_it_is_given(cyclegan):
@@ -207,9 +208,8 @@ def test_tiled_equals_untiled_away_from_borders(models):
 def test_lab_colorization_model(tmp_path):
     torch.manual_seed(0)
     unet = i2i.nn.init_weights(i2i.nn.create("unet_32", in_channels=1, out_channels=2, width=4), "xavier", 1.0)
-    save_model(tmp_path / "color.safetensors", {"G": unet}, pipeline="pix2pix",
-               settings={"input_range": [-1, 1], "output_range": [-1, 1], "color_space": "lab",
-                         "task": "colorize_lab"})
+    save_model(tmp_path / "color.safetensors", {"G": unet},
+               spec_for_network(unet, "pix2pix", color_space="lab", task="colorize_lab"))
     colorize = load_model(tmp_path / "color.safetensors", device="cpu", precision="fp32")
     gray = pattern(20, 18, 1)[..., 0]
     out = colorize(gray)
@@ -362,7 +362,7 @@ def test_a_failing_batch_fails_only_its_images(tmp_path, capsys):
     for i in range(4):
         io.write_image(src / f"small{i}.png", pattern(8, 8, seed=i))
         io.write_image(src / f"tall{i}.png", pattern(16, 8, seed=i))
-    translator = Translator(FailsOnTallImages(), pipeline="cyclegan", device="cpu", precision="fp32")
+    translator = Translator(FailsOnTallImages(), device="cpu", precision="fp32")
     summary = translator.translate_folder(src, tmp_path / "out", batch_size=2, workers=2, progress=False)
     assert (summary.done, summary.failed) == (4, 4)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"small{i}.png" for i in range(4)]
@@ -409,7 +409,7 @@ def test_instance_norm_swap_is_exact():
     x = torch.rand(2, 3, 24, 20)
     with torch.inference_mode():
         expected = ((net(x * 2 - 1) + 1) / 2).clamp(0, 1)
-    translator = Translator(net, pipeline="cyclegan", device="cpu", precision="fp32", channels_last=True)
+    translator = Translator(net, device="cpu", precision="fp32", channels_last=True)
     assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in translator.net.modules())
     torch.testing.assert_close(translator(x), expected, atol=1e-5, rtol=0)
 
@@ -492,7 +492,7 @@ class _PointwiseSR(torch.nn.Module):
 def test_tiles_land_exactly_where_they_belong(scale, multiple):
     torch.manual_seed(0)
     net = _PointwiseSR(scale, multiple)
-    translator = Translator(net, settings={"input_range": [0, 1], "output_range": [0, 1]}, device="cpu",
+    translator = Translator(net, spec_for_network(net, **SR_RANGES), device="cpu",
                             precision="fp32", channels_last=False)
     x = torch.rand(2, 3, 37, 29) * 0.5 + 0.25
     with torch.no_grad():
@@ -524,13 +524,13 @@ def test_pix2pix_test_modes_reproduce_the_reference(shared_dir):
     reference = load_file(str(Path(__file__).parent / "data/pix2pix_test_mode.safetensors"))
     x = (golden["input"] + 1) / 2
     seed = int(reference["seed"])
-    settings = {"input_range": [-1, 1], "output_range": [-1, 1], "test_mode": "train"}
+    spec = spec_for_network(_golden_unet_128(shared_dir), "pix2pix", test_mode="train")
     for mode, expected in (("train", reference["output_train_seeded"]), ("eval", golden["output"])):
-        translator = Translator(_golden_unet_128(shared_dir), settings=settings, pipeline="pix2pix", device="cpu",
+        translator = Translator(_golden_unet_128(shared_dir), spec, device="cpu",
                                 precision="fp32", seed=seed, test_mode=None if mode == "train" else mode)
         assert translator.test_mode == mode
         torch.testing.assert_close(translator(x), ((expected + 1) / 2).clamp(0, 1), atol=1e-5, rtol=0)
-    other_seed = Translator(_golden_unet_128(shared_dir), settings=settings, device="cpu", precision="fp32",
+    other_seed = Translator(_golden_unet_128(shared_dir), spec, device="cpu", precision="fp32",
                             seed=seed + 1)
     assert (other_seed(x) - (reference["output_train_seeded"] + 1) / 2).abs().max() > 0.01  # dropout really on
 
@@ -554,7 +554,7 @@ def test_batch_statistics_match_the_reference_train_forward(shared_dir):
         assert torch.equal(value, weights[key]), key
 
 
-def _tiny_pix2pix_file(path: Path, settings: dict) -> Path:
+def _tiny_pix2pix_file(path: Path, test_mode: str = "train") -> Path:
     torch.manual_seed(3)
     net = i2i.nn.init_weights(i2i.nn.create("unet_64", width=4, norm="batch", dropout=True), "xavier", 1.0)
     assert any(isinstance(m, torch.nn.Dropout) for m in net.modules())
@@ -563,17 +563,15 @@ def _tiny_pix2pix_file(path: Path, settings: dict) -> Path:
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.fill_(0.5)
                 module.running_var.fill_(4.0)
-    save_model(path, {"G": net}, pipeline="pix2pix",
-               settings={"input_range": [-1, 1], "output_range": [-1, 1], **settings})
+    save_model(path, {"G": net}, spec_for_network(net, "pix2pix", test_mode=test_mode))
     return path
 
 
 def test_pix2pix_model_files_run_in_their_test_mode(tmp_path):
-    new = _tiny_pix2pix_file(tmp_path / "new.safetensors", {"test_mode": "train"})
-    old = _tiny_pix2pix_file(tmp_path / "old.safetensors", {"batchnorm_at_test": "batch_stats"})
+    new = _tiny_pix2pix_file(tmp_path / "new.safetensors")
     x = torch.rand(3, 3, 64, 64)
     train = load_model(new, device="cpu", precision="fp32")
-    assert train.test_mode == "train" and load_model(old, device="cpu").test_mode == "train"
+    assert train.test_mode == "train"
     evaluate = load_model(new, device="cpu", precision="fp32", test_mode="eval")
     assert evaluate.test_mode == "eval"
     assert (train(x) - evaluate(x)).abs().max() > 0.05
@@ -586,7 +584,7 @@ def test_pix2pix_model_files_run_in_their_test_mode(tmp_path):
 
 
 def test_pix2pix_folder_in_train_mode_is_reproducible(tmp_path):
-    model = _tiny_pix2pix_file(tmp_path / "model.safetensors", {"test_mode": "train"})
+    model = _tiny_pix2pix_file(tmp_path / "model.safetensors")
     src = tmp_path / "in"
     for i in range(4):
         save(src / f"img_{i}.png", pattern(64, 64, seed=i))

@@ -77,12 +77,12 @@ def test_psnr_stage_trains_and_resumes_from_its_checkpoint(psnr_run):
     assert steps == [3, 5]
     state = torch.load(psnr_run / "checkpoints" / "step_5.pt", weights_only=True)
     assert state["step"] == 5 and set(state["networks"]) == {"G"}
-    from i2i.checkpoint import read_metadata
+    from i2i.checkpoint import read_header
 
-    meta = read_metadata(psnr_run / "model.safetensors")
-    assert meta["pipeline"] == "srgan" and list(meta["networks"]) == ["G"]
-    assert meta["networks"]["G"]["name"] == "srresnet" and meta["networks"]["G"]["scale"] == 2
-    assert meta["settings"]["input_range"] == [0, 1] and meta["settings"]["scale"] == 2
+    header = read_header(psnr_run / "model.safetensors")
+    assert header.pipeline == "srgan" and list(header.archs) == ["G"]
+    assert header.archs["G"]["name"] == "srresnet" and header.archs["G"]["scale"] == 2
+    assert header.spec.input_range == (0, 1) and header.spec.scale == 2 and header.spec.task == "sr"
     config = (psnr_run / "config.yaml").read_text()
     assert "beta1: 0.9\n" in config and "beta2: 0.99\n" in config and "lr_policy: cosine" in config
 
@@ -160,9 +160,10 @@ def test_eval_equals_an_independent_computation(psnr_run, hr_dir, tmp_path):
 def _tiny_model(path: Path, scale: int = 2) -> Path:
     import i2i.nn
     from i2i.checkpoint import save_model
+    from i2i.spec import spec_for_network
 
     net = i2i.nn.create("srresnet", width=4, num_blocks=1, scale=scale)
-    save_model(path, {"G": net}, pipeline="srgan", settings={"input_range": [0, 1], "output_range": [0, 1], "scale": scale})
+    save_model(path, {"G": net}, spec_for_network(net, "srgan", input_range=(0, 1), output_range=(0, 1)))
     return path
 
 
@@ -211,7 +212,7 @@ def test_scales_give_matching_shapes_and_a_finite_step(hr_dir, scale):
     assert pipe.G(batch["A"]).shape == batch["B"].shape
     losses = pipe.step(batch)
     assert set(losses) == {"pixel", "G"} and math.isfinite(float(losses["G"]))
-    assert pipe.inference_settings()["scale"] == scale
+    assert pipe.model_spec().scale == scale
 
 
 def test_hr_lr_folder_layout(tmp_path):
@@ -236,10 +237,12 @@ def test_esrgan_recipe_step(hr_dir, tmp_path):
     import i2i.nn
     from i2i.checkpoint import save_model
     from i2i.pipelines.srgan import SRGAN
+    from i2i.spec import spec_for_network
     from i2i.train import make_settings
 
     model = tmp_path / "rrdb.safetensors"
-    save_model(model, {"G": i2i.nn.create("rrdbnet", width=4, num_blocks=1, growth=4, scale=4)}, pipeline="srgan")
+    rrdb = i2i.nn.create("rrdbnet", width=4, num_blocks=1, growth=4, scale=4)
+    save_model(model, {"G": rrdb}, spec_for_network(rrdb, "srgan"))
     config, options = make_settings("srgan", {"data": str(hr_dir), "out": "unused", "stage": "gan", "gan": "relativistic",
                                               "pretrained": str(model), "perceptual_weight": 0.0, "d_width": 4})
     SRGAN.resolve(options, config, quiet=True)
@@ -266,9 +269,12 @@ def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
     from i2i.pipelines.srgan import SRGAN
     from i2i.train import make_settings
 
+    from i2i.spec import spec_for_network
+
     torch.manual_seed(0)
-    save_model(tmp_path / "psnr.safetensors", {"G": create("srresnet", width=4, num_blocks=1, scale=2)},
-               pipeline="srgan", settings={"input_range": [0, 1], "output_range": [0, 1], "task": "sr"})
+    generator = create("srresnet", width=4, num_blocks=1, scale=2)
+    save_model(tmp_path / "psnr.safetensors", {"G": generator},
+               spec_for_network(generator, "srgan", input_range=(0, 1), output_range=(0, 1), task="sr"))
     config, options = make_settings("srgan", {"stage": "gan", "pretrained": str(tmp_path / "psnr.safetensors"),
                                               "perceptual_weight": 0.0, "gan": kind, "d_width": 4})
     pipe = SRGAN(options, config, torch.device("cpu"))

@@ -177,7 +177,7 @@ def test_tiny_pix2pix_run_makes_a_loadable_model(tmp_path):
 
     model = load_model(run / "model.safetensors")
     assert model.pipeline == "pix2pix" and list(model.networks) == ["G"]
-    assert model.settings["directions"] == {"AtoB": "G"} and model.settings["in_channels"] == 3
+    assert model.spec.directions == {"AtoB": "G"} and model.spec.in_channels == 3 and model.spec.test_mode == "train"
     with torch.no_grad():
         out = model.networks["G"](torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 3, 32, 32)
@@ -190,16 +190,16 @@ def test_tiny_pix2pix_run_makes_a_loadable_model(tmp_path):
 
 
 def test_colorize_lab_task_on_a_photo_folder(tmp_path):
-    from i2i.checkpoint import read_metadata
+    from i2i.checkpoint import read_header
 
     data = tmp_path / "photos"
     write_images(data, 2)
     config, options = make_settings("pix2pix", {"data": str(data), "out": str(tmp_path / "run"), **TINY_PIX2PIX,
                                                 "task": "colorize_lab", "max_steps": 2})
     run = train("pix2pix", config, options)
-    meta = read_metadata(run / "model.safetensors")
-    assert meta["settings"]["color_space"] == "lab" and meta["networks"]["G"]["in_channels"] == 1
-    assert meta["networks"]["G"]["out_channels"] == 2
+    header = read_header(run / "model.safetensors")
+    assert header.spec.color_space == "lab" and header.archs["G"]["in_channels"] == 1
+    assert (header.spec.in_channels, header.spec.out_channels) == (1, 2)
     assert (run / "samples" / "step_2.png").is_file()
 
 

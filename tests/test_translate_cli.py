@@ -89,7 +89,7 @@ def test_cli_wrong_model_file_in_a_real_process(tmp_path):
 def test_eval_flag_switches_pix2pix_to_running_statistics(tmp_path):
     from test_infer import _tiny_pix2pix_file
 
-    model = _tiny_pix2pix_file(tmp_path / "p2p.safetensors", {"test_mode": "train"})
+    model = _tiny_pix2pix_file(tmp_path / "p2p.safetensors")
     src = tmp_path / "in"
     src.mkdir()
     io.write_image(src / "a.png", pattern(64, 64))

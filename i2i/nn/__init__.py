@@ -23,7 +23,7 @@ from torch import nn
 
 from i2i.errors import UsageError
 
-__all__ = ["available", "create", "defaults", "register", "init_weights"]
+__all__ = ["available", "create", "defaults", "register", "rebuild", "init_weights"]
 
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
@@ -63,6 +63,18 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         )
     net = builder(**kwargs)
     net.arch = {"name": name, **kwargs}
+    return net
+
+
+def rebuild(arch: dict[str, Any]) -> nn.Module:
+    """The network a stored `arch` describes, without drawing initial weights where the builder
+    takes an init scheme (stored weights replace them); `net.arch` stays the stored one."""
+    kwargs = dict(arch)
+    name = kwargs.pop("name")
+    if "init" not in defaults(name):
+        return create(name, **kwargs)
+    net = create(name, **{**kwargs, "init": None})
+    net.arch = dict(arch)
     return net
 
 

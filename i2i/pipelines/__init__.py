@@ -38,16 +38,9 @@ The protocol (`Pipeline` is the base class with the shared parts):
             # no_grad with the training state (BN stats, RNG) restored afterwards by the trainer;
             # `sample_columns` names them for the report
         def inference_networks(self) -> dict[str, nn.Module]  # what model.safetensors holds
-        def inference_settings(self) -> dict                  # and how to use it (below)
+        def model_spec(self) -> i2i.spec.ModelSpec           # and how to run it
         def state_dict(self) -> dict; def load_state_dict(self, state) -> None
             # extra state for checkpoints (image pools, ...); tensors and plain Python only
-
-`inference_settings()` tells `i2i translate` how to run the model file, with these keys:
-`input_range` / `output_range` ([-1, 1]: x*2-1 in, (y+1)/2 out), `directions` (direction name
--> network name, e.g. {"AtoB": "G_A", "BtoA": "G_B"}), `default_direction`, `in_channels`,
-`out_channels`, `task` (None, "colorize", "colorize_lab", "sketch", "sr"), `color_space`
-("rgb", or "lab": input L01 = L/100, output ab01 = ab/220 + 0.5, see
-`i2i.data.sketch.lab_to_rgb`), `image_size` (the training crop), `size_multiple`.
 """
 from __future__ import annotations
 
@@ -60,6 +53,8 @@ from i2i.errors import UsageError
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from i2i.spec import ModelSpec
 
 #: pipeline name -> "module:Class", imported on first use.
 PIPELINES: dict[str, str] = {
@@ -123,8 +118,8 @@ class Pipeline:
     def inference_networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
-    def inference_settings(self) -> dict:
-        return {}
+    def model_spec(self) -> ModelSpec:
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         return {}

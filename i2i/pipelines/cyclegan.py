@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
+from i2i.spec import ModelSpec, SizeRequirements
 
 # The reference's netD names, accepted as aliases of the i2i.nn names.
 D_ALIASES = {"basic": "patchgan", "n_layers": "patchgan", "pixel": "pixelgan"}
@@ -191,18 +192,15 @@ class CycleGAN(Pipeline):
     def inference_networks(self) -> dict[str, torch.nn.Module]:
         return {"G_A": self.G_A, "G_B": self.G_B}
 
-    def inference_settings(self) -> dict:
-        o = self.options
+    def model_spec(self) -> ModelSpec:
         # G_A translates the folder named by the direction's first letter into the other one,
         # and is the generator trained for the run's direction (the reference's fake_B)
-        directions = {"AtoB": "G_A", "BtoA": "G_B"} if o.direction == "AtoB" else {"AtoB": "G_B", "BtoA": "G_A"}
-        return {
-            "input_range": [-1, 1], "output_range": [-1, 1],
-            "directions": directions, "default_direction": o.direction,
-            "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
-            "task": None, "color_space": "rgb",
-            "image_size": self.config.image_size, "size_multiple": self.G_A.size_multiple,
-        }
+        swap = self.options.direction == "BtoA"
+        atob = self.G_B if swap else self.G_A
+        return ModelSpec(
+            pipeline=self.name, directions={"AtoB": "G_B", "BtoA": "G_A"} if swap else {"AtoB": "G_A", "BtoA": "G_B"},
+            default_direction=self.options.direction, in_channels=atob.in_channels, out_channels=atob.out_channels,
+            size=SizeRequirements(multiple=atob.size_multiple))
 
     def state_dict(self) -> dict:
         return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}

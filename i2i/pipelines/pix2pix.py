@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
 from i2i.pipelines.cyclegan import reference_networks
+from i2i.spec import ModelSpec, SizeRequirements
 
 TASKS = ("", "colorize", "colorize_lab", "sketch")
 
@@ -134,14 +135,11 @@ class Pix2Pix(Pipeline):
     def inference_networks(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G}
 
-    def inference_settings(self) -> dict:
+    def model_spec(self) -> ModelSpec:
         o = self.options
-        return {
-            "input_range": [-1, 1], "output_range": [-1, 1],
-            "directions": {o.direction: "G"}, "default_direction": o.direction,
-            "in_channels": o.in_channels or 3, "out_channels": o.out_channels or 3,
-            "task": o.task or None, "color_space": "lab" if o.task == "colorize_lab" else "rgb",
-            "image_size": self.config.image_size, "size_multiple": self.G.size_multiple,
-            # the paper and the reference's test.py run the generator as in training
-            "test_mode": "train",
-        }
+        return ModelSpec(
+            pipeline=self.name, directions={o.direction: "G"}, default_direction=o.direction,
+            in_channels=self.G.in_channels, out_channels=self.G.out_channels,
+            size=SizeRequirements(multiple=self.G.size_multiple),
+            task=o.task or None, color_space="lab" if o.task == "colorize_lab" else "rgb",
+            test_mode="train")  # the paper and the reference's test.py run G as in training

@@ -38,6 +38,7 @@ import torch
 
 from i2i.errors import I2IError, UsageError
 from i2i.pipelines import Pipeline
+from i2i.spec import ModelSpec, SizeRequirements
 
 STAGES = ("psnr", "gan")
 ARCHS = ("srresnet", "rrdbnet")
@@ -252,16 +253,11 @@ class SRGAN(Pipeline):
     def inference_networks(self) -> dict[str, torch.nn.Module]:
         return {"G": self.G}
 
-    def inference_settings(self) -> dict:
-        o = self.options
-        return {
-            "input_range": [0, 1], "output_range": [0, 1],
-            "scale": o.scale, "stage": o.stage, "task": "sr",
-            "directions": {"AtoB": "G"}, "default_direction": "AtoB",
-            "in_channels": o.channels, "out_channels": o.channels, "color_space": "rgb",
-            "image_size": self.config.image_size // o.scale,  # the LR training patch
-            "size_multiple": self.G.size_multiple,
-        }
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(
+            pipeline=self.name, input_range=(0.0, 1.0), output_range=(0.0, 1.0),
+            in_channels=self.G.in_channels, out_channels=self.G.out_channels, scale=self.G.scale,
+            size=SizeRequirements(multiple=self.G.size_multiple), task="sr")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -292,16 +288,16 @@ def _pretrained_path(text: str) -> Path:
 
 def _adopt_pretrained(options: SRGANOptions) -> Path:
     """Stage gan: check `pretrained` is an srgan model and take its generator's architecture."""
-    from i2i.checkpoint import read_metadata
+    from i2i.checkpoint import read_header
 
     if not options.pretrained:
         raise UsageError("stage gan starts from a psnr model: give --pretrained RUN (a psnr run folder "
                          "or its model.safetensors)")
     path = _pretrained_path(options.pretrained)
-    meta = read_metadata(path)
-    arch = dict(meta["networks"].get("G") or {})
-    if meta["pipeline"] != "srgan" or arch.get("name") not in ARCHS:
-        raise UsageError(f"--pretrained {path} is a {meta['pipeline']} model, not an srgan generator")
+    header = read_header(path)
+    arch = dict(header.archs.get("G") or {})
+    if header.pipeline != "srgan" or arch.get("name") not in ARCHS:
+        raise UsageError(f"--pretrained {path} is a {header.pipeline} model, not an srgan generator")
     options.arch = arch["name"]
     options.scale = int(arch.get("scale", 4))
     options.width = int(arch.get("width", 64))
