@@ -75,7 +75,7 @@ def data_derive(task: str, src: str, dst: str, scale: int) -> None:
     mod-cropped to --scale, A its MATLAB-exact bicubic downscale. Bad files are
     reported one per line and skipped; the exit code is then 1.
     """
-    from i2i.data.inspect import derive_pairs
+    from i2i.data.derive import derive_pairs
 
     result = derive_pairs(task, src, dst, scale=scale)
     for line in result.problems:

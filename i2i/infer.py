@@ -60,7 +60,7 @@ from torch import nn
 from i2i.device import autocast, cpu_has_native_bf16, resolve_device, resolve_precision
 from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
 from i2i.data import io
-from i2i.data.sketch import luminance
+from i2i.data.color import luminance
 from i2i.errors import I2IError, UsageError, one_line
 from i2i.spec import DIRECTIONS, TEST_MODES, ModelSpec, spec_for_network
 
@@ -339,7 +339,7 @@ class Translator:
         lo, hi = self.output_range
         y = ((y - lo) / (hi - lo)).clamp(0, 1)
         if self.lab:
-            from i2i.data.sketch import lab_to_rgb
+            from i2i.data.color import lab_to_rgb
 
             return lab_to_rgb(_lightness01(x), y).clamp(0, 1)
         if self.keep_gray and x.shape[1] == 1 and y.shape[1] == 3:
@@ -716,7 +716,7 @@ def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def _lightness01(x: torch.Tensor) -> torch.Tensor:
     """CIE L / 100 of a gray or RGB image in [0,1], as Nx1xHxW (the pipelines' L01)."""
-    from i2i.data.sketch import rgb_to_lab01
+    from i2i.data.color import rgb_to_lab01
 
     rgb = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     return rgb_to_lab01(rgb)[0]

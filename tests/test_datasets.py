@@ -174,7 +174,7 @@ def test_colorize_input_is_luminance(tmp_path):
 
 
 def test_lab_round_trip(tmp_path):
-    from i2i.data.sketch import lab_to_rgb
+    from i2i.data.color import lab_to_rgb
 
     rgb = noise(10, 12)
     save(tmp_path / "p.png", rgb)

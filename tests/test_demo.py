@@ -1,7 +1,6 @@
 """`i2i demo` end to end with a few steps: trains both models, translates, writes the page."""
 from __future__ import annotations
 
-import pytest
 from click.testing import CliRunner
 
 from i2i.cli import main

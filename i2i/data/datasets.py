@@ -30,7 +30,8 @@ from torch.utils.data import Dataset
 
 from i2i.data.bicubic import imresize, modcrop, round_to
 from i2i.data.io import list_images, read_image, to_tensor
-from i2i.data.sketch import LUMA, rgb_to_lab01, sketch
+from i2i.data.color import LUMA, rgb_to_lab01
+from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
 
 TASKS = ("colorize", "colorize_lab", "sketch")
@@ -304,7 +305,7 @@ class DerivedDataset(_RobustDataset):
     * `colorize_lab`: the reference colorization dataset's Lab mode, in our [0, 1]
                       convention: A = L/100 (1 channel), B = ab/220 + 0.5 (2 channels),
                       so the pipelines' x*2-1 gives the reference's L/50-1 and ab/110.
-                      `i2i.data.sketch.lab_to_rgb(A, B)` turns them back into RGB.
+                      `i2i.data.color.lab_to_rgb(A, B)` turns them back into RGB.
     * `sketch`:       A = the photo (3), B = its XDoG pencil sketch (1 channel, dark
                       lines on white; `i2i.data.sketch.sketch`, deterministic).
     """

@@ -1,6 +1,6 @@
-"""`i2i data inspect` and `i2i data derive`: look at a data folder, or derive pairs from one.
+"""`i2i data inspect`: what a data folder holds, and what is wrong with it.
 
-Both read only image files (by extension, through `i2i.data.io.list_images`): a
+It reads only image files (by extension, through `i2i.data.io.list_images`): a
 `MANIFEST.json` or a `README` beside the images is ignored, and counted as such. Every
 image is decoded, so a truncated or corrupt file is found and reported on one line.
 """
@@ -11,9 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from i2i.errors import I2IError, UsageError
 
 # The folders that make up each layout, in report order.
 _SIDES = {
@@ -22,10 +20,9 @@ _SIDES = {
     "paired_folders": ("A", "B"),
     "plain": (".",),
 }
-DERIVE_TASKS = ("sketch", "gray", "sr")
 
 
-def _problem(path: Path, error: Exception) -> str:
+def problem_line(path: Path, error: Exception) -> str:
     """'path: problem', without repeating the path when the error already starts with it."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text if text.startswith(str(path)) else f"{path}: {text}"
@@ -41,7 +38,7 @@ def _describe(image) -> str:
     return f"{width}x{height} {mode} {image.bit_depth}-bit"
 
 
-def _progress(items: list, description: str):
+def progress_bar(items: list, description: str):
     from tqdm import tqdm
 
     return tqdm(items, desc=description, unit="img", leave=False, disable=len(items) < 100)
@@ -118,11 +115,11 @@ def inspect_folder(root: Path | str) -> InspectReport:
             continue
         files[side] = list_images(folder)
         report.counts[side] = len(files[side])
-        for path in _progress(files[side], f"{side}"):
+        for path in progress_bar(files[side], f"{side}"):
             try:
                 image = read_image(path)
             except Exception as error:  # an I2IError, or an unexpected decoder failure: one line
-                report.bad.append(_problem(path, error))
+                report.bad.append(problem_line(path, error))
                 continue
             report.histogram[_describe(image)] += 1
             shapes[path] = image.size
@@ -151,76 +148,3 @@ def inspect_folder(root: Path | str) -> InspectReport:
     if report.layout == "paired_folders" and ("A" not in files or "B" not in files):
         report.notes.append(f"paired folders need both A/ and B/; found only {', '.join(files) or 'neither'}")
     return report
-
-
-# --------------------------------------------------------------------------- derive
-
-
-@dataclass
-class DeriveResult:
-    written: int
-    problems: list[str]
-
-
-def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) -> DeriveResult:
-    """Write `dst/A/<stem>.png` (inputs) and `dst/B/<stem>.png` (targets) for every image of
-    `src` (recursively), keeping each file's stem:
-
-    * `sketch`: A = the photo, B = its XDoG sketch (8-bit gray, `i2i.data.sketch`);
-    * `gray`:   A = BT.601 luminance (1 channel, the photo's bit depth), B = the photo;
-    * `sr`:     B = the photo mod-cropped to `scale`, A = MATLAB `imresize(B, 1/scale)`
-                in B's integer type (bit-identical to MATLAB's uint8 output), so every B
-                is exactly `scale` times its A.
-
-    Alpha is dropped (the pairs are for training). A file that fails to decode, or a
-    second file with the same stem, is one line in `problems`; the others are written.
-    """
-    import torch
-
-    from i2i.data.bicubic import imresize, modcrop, round_to
-    from i2i.data.datasets import gray
-    from i2i.data.io import list_images, read_image, to_tensor, write_image
-    from i2i.data.sketch import sketch
-
-    if task not in DERIVE_TASKS:
-        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
-    src, dst = Path(src), Path(dst)
-    if not src.is_dir():
-        raise UsageError(f"{src}/ does not exist or is not a folder")
-    if task == "sr" and int(scale) < 2:
-        raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
-    files = list_images(src)
-    if not files:
-        raise UsageError(f"{src}/ has no images")
-    (dst / "A").mkdir(parents=True, exist_ok=True)
-    (dst / "B").mkdir(parents=True, exist_ok=True)
-    seen: dict[str, Path] = {}
-    problems: list[str] = []
-    written = 0
-    for path in _progress(files, f"derive {task}"):
-        if path.stem in seen:
-            problems.append(f"{path}: same stem as {seen[path.stem]}; skipped (stems name the outputs)")
-            continue
-        seen[path.stem] = path
-        try:
-            pixels = read_image(path).pixels
-        except I2IError as error:
-            problems.append(_problem(path, error))
-            continue
-        if task == "sr":
-            b = modcrop(pixels, scale)
-            if min(b.shape[:2]) < scale:
-                problems.append(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
-                continue
-            a = imresize(b, scale=1.0 / scale)
-        elif task == "gray":
-            a, b = gray(pixels), pixels
-        else:
-            with torch.no_grad():
-                lines = sketch(to_tensor(pixels))
-            a = pixels
-            b = round_to(lines.numpy().transpose(1, 2, 0) * 255.0, np.uint8)
-        write_image(dst / "A" / f"{path.stem}.png", a)
-        write_image(dst / "B" / f"{path.stem}.png", b)
-        written += 1
-    return DeriveResult(written, problems)

@@ -1,4 +1,4 @@
-"""Procedural pencil-sketch targets (XDoG) and colour-space helpers for derived pairs.
+"""Procedural pencil-sketch targets (XDoG) for derived pairs.
 
 The sketch is Winnemoeller's eXtended Difference of Gaussians (XDoG, 2012) on the
 luminance, computed with kornia so it runs the same on any device and batch:
@@ -25,6 +25,8 @@ import math
 
 import torch
 
+from i2i.data.color import luminance
+
 SIGMA = 0.8
 K = 1.6
 TAU = 0.98
@@ -32,16 +34,6 @@ EPS = -0.005
 PHI = 200.0
 INK = 0.05    # darkest pencil line
 PAPER = 0.95  # blank paper
-
-LUMA = (0.299, 0.587, 0.114)  # BT.601 R, G, B weights; datasets.gray uses them too
-
-
-def luminance(image: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of a (..., 3, H, W) tensor as (..., 1, H, W); 1-channel input is returned."""
-    if image.shape[-3] == 1:
-        return image
-    r, g, b = image[..., 0:1, :, :], image[..., 1:2, :, :], image[..., 2:3, :, :]
-    return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -70,25 +62,3 @@ def sketch(
     s = torch.where(d >= eps, torch.ones_like(d), 1.0 + torch.tanh(phi * (d - eps)))
     s = INK + (PAPER - INK) * s.clamp(0.0, 1.0)
     return s if batched else s.squeeze(0)
-
-
-# Lab scaling of the reference colorization dataset, in the [0, 1] convention of our
-# datasets: the reference feeds L/50 - 1 and ab/110 to the networks (both in [-1, 1]);
-# ours are L01 = L/100 and ab01 = ab/220 + 0.5, which the pipelines' x*2-1 maps to
-# exactly the reference's values.
-
-
-def rgb_to_lab01(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """sRGB (..., 3, H, W) in [0, 1] -> (L01 (..., 1, H, W), ab01 (..., 2, H, W)), both ~[0, 1]."""
-    from kornia.color import rgb_to_lab
-
-    lab = rgb_to_lab(rgb.float())
-    return lab[..., 0:1, :, :] / 100.0, lab[..., 1:3, :, :] / 220.0 + 0.5
-
-
-def lab_to_rgb(l01: torch.Tensor, ab01: torch.Tensor) -> torch.Tensor:
-    """Inverse of `rgb_to_lab01`: a model's (L01, ab01) output back to sRGB in [0, 1]."""
-    from kornia.color import lab_to_rgb as _lab_to_rgb
-
-    lab = torch.cat([l01.float() * 100.0, (ab01.float() - 0.5) * 220.0], dim=-3)
-    return _lab_to_rgb(lab, clip=True)

@@ -127,7 +127,7 @@ class Pix2Pix(Pipeline):
             fake = self.to_image_range(self.G(self.to_model_range(batch["A"])))
         real_A, real_B = batch["A"].float(), batch["B"].float()
         if self.options.task == "colorize_lab":
-            from i2i.data.sketch import lab_to_rgb
+            from i2i.data.color import lab_to_rgb
 
             return [real_A, lab_to_rgb(real_A, fake), lab_to_rgb(real_A, real_B)]
         return [real_A, fake, real_B]

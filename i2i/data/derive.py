@@ -1,0 +1,86 @@
+"""`i2i data derive`: training pairs written to disk from a folder of photos.
+
+Reads only image files (`i2i.data.io.list_images`); a file that fails to decode is
+reported on one line and skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from i2i.data.inspect import problem_line, progress_bar
+from i2i.errors import I2IError, UsageError
+
+DERIVE_TASKS = ("sketch", "gray", "sr")
+
+
+@dataclass
+class DeriveResult:
+    written: int
+    problems: list[str]
+
+
+def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) -> DeriveResult:
+    """Write `dst/A/<stem>.png` (inputs) and `dst/B/<stem>.png` (targets) for every image of
+    `src` (recursively), keeping each file's stem:
+
+    * `sketch`: A = the photo, B = its XDoG sketch (8-bit gray, `i2i.data.sketch`);
+    * `gray`:   A = BT.601 luminance (1 channel, the photo's bit depth), B = the photo;
+    * `sr`:     B = the photo mod-cropped to `scale`, A = MATLAB `imresize(B, 1/scale)`
+                in B's integer type (bit-identical to MATLAB's uint8 output), so every B
+                is exactly `scale` times its A.
+
+    Alpha is dropped (the pairs are for training). A file that fails to decode, or a
+    second file with the same stem, is one line in `problems`; the others are written.
+    """
+    import torch
+
+    from i2i.data.bicubic import imresize, modcrop, round_to
+    from i2i.data.datasets import gray
+    from i2i.data.io import list_images, read_image, to_tensor, write_image
+    from i2i.data.sketch import sketch
+
+    if task not in DERIVE_TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise UsageError(f"{src}/ does not exist or is not a folder")
+    if task == "sr" and int(scale) < 2:
+        raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
+    files = list_images(src)
+    if not files:
+        raise UsageError(f"{src}/ has no images")
+    (dst / "A").mkdir(parents=True, exist_ok=True)
+    (dst / "B").mkdir(parents=True, exist_ok=True)
+    seen: dict[str, Path] = {}
+    problems: list[str] = []
+    written = 0
+    for path in progress_bar(files, f"derive {task}"):
+        if path.stem in seen:
+            problems.append(f"{path}: same stem as {seen[path.stem]}; skipped (stems name the outputs)")
+            continue
+        seen[path.stem] = path
+        try:
+            pixels = read_image(path).pixels
+        except I2IError as error:
+            problems.append(problem_line(path, error))
+            continue
+        if task == "sr":
+            b = modcrop(pixels, scale)
+            if min(b.shape[:2]) < scale:
+                problems.append(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
+                continue
+            a = imresize(b, scale=1.0 / scale)
+        elif task == "gray":
+            a, b = gray(pixels), pixels
+        else:
+            with torch.no_grad():
+                lines = sketch(to_tensor(pixels))
+            a = pixels
+            b = round_to(lines.numpy().transpose(1, 2, 0) * 255.0, np.uint8)
+        write_image(dst / "A" / f"{path.stem}.png", a)
+        write_image(dst / "B" / f"{path.stem}.png", b)
+        written += 1
+    return DeriveResult(written, problems)
