@@ -11,8 +11,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-
 # The folders that make up each layout, in report order.
 _SIDES = {
     "unpaired": ("trainA", "trainB", "testA", "testB"),
