@@ -50,7 +50,8 @@ def main() -> None:
     from i2i.device import autocast, resolve_device
     from i2i.pipelines.srgan import SRGAN
     from i2i.spec import spec_for_network
-    from i2i.train import _RunOrder, _Seeded, _to_device, make_settings
+    from i2i.training import make_settings
+    from i2i.training.data_order import RunOrder, SeededDataset, to_device
 
     tmp = Path(tempfile.mkdtemp(prefix="srgan_bench_"))
     data = args.data or str(synthetic_photos(tmp / "photos", args.synthetic or 64))
@@ -66,7 +67,7 @@ def main() -> None:
                       vgg_weights=str(save_random_vgg19(tmp / "vgg19.safetensors", layer="conv5_4")))
     config, options = make_settings("srgan", values)
     dataset = SRGAN.build_dataset(options, config)
-    loader = DataLoader(_Seeded(dataset, 0), batch_sampler=_RunOrder(len(dataset), config.batch_size, 0, True, 0, 0),
+    loader = DataLoader(SeededDataset(dataset, 0), batch_sampler=RunOrder(len(dataset), config.batch_size, 0, True, 0, 0),
                         num_workers=args.workers, pin_memory=torch.cuda.is_available())
     batches = iter(loader)
     next(batches)  # workers started
@@ -85,7 +86,7 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-            losses = pipe.step(_to_device(next(batches), device))
+            losses = pipe.step(to_device(next(batches), device))
         float(losses["G"])  # sync
         seconds = (time.perf_counter() - start) / args.steps
         print(f"step ({args.stage}, {device}, {args.precision}, batch {config.batch_size}): {seconds:.4f} s/step, "

@@ -20,7 +20,7 @@ import torch
 
 from i2i.device import autocast, cpu_has_native_bf16, cpu_model, resolve_device, resolve_precision
 from i2i.pipelines import get_pipeline
-from i2i.train import TrainConfig
+from i2i.training import TrainConfig
 
 
 def time_steps(name: str, device: torch.device, precision: str, size: int, warmup: int, steps: int) -> list[float]:

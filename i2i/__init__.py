@@ -13,7 +13,7 @@ from i2i.errors import I2IError
 _LAZY = {
     "load_model": ("i2i.infer", "load_model"),
     "Translator": ("i2i.infer", "Translator"),
-    "train": ("i2i.train", "train"),
+    "train": ("i2i.training", "train"),
 }
 
 

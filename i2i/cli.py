@@ -185,7 +185,7 @@ def _options(*decorators):
     return apply
 
 
-# Every pipeline's `i2i train X` takes these; defaults live in i2i.train.TrainConfig (the
+# Every pipeline's `i2i train X` takes these; defaults live in i2i.training.TrainConfig (the
 # values in the help text), so a flag left out is not passed on and a --config file or,
 # with --resume, the run's config.yaml decides.
 _train_common = _options(
@@ -240,7 +240,7 @@ def _run_train(pipeline: str, ctx: click.Context, params: dict) -> None:
     """Settings from defaults < --config < flags (with --resume: the run's config.yaml first)."""
     from click.core import ParameterSource
 
-    from i2i.train import make_settings, train
+    from i2i.training import make_settings, train
 
     given = {k: v for k, v in params.items() if k not in ("config_file", "resume")
              and ctx.get_parameter_source(k) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}

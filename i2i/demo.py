@@ -42,7 +42,7 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
     """Train the demo models, translate the photos, write OUT/index.html; returns its path."""
     from i2i.data.io import list_images
     from i2i.infer import load_model
-    from i2i.train import make_settings, train
+    from i2i.training import make_settings, train
 
     out = Path(out)
     photos = Path(photos) if photos is not None else SAMPLES

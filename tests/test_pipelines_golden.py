@@ -82,7 +82,7 @@ def _reference_pipeline(shared, item_name, pipeline_cls, options_cls, own_option
     """Golden item `item_name` and our pipeline built with its reference options, its networks
     holding the golden initial weights. `own_options`: the pipeline's own option names, which
     are the reference's. Returns (item, pipe, initial weights, golden tensors, batch)."""
-    from i2i.train import TrainConfig
+    from i2i.training import TrainConfig
 
     item = golden_manifest(shared, FAMILY)["items"][item_name]
     opt = item["options"]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from conftest import golden_manifest
 from test_train import one_thread  # noqa: F401  (autouse)
 
-from i2i.train import make_settings
+from i2i.training import make_settings
 
 # The reference's defaults (junyanz/pytorch-CycleGAN-and-pix2pix), in its option names.
 COMMON = {"ngf": 64, "ndf": 64, "netD": "basic", "n_layers_D": 3, "init_type": "normal", "init_gain": 0.02,

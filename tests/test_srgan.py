@@ -199,7 +199,7 @@ def test_eval_errors_are_one_line(hr_dir, tmp_path):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_scales_give_matching_shapes_and_a_finite_step(hr_dir, scale):
     from i2i.pipelines.srgan import SRGAN
-    from i2i.train import make_settings
+    from i2i.training import make_settings
 
     patch = 12 * scale
     config, options = make_settings("srgan", {"data": str(hr_dir), "out": "unused", "scale": scale,
@@ -219,7 +219,7 @@ def test_hr_lr_folder_layout(tmp_path):
     """BasicSR's DATA/HR + DATA/LR/X2: the LR files are read, not made."""
     from i2i.data.bicubic import imresize
     from i2i.pipelines.srgan import SRGAN
-    from i2i.train import make_settings
+    from i2i.training import make_settings
 
     (tmp_path / "HR").mkdir()
     (tmp_path / "LR" / "X2").mkdir(parents=True)
@@ -238,7 +238,7 @@ def test_esrgan_recipe_step(hr_dir, tmp_path):
     from i2i.checkpoint import save_model
     from i2i.pipelines.srgan import SRGAN
     from i2i.spec import spec_for_network
-    from i2i.train import make_settings
+    from i2i.training import make_settings
 
     model = tmp_path / "rrdb.safetensors"
     rrdb = i2i.nn.create("rrdbnet", width=4, num_blocks=1, growth=4, scale=4)
@@ -267,7 +267,7 @@ def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
     from i2i.checkpoint import save_model
     from i2i.nn import create
     from i2i.pipelines.srgan import SRGAN
-    from i2i.train import make_settings
+    from i2i.training import make_settings
 
     from i2i.spec import spec_for_network
 

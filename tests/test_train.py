@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 
 from i2i.errors import I2IError, UsageError
-from i2i.train import Schedule, TrainConfig, checkpoints, make_settings, train
+from i2i.training import RunFolder, TrainConfig, make_settings, train
+from i2i.training.schedule import Schedule
 
 
 
@@ -170,7 +171,7 @@ def test_tiny_pix2pix_run_makes_a_loadable_model(tmp_path):
     assert all(isinstance(r["step"], int) and {"G_GAN", "G_L1", "D_real", "D_fake", "D", "G", "lr", "epoch",
                                                "sec_per_step", "data_sec", "images_per_sec"} <= set(r) for r in records)
     assert [r["epoch"] for r in records] == [1, 1, 2, 2, 3]  # 4 images, batch 2
-    assert [p.name for p in checkpoints(run)] == ["step_4.pt", "step_5.pt"]  # keep_last 2, final step
+    assert [p.name for p in RunFolder(run).checkpoints()] == ["step_4.pt", "step_5.pt"]  # keep_last 2, final step
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_2.png", "step_4.png", "step_5.png"]
     page = (run / "index.html").read_text()
     assert "<polyline" in page and "samples/step_5.png" in page
@@ -241,7 +242,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     full = tmp_path / "full"
     config, options = make_settings("cyclegan", {**settings, "out": str(full)})
     train("cyclegan", config, options)
-    assert [p.name for p in checkpoints(full)] == ["step_4.pt", "step_7.pt"]
+    assert [p.name for p in RunFolder(full).checkpoints()] == ["step_4.pt", "step_7.pt"]
 
     resumed = tmp_path / "resumed"
     shutil.copytree(full, resumed)
@@ -279,7 +280,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
         train("pix2pix", config, options)
     message = str(error.value)
     assert "\n" not in message and "diverged at step 4" in message and "step_2.pt" in message
-    assert [p.name for p in checkpoints(run)] == ["step_2.pt"]
+    assert [p.name for p in RunFolder(run).checkpoints()] == ["step_2.pt"]
     model = load_model(run / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in model.networks["G"].state_dict().values())
     assert max(r["step"] for r in metrics(run)) == 3
@@ -290,7 +291,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_ema_arithmetic():
     """shadow <- decay * shadow + (1 - decay) * param; buffers are copied, not averaged."""
-    from i2i.train import EMA
+    from i2i.training.ema import EMA
 
     net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), torch.nn.BatchNorm1d(1))
     with torch.no_grad():

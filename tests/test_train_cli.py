@@ -42,7 +42,7 @@ def wait_for_checkpoint(run: Path, proc: subprocess.Popen, at_least: int = 1, ti
 
 def test_kill9_then_resume_then_sigterm(tmp_path):
     from i2i.checkpoint import load_training_state
-    from i2i.train import checkpoints
+    from i2i.training import RunFolder
 
     data = unpaired(tmp_path / "data")
     run = tmp_path / "run"
@@ -53,7 +53,7 @@ def test_kill9_then_resume_then_sigterm(tmp_path):
     wait_for_checkpoint(run, proc, at_least=2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    found = checkpoints(run)
+    found = RunFolder(run).checkpoints()
     last = int(found[-1].stem.split("_")[1])
     for path in found:  # every checkpoint that is there is complete
         assert load_training_state(path)["step"] == int(path.stem.split("_")[1])
@@ -63,7 +63,7 @@ def test_kill9_then_resume_then_sigterm(tmp_path):
     assert code == 0, output
     steps = [r["step"] for r in metrics(run)]
     assert steps == list(range(1, last + 3))  # lines a kill left past the checkpoint are dropped
-    assert load_training_state(checkpoints(run)[-1])["step"] == last + 2
+    assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == last + 2
 
     # 3. SIGTERM: the step in progress finishes, a checkpoint is written, exit status 0
     proc = start(*common, "--resume", "--max-steps", "100000", "--checkpoint-every", "1000")
@@ -77,7 +77,7 @@ def test_kill9_then_resume_then_sigterm(tmp_path):
     assert "SIGTERM: stopped at step" in stderr
     stopped = int(stderr.split("SIGTERM: stopped at step ")[1].split()[0])
     assert stopped >= last + 4
-    assert load_training_state(checkpoints(run)[-1])["step"] == stopped
+    assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == stopped
     assert metrics(run)[-1]["step"] == stopped  # the last step is always logged
     assert "max_steps: 100000" in (run / "config.yaml").read_text()  # the new length is recorded
 

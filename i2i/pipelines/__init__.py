@@ -1,6 +1,6 @@
 """Pipelines: what one kind of model trains (networks, losses, one step), by name.
 
-The trainer (`i2i.train`) knows a pipeline only through the small protocol below and finds
+The trainer (`i2i.training`) knows a pipeline only through the small protocol below and finds
 it through `PIPELINES`, a name -> "module:Class" table imported lazily. A new pipeline is
 one new file and one line here; nothing else imports a pipeline by name, so a broken
 pipeline cannot break the others (or `i2i --help`).

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from i2i.infer import load_model
-from i2i.train import make_settings, train
+from i2i.training import make_settings, train
 
 HERE = Path(__file__).resolve().parent / "legacy"
 CASES = {  # name: (model, load_model kwargs, translate_folder kwargs)

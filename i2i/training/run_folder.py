@@ -1,0 +1,169 @@
+"""A training run's folder, and everything written into it.
+
+    RUN/config.yaml            every setting (TrainConfig + the pipeline's options, flat)
+    RUN/model.safetensors      the inference model, rewritten at every checkpoint
+    RUN/checkpoints/step_N.pt  full training state (the last `keep_last`)
+    RUN/metrics.jsonl          one JSON object per logged step
+    RUN/samples/step_N.png     sample grids
+    RUN/index.html             sample grids over time and loss curves
+
+Every file but metrics.jsonl (appended a line at a time) is written atomically.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from i2i.atomic import write_text
+from i2i.errors import I2IError, UsageError
+from i2i.training.settings import read_yaml
+
+
+class RunFolder:
+    """The files of one run; nothing here knows how training works."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.model_path = self.path / "model.safetensors"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.checkpoint_dir = self.path / "checkpoints"
+        self.samples_dir = self.path / "samples"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    # ------------------------------------------------------------------ settings
+
+    def saved_settings(self, pipeline: str | None = None) -> dict:
+        """config.yaml as a flat dict (with its `pipeline`); with `pipeline`, a run of another
+        pipeline is refused (one line)."""
+        if not self.config_path.is_file():
+            raise UsageError(f"{self.path}/ is not a run folder (no config.yaml): nothing to resume")
+        saved = read_yaml(self.config_path)
+        if pipeline is not None and saved.get("pipeline") != pipeline:
+            raise UsageError(f"{self.path}/ is a {saved.get('pipeline')} run, not {pipeline}; "
+                             f"cannot resume it as {pipeline}")
+        return saved
+
+    def check_usable(self, pipeline: str, resume: bool) -> None:
+        """Refuse (one line) what would overwrite or mix up runs, before anything is written."""
+        if resume:
+            self.saved_settings(pipeline)
+        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise UsageError(f"{self.path}/ already exists and is not empty; continue it with --resume "
+                             "or choose another --out")
+
+    def check_same_model(self, settings: Mapping[str, Any], model_keys: tuple[str, ...]) -> None:
+        """On resume, settings that change the networks (or their EMA) must be the saved ones."""
+        saved = self.saved_settings()
+        changed = [k for k in (*model_keys, "ema") if k in saved and saved[k] != settings.get(k)]
+        if changed:
+            what = ", ".join(f"{k} {saved[k]!r} -> {settings.get(k)!r}" for k in changed)
+            raise UsageError(f"cannot resume {self.path}/ with a different model ({what}); "
+                             "drop these flags or start a new run")
+
+    def create(self, settings: Mapping[str, Any]) -> None:
+        """Make the folders and write config.yaml."""
+        import yaml
+
+        for folder in (self.path, self.checkpoint_dir, self.samples_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        write_text(self.config_path, yaml.safe_dump(dict(settings), sort_keys=False))
+
+    # ------------------------------------------------------------------ checkpoints and model
+
+    def checkpoints(self) -> list[Path]:
+        """The run's checkpoints, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        found = [p for p in self.checkpoint_dir.glob("step_*.pt") if _step_of(p) >= 0]
+        return sorted(found, key=_step_of)
+
+    def save_checkpoint(self, step: int, state: dict, keep_last: int) -> None:
+        """checkpoints/step_N.pt, atomically; then only the newest `keep_last` stay."""
+        from i2i.checkpoint import save_training_state
+
+        save_training_state(self.checkpoint_dir / f"step_{step}.pt", state)
+        for old in self.checkpoints()[:-max(1, keep_last)]:
+            old.unlink(missing_ok=True)
+
+    def load_newest_checkpoint(self) -> dict | None:
+        """The newest readable checkpoint (a broken newest one is reported and skipped)."""
+        from i2i.checkpoint import load_training_state
+
+        found = self.checkpoints()
+        for path in reversed(found):
+            try:
+                return load_training_state(path)
+            except I2IError as error:
+                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
+        if found:
+            raise I2IError(f"no readable checkpoint in {self.checkpoint_dir}/")
+        return None
+
+    def last_good(self) -> str:
+        """For messages: where the run can be continued from."""
+        kept = self.checkpoints()
+        return f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint was written"
+
+    def save_model(self, networks: Mapping[str, torch.nn.Module], spec: Any) -> None:
+        from i2i.checkpoint import save_model
+
+        save_model(self.model_path, dict(networks), spec)
+
+    # ------------------------------------------------------------------ logs, samples, page
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep the lines up to `step` (a killed run may have logged past its last checkpoint)."""
+        if not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+
+    def write_samples(self, step: int, columns: list[torch.Tensor]) -> None:
+        """samples/step_N.png: one row per image of the batch, one column per entry of `columns`."""
+        from torchvision.utils import make_grid
+
+        from i2i.data.io import from_tensor, write_image
+
+        height = max(c.shape[-2] for c in columns)
+        width = max(c.shape[-1] for c in columns)
+        fixed = []
+        for c in columns:
+            c = c.detach().float().cpu().clamp(0, 1)
+            if c.shape[1] == 1:
+                c = c.expand(-1, 3, -1, -1)
+            if c.shape[-2:] != (height, width):  # e.g. SR inputs: nearest, to see the pixels
+                c = torch.nn.functional.interpolate(c, size=(height, width), mode="nearest")
+            fixed.append(c)
+        tiles = torch.stack([col[i] for i in range(fixed[0].shape[0]) for col in fixed])
+        grid = make_grid(tiles, nrow=len(fixed), padding=2, pad_value=1.0)
+        write_image(self.samples_dir / f"step_{step}.png", from_tensor(grid))
+
+    def write_page(self, sample_columns: tuple[str, ...] = ()) -> None:
+        """index.html: sample grids over time and loss curves."""
+        from i2i.report import write_index
+
+        write_index(self.path, sample_columns)
+
+
+def _step_of(path: Path) -> int:
+    match = re.fullmatch(r"step_(\d+)\.pt", path.name)
+    return int(match.group(1)) if match else -1
+
