@@ -1,0 +1,224 @@
+"""The folder runner behind `Translator.translate_folder`: which files go where, and the
+threads that keep the model busy.
+
+The calling thread only plans and keeps count; thread pools decode ahead, compute and
+encode behind (torch, Pillow and zlib release the GIL), as Real-ESRGAN keeps its reader
+and writer threads apart from compute. Images of one size are batched; a bad file costs
+one line naming it and the run goes on.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from i2i.data import io
+from i2i.errors import I2IError, UsageError, one_line
+
+OUTPUT_EXTENSIONS = ("png", "jpg", "same")
+
+_READERS = 2  # decode threads (decoding releases the GIL)
+_WRITERS = 2  # encode/write threads
+
+# decoded images of one size -> (pixels, alpha) to write, one per image
+BatchCall = Callable[[list[io.Image]], list[tuple[np.ndarray, np.ndarray | None]]]
+
+
+@dataclass
+class Summary:
+    """What a folder run did; `failures` holds the one-line messages."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        rate = f" ({self.done / self.seconds:.2f} images/s)" if self.done and self.seconds > 0 else ""
+        return (f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
+                f"in {self.seconds:.1f} s{rate}")
+
+
+def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
+               batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
+               split_threads: bool, progress: bool) -> Summary:
+    """`Translator.translate_folder` (see there), given how a batch is computed.
+
+    `workers` model workers (or `default_workers`, never more than there are batches); with
+    `split_threads` (the CPU), the torch threads are split between them for the run.
+    """
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be >= 1, not {batch_size}")
+    if not 1 <= quality <= 100:
+        raise UsageError(f"quality must be 1..100, not {quality}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be >= 1, not {workers}")
+    start = time.perf_counter()
+    jobs, collisions = _plan(Path(src), Path(dst), ext, suffix)
+    todo = [job for job in jobs if overwrite or not job.dst.exists()]
+    workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
+    run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
+                    total=len(todo))
+    run.summary.skipped = len(jobs) - len(todo)
+    for message in collisions:
+        run.fail(message)
+    threads = torch.get_num_threads()
+    if split_threads:
+        torch.set_num_threads(max(1, threads // workers))  # model workers start after this
+    try:
+        run.run(todo)
+    finally:
+        torch.set_num_threads(threads)
+    run.bar.close()
+    run.summary.seconds = time.perf_counter() - start
+    if progress:
+        print(run.summary, file=sys.stderr, flush=True)
+    return run.summary
+
+
+@dataclass
+class _Job:
+    src: Path
+    dst: Path
+
+
+class FolderRun:
+    """One run's pools, its batches and writes in flight, its counts and its progress bar."""
+
+    def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
+                 total: int):
+        from tqdm import tqdm
+
+        self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
+        self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
+        self.summary = Summary()
+        on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        self.bar = tqdm(total=total, unit="img", disable=not on_terminal, file=sys.stderr,
+                        dynamic_ncols=True)  # its rate is images/s
+        self.runs: deque[tuple[list[tuple[_Job, io.Image]], Future]] = deque()
+        self.writes: deque[tuple[_Job, Future]] = deque()
+
+    def fail(self, message: str) -> None:
+        """Count a failure and print its line (above the bar, if there is one)."""
+        self.summary.failed += 1
+        self.summary.failures.append(message)
+        if self.bar.disable:
+            print(f"failed: {message}", file=sys.stderr, flush=True)
+        else:
+            self.bar.write(f"failed: {message}", file=sys.stderr)
+
+    def run(self, todo: list[_Job]) -> None:
+        """Translate and write every job; return when all writes are done."""
+        with ThreadPoolExecutor(_READERS, thread_name_prefix="i2i-read") as read_pool, \
+                ThreadPoolExecutor(self.workers, thread_name_prefix="i2i-model") as self._model_pool, \
+                ThreadPoolExecutor(_WRITERS, thread_name_prefix="i2i-write") as self._write_pool:
+            reads: deque[tuple[_Job, Future]] = deque()
+            try:
+                self._read(iter(todo), read_pool, reads)
+                self._finish(limit=0)
+                self._collect(limit=0)
+            finally:
+                for _, future in [*reads, *self.runs]:
+                    future.cancel()
+
+    def _read(self, queue: Iterator[_Job], read_pool: ThreadPoolExecutor, reads: deque[tuple[_Job, Future]]) -> None:
+        """Decode ahead; hand same-size images to the model in batches, in the order read."""
+        groups: dict[tuple, list] = {}  # same-size images waiting for a full batch
+        while True:
+            while len(reads) < self.prefetch and (job := next(queue, None)) is not None:
+                reads.append((job, read_pool.submit(io.read_image, job.src)))
+            if not reads:
+                break
+            job, future = reads.popleft()
+            try:
+                image = future.result()
+            except Exception as error:
+                self.fail(_message(job.src, error))
+                self.bar.update(1)
+                continue
+            key = (image.pixels.shape, image.alpha is None)
+            groups.setdefault(key, []).append((job, image))
+            if len(groups[key]) >= self.batch_size:
+                self._submit(groups.pop(key))
+            elif sum(len(g) for g in groups.values()) > self.prefetch:
+                self._submit(groups.pop(next(iter(groups))))  # the oldest group: bound memory
+        for group in groups.values():
+            self._submit(group)
+
+    def _submit(self, group: list[tuple[_Job, io.Image]]) -> None:
+        self.runs.append((group, self._model_pool.submit(self.compute, [image for _, image in group])))
+        self._finish(limit=self.workers)  # one batch waits for each worker; the next is being read
+
+    def _finish(self, limit: int) -> None:
+        """Hand the oldest batches' outputs to the writers until at most `limit` run."""
+        while len(self.runs) > limit:
+            group, future = self.runs.popleft()
+            try:
+                outputs = future.result()
+            except Exception as error:  # one batch failing (e.g. out of memory) fails its images only
+                for job, _ in group:
+                    self.fail(_message(job.src, error))
+                    self.bar.update(1)
+                continue
+            for (job, _), (pixels, alpha) in zip(group, outputs):
+                write = self._write_pool.submit(io.write_image, job.dst, pixels, alpha, quality=self.quality)
+                self.writes.append((job, write))
+            self._collect(limit=4 * self.batch_size * self.workers)
+
+    def _collect(self, limit: int) -> None:
+        """Wait for the oldest writes until at most `limit` are pending."""
+        while len(self.writes) > limit:
+            job, future = self.writes.popleft()
+            try:
+                future.result()
+                self.summary.done += 1
+            except Exception as error:
+                self.fail(_message(job.src, error))
+            self.bar.update(1)
+
+
+def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
+    """The (input, output) pairs, and one message per input whose output another input takes."""
+    if ext not in OUTPUT_EXTENSIONS:
+        raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
+    if not src.exists():
+        raise I2IError(f"{src}: no such file or folder")
+    if src.is_file():
+        if dst.suffix.lower() in io.IMAGE_EXTENSIONS:  # OUTPUT names the output file
+            return [_Job(src, dst)], []
+        return [_Job(src, dst / _output_name(src, ext, suffix))], []
+    skip = dst.resolve()
+    jobs: list[_Job] = []
+    taken: dict[Path, Path] = {}
+    collisions: list[str] = []
+    for path in io.list_images(src, recursive=True):
+        if skip in path.resolve().parents:
+            continue  # OUTPUT inside INPUT: never translate our own outputs on a rerun
+        out = dst / path.relative_to(src).parent / _output_name(path, ext, suffix)
+        if out in taken:
+            collisions.append(f"{path}: its output {out} is already made from {taken[out]} "
+                              "(use --ext same or --suffix)")
+            continue
+        taken[out] = path
+        jobs.append(_Job(path, out))
+    return jobs, collisions
+
+
+def _output_name(path: Path, ext: str, suffix: str) -> str:
+    extension = path.suffix if ext == "same" else f".{ext}"
+    return f"{path.stem}{suffix}{extension}"
+
+
+def _message(path: Path, error: BaseException) -> str:
+    """One line naming the file."""
+    text = one_line(error, typed=not isinstance(error, I2IError))
+    return text if str(path) in text else f"{path}: {text}"

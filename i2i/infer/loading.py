@@ -1,0 +1,63 @@
+"""Finding and loading a model: a model file, a training run folder or a zoo name."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from i2i.errors import I2IError, UsageError
+from i2i.infer.translator import Translator
+from i2i.spec import DIRECTIONS
+
+
+def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
+    """A model file, a run folder (its model.safetensors), or a zoo name -> a model file path."""
+    path = Path(path_or_name)
+    if path.is_dir():
+        model = path / "model.safetensors"
+        if not model.is_file():
+            raise I2IError(f"{path}: no model.safetensors in this folder (is it a training run folder?)")
+        return model
+    if path.is_file():
+        return path
+    text = str(path_or_name)
+    if text.endswith(".safetensors") or os.sep in text or "/" in text:
+        raise I2IError(f"{path}: model file not found")
+    return zoo_model_path(text)
+
+
+def zoo_model_path(name: str) -> Path:
+    """Hook for the pretrained zoo (issue 7): a registry name -> a verified local model file.
+
+    `resolve_model_path` calls only this; an unknown name is a one-line I2IError.
+    """
+    from i2i import zoo
+
+    return zoo.resolve(name)
+
+
+def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision: str = "auto",
+               direction: str | None = None, test_mode: str | None = None, seed: int = 0) -> Translator:
+    """Load a generator from a model file / run folder / zoo name, ready to translate.
+
+    CycleGAN files hold both generators: `direction` picks G_A (AtoB) or G_B (BtoA); None
+    is the model's default direction (the one it was trained for). Only that one network
+    is built. `test_mode` and `seed`: see `Translator`.
+    """
+    from i2i.checkpoint import load_model as load_model_file
+    from i2i.checkpoint import read_header
+
+    path = resolve_model_path(path_or_name)
+    header = read_header(path)
+    spec = header.spec
+    direction = direction or spec.default_direction
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be AtoB or BtoA, not {direction!r}")
+    if direction not in spec.directions:
+        raise UsageError(f"{path}: this {spec.pipeline} model translates {', '.join(spec.directions)} only")
+    chosen = spec.directions[direction]
+    if chosen not in header.archs:
+        raise I2IError(f"{path}: no network {chosen!r} in this model file "
+                       f"(it has: {', '.join(header.archs) or 'none'})")
+    model = load_model_file(path, names=[chosen])
+    return Translator(model.networks[chosen], spec, direction=direction, device=device, precision=precision,
+                      source=f"{path} ({chosen})", test_mode=test_mode, seed=seed)
