@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from i2i.atomic import atomic_path
+from i2i.atomic import atomic_path, write_bytes, write_errors
 from i2i.errors import I2IError, one_line
 from i2i.spec import ModelSpec, from_legacy_settings
 
@@ -53,7 +53,7 @@ class ModelFile:
 
 def save_model(path: str | os.PathLike, networks: dict[str, nn.Module], spec: ModelSpec) -> None:
     """Write networks (each built by `i2i.nn.create`, so it has `.arch`) and their spec atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {}
     archs: dict[str, dict] = {}
@@ -67,8 +67,7 @@ def save_model(path: str | os.PathLike, networks: dict[str, nn.Module], spec: Mo
         "networks": json.dumps(archs),
         "spec": json.dumps(spec.to_dict()),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_bytes(path, save(tensors, metadata=metadata))
 
 
 def read_header(path: str | os.PathLike) -> ModelHeader:
@@ -91,7 +90,7 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         raise I2IError(f"{path}: not an i2i model file (no '{MODEL_FORMAT}' metadata); "
                        "foreign weights must be imported first")
     try:
-        archs = json.loads(metadata["networks"])
+        archs = _archs(json.loads(metadata["networks"]))
         if "spec" in metadata:
             spec = ModelSpec.from_dict(json.loads(metadata["spec"]))
         else:
@@ -100,7 +99,18 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
         raise I2IError(f"{path}: {error}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise I2IError(f"{path}: bad model metadata ({one_line(error, 200, typed=True)})") from None
+    missing = sorted(set(spec.directions.values()) - set(archs))
+    if missing:
+        raise I2IError(f"{path}: its spec names network {missing[0]!r}, which the file does not hold")
     return ModelHeader(archs=archs, spec=spec, path=path)
+
+
+def _archs(value: object) -> dict[str, dict]:
+    """The metadata's `networks`: name -> {"name": registered network, options...}."""
+    if not isinstance(value, dict) or not value or not all(
+            isinstance(arch, dict) and isinstance(arch.get("name"), str) for arch in value.values()):
+        raise ValueError("networks must map each network to its architecture")
+    return value
 
 
 def load_model(path: str | os.PathLike, names: list[str] | None = None) -> ModelFile:
@@ -121,6 +131,7 @@ def load_model(path: str | os.PathLike, names: list[str] | None = None) -> Model
         for name, arch in header.archs.items():
             if names is not None and name not in names:
                 continue
+            _check_shapes(path, name, arch, {k: f.get_slice(k).get_shape() for k in keys if k.startswith(f"{name}.")})
             net = i2i.nn.rebuild(arch)
             prefix = f"{name}."
             try:
@@ -133,6 +144,29 @@ def load_model(path: str | os.PathLike, names: list[str] | None = None) -> Model
                 raise I2IError(f"{path}: weights of '{name}' do not fit its architecture ({one_line(error, 300)})") from None
             networks[name] = net.eval()
     return ModelFile(networks=networks, spec=header.spec, path=path)
+
+
+def _check_shapes(path: Path, name: str, arch: dict, stored: dict[str, list[int]]) -> None:
+    """Compare the file's tensor shapes with what `arch` builds, on the meta device (nothing is
+    allocated), so hostile metadata (a huge width) costs nothing; one line naming the tensor."""
+    import i2i.nn
+
+    try:
+        with torch.device("meta"):
+            expected = {f"{name}.{k}": list(v.shape) for k, v in i2i.nn.rebuild(arch).state_dict().items()}
+    except I2IError as error:
+        raise I2IError(f"{path}: network '{name}': {error}") from None
+    except (TypeError, ValueError) as error:
+        raise I2IError(f"{path}: network '{name}': bad architecture ({one_line(error, 200, typed=True)})") from None
+    for key in sorted(set(expected) | set(stored)):
+        if key not in stored:
+            raise I2IError(f"{path}: tensor {key} is missing (its architecture {arch['name']} has it)")
+        if key not in expected:
+            raise I2IError(f"{path}: unexpected tensor {key} (its architecture {arch['name']} has none)")
+        if list(stored[key]) != expected[key]:
+            raise I2IError(f"{path}: tensor {key} is {list(stored[key])} in the file, but its architecture "
+                           f"{arch['name']} ({', '.join(f'{k}={v}' for k, v in arch.items() if k != 'name')}) "
+                           f"builds {expected[key]}")
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -164,8 +198,31 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def save_training_state(path: str | os.PathLike, state: dict) -> None:
     """Write a full training checkpoint atomically (a crash mid-write leaves the old one)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as f:
+        recorder = _WriteRecorder(f)
+        try:
+            torch.save(state, recorder)
+        except RuntimeError:
+            if recorder.error is not None:  # torch reports a failed write as "unexpected pos"
+                raise recorder.error from None
+            raise
+
+
+class _WriteRecorder:
+    """A file for torch.save that keeps the OS error (a full disk) behind torch's RuntimeError."""
+
+    def __init__(self, f) -> None:
+        self.file, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = self.error or error
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
 
 
 def load_training_state(path: str | os.PathLike) -> dict:

@@ -65,7 +65,7 @@ def test_kill9_then_resume_then_sigterm(tmp_path):
     assert steps == list(range(1, last + 3))  # lines a kill left past the checkpoint are dropped
     assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == last + 2
 
-    # 3. SIGTERM: the step in progress finishes, a checkpoint is written, exit status 0
+    # 3. SIGTERM: the step in progress finishes, a checkpoint is written, exit status 143 (128 + 15)
     proc = start(*common, "--resume", "--max-steps", "100000", "--checkpoint-every", "1000")
     deadline = time.time() + 60
     while len(read_metrics(run)) < last + 4 and time.time() < deadline:  # trained a little further
@@ -73,8 +73,8 @@ def test_kill9_then_resume_then_sigterm(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
-    assert "SIGTERM: stopped at step" in stderr
+    assert proc.returncode == 143, stderr
+    assert "SIGTERM: stopped at step" in stderr and "Traceback" not in stderr
     stopped = int(stderr.split("SIGTERM: stopped at step ")[1].split()[0])
     assert stopped >= last + 4
     assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == stopped
@@ -171,3 +171,187 @@ def test_cyclegan_trained_btoa_translates_with_the_generator_trained_for_it(tmp_
         got = np.asarray(Image.open(out / "photo.png")).astype(int)
         assert np.abs(got - expected(name)).max() <= 1, (flags, name)
     assert np.abs(expected("G_A") - expected("G_B")).max() > 10  # the two generators differ
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+def _wait_for_step(run: Path, proc: subprocess.Popen, step: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while (not read_metrics(run) or read_metrics(run)[-1]["step"] < step) and time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
+
+
+def test_sigint_exits_130_after_its_checkpoint(tmp_path):
+    from i2i.checkpoint import load_training_state
+    from i2i.training import RunFolder
+
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    proc = start("train", "cyclegan", "--data", data, "--out", run, *TINY, "--log-every", "1",
+                 "--max-steps", "100000", "--checkpoint-every", "1000")
+    _wait_for_step(run, proc, 2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    stopped = int(stderr.split("SIGINT: stopped at step ")[1].split()[0])
+    assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == stopped
+
+
+def test_one_process_per_run_folder(tmp_path):
+    """A second trainer on a folder in use exits 2 naming the folder and the holder's pid; the
+    lock dies with its process, so after a kill -9 the run resumes at once."""
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--log-every", "1", "--checkpoint-every", "1"]
+    first = start(*common, "--max-steps", "100000")
+    wait_for_checkpoint(run, first)
+    code, output = run_cli(*common, "--max-steps", "3", "--resume")
+    assert code == 2 and f"pid {first.pid}" in output and str(run) in output, output
+    assert output.count("error:") == 1
+    before = len(read_metrics(run))
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    code, output = run_cli(*common, "--resume", "--max-steps", str(before + 2))
+    assert code == 0, output
+
+
+def test_two_fresh_starts_at_once_train_once(tmp_path):
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    args = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--log-every", "1", "--max-steps", "6"]
+    procs = [start(*args) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert [r["step"] for r in metrics(run)] == list(range(1, 7))
+
+
+def test_stale_temp_files_are_removed_on_resume(tmp_path):
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--checkpoint-every", "1"]
+    assert run_cli(*common, "--max-steps", "2")[0] == 0
+    stale = [run / "checkpoints" / ".step_3.pt.0123456789ab.tmp", run / ".model.safetensors.ba9876543210.tmp",
+             run / "samples" / ".step_3.png.00000000000f.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    keep = run / "checkpoints" / "notes.tmp"  # not one of ours
+    keep.write_text("mine")
+    code, output = run_cli(*common, "--resume", "--max-steps", "3")
+    assert code == 0, output
+    assert not any(path.exists() for path in stale) and keep.exists()
+
+
+def test_resume_takes_a_new_lr_and_refuses_fewer_steps(tmp_path):
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--log-every", "1", "--lr-policy", "step"]
+    assert run_cli(*common, "--max-steps", "3")[0] == 0
+    code, output = run_cli(*common, "--resume", "--max-steps", "5", "--lr", "1e-4")
+    assert code == 0, output
+    assert "lr 0.0002 -> 0.0001" in output
+    assert [r["lr"] for r in metrics(run)] == [2e-4] * 3 + [1e-4] * 2
+    before = (run / "config.yaml").read_text()
+    code, output = run_cli(*common, "--resume", "--max-steps", "4")
+    assert code == 2 and "at step 5" in output and output.count("error:") == 1, output
+    assert (run / "config.yaml").read_text() == before  # nothing recorded
+
+
+def test_resume_from_another_folder_with_relative_paths(tmp_path, monkeypatch):
+    import yaml
+
+    unpaired(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("train", "cyclegan", "--data", "data", "--out", "run", *TINY, "--max-steps", "2")[0] == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["data"] == str(tmp_path / "data") and saved["out"] == str(tmp_path / "run")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_cli("train", "cyclegan", "--out", tmp_path / "run", "--resume", "--max-steps", "3")[0] == 0
+    # a run written before paths were stored absolute: data relative to the run folder's parent
+    saved["data"] = "data"
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    code, output = run_cli("train", "cyclegan", "--out", tmp_path / "run", "--resume", "--max-steps", "4")
+    assert code == 0, output
+
+
+def test_a_wrong_newest_checkpoint_falls_back_to_a_valid_one(tmp_path):
+    import torch
+
+    from i2i.checkpoint import load_training_state
+    from i2i.training import RunFolder
+
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--checkpoint-every", "1", "--keep-last", "9"]
+    assert run_cli(*common, "--max-steps", "2")[0] == 0
+    other = tmp_path / "other"
+    assert run_cli("train", "cyclegan", "--data", data, "--out", other, *TINY, "--width", "8", "--max-steps", "1")[0] == 0
+    torch.save({"step": 999}, run / "checkpoints" / "step_999.pt")
+    (other / "checkpoints" / "step_1.pt").rename(run / "checkpoints" / "step_998.pt")  # another architecture
+    code, output = run_cli(*common, "--resume", "--max-steps", "3")
+    assert code == 0, output
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and "step_999.pt" in warnings[0] and "step_998.pt" in warnings[1], output
+    assert [r["step"] for r in metrics(run)] == [2, 3]  # log every 50: the last step of each run
+    assert load_training_state(run / "checkpoints" / "step_3.pt")["step"] == 3
+    for path in RunFolder(run).checkpoints():  # none valid: one line, exit 1
+        torch.save({"step": 1}, path)
+    code, output = run_cli(*common, "--resume", "--max-steps", "5")
+    assert code == 1 and "no usable checkpoint" in output, output
+
+
+def _check_failed_write(run: Path, proc: subprocess.Popen, reason: str) -> None:
+    """Exit 1 with one line naming the file and the OS error; the older checkpoint loads;
+    no temp file is left."""
+    from i2i.checkpoint import load_training_state
+    from i2i.training import RunFolder
+
+    _, stderr = proc.communicate(timeout=120)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert reason in errors[0] and str(run) in errors[0], errors
+    assert load_training_state(RunFolder(run).checkpoints()[0])["step"] == 1
+    assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_a_file_size_limit_during_training_is_one_line(tmp_path):
+    """Writes that fail (here: RLIMIT_FSIZE, as a quota would) are reported, never a traceback."""
+    import resource
+
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--checkpoint-every", "1"]
+    assert run_cli(*common, "--max-steps", "1")[0] == 0
+    size = (run / "checkpoints" / "step_1.pt").stat().st_size
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size // 2, size // 2))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "i2i", *map(str, common), "--resume", "--max-steps", "2"],
+                            env=env, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+    _check_failed_write(run, proc, "File too large")
+
+
+def test_a_full_disk_during_training_is_one_line(tmp_path):
+    data = unpaired(tmp_path / "data")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        import pytest
+
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run = disk / "run"
+        common = ["train", "cyclegan", "--data", data, "--out", run, *TINY, "--checkpoint-every", "1"]
+        assert run_cli(*common, "--max-steps", "1")[0] == 0
+        size = (run / "checkpoints" / "step_1.pt").stat().st_size
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"\0" * max(0, free - size // 2))
+        _check_failed_write(run, start(*common, "--resume", "--max-steps", "2"), "No space left on device")
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

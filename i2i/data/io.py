@@ -42,7 +42,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from i2i.atomic import atomic_path
+from i2i.atomic import write_bytes
 from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -434,7 +434,7 @@ def write_image(
         raise
     except Exception as error:  # e.g. WebP is limited to 16383 x 16383
         raise I2IError(f"{path}: cannot encode as {extension[1:].upper()} ({one_line(error)})") from None
-    _write_atomic(path, data)
+    write_bytes(path, data)
 
 
 def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -579,15 +579,6 @@ def encode_tiff16(samples: np.ndarray) -> bytes:
     header = b"II" + (42).to_bytes(2, "little") + long(ifd_offset)
     body = header + strip + (bits if channels > 2 else b"")
     return body.ljust(ifd_offset, b"\0") + ifd + long(0)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file beside the target + os.replace: readers never see a partial file."""
-    try:
-        with atomic_path(path) as temporary:
-            temporary.write_bytes(data)
-    except OSError as error:
-        raise I2IError(f"{path}: cannot write the file ({error.strerror or error})") from None
 
 
 # ----------------------------------------------------------------------------- listing

@@ -7,20 +7,22 @@
     RUN/samples/step_N.png     sample grids
     RUN/index.html             sample grids over time and loss curves
 
-Every file but metrics.jsonl (appended a line at a time) is written atomically.
+Every file but metrics.jsonl (appended a line at a time) is written atomically, and a
+failed write is one line naming the file and the OS error. One process at a time trains
+in a run folder: it holds RUN/.lock (an OS lock, see `lock`).
 """
 from __future__ import annotations
 
 import json
+import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from i2i.atomic import write_text
-from i2i.errors import I2IError, UsageError
+from i2i.atomic import remove_stale_temp_files, write_errors, write_text
+from i2i.errors import UsageError
 from i2i.training.settings import read_yaml
 
 
@@ -34,6 +36,8 @@ class RunFolder:
         self.metrics_path = self.path / "metrics.jsonl"
         self.checkpoint_dir = self.path / "checkpoints"
         self.samples_dir = self.path / "samples"
+        self.lock_path = self.path / ".lock"
+        self._lock_fd: int | None = None
 
     def __str__(self) -> str:
         return str(self.path)
@@ -49,15 +53,57 @@ class RunFolder:
         if pipeline is not None and saved.get("pipeline") != pipeline:
             raise UsageError(f"{self.path}/ is a {saved.get('pipeline')} run, not {pipeline}; "
                              f"cannot resume it as {pipeline}")
+        data = saved.get("data")
+        if isinstance(data, str) and data and not Path(data).is_absolute() and not Path(data).exists():
+            beside = self.path.parent / data  # runs before paths were stored absolute
+            if beside.exists():
+                saved["data"] = str(beside.resolve())
         return saved
 
     def check_usable(self, pipeline: str, resume: bool) -> None:
         """Refuse (one line) what would overwrite or mix up runs, before anything is written."""
         if resume:
             self.saved_settings(pipeline)
-        elif self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        elif self.path.exists() and (not self.path.is_dir() or
+                                     any(p != self.lock_path for p in self.path.iterdir())):
             raise UsageError(f"{self.path}/ already exists and is not empty; continue it with --resume "
                              "or choose another --out")
+
+    def lock(self) -> None:
+        """Take the run folder for this process, or refuse (one line, exit 2) if another holds it.
+
+        Like git's index.lock, but an OS lock (flock) on RUN/.lock: the kernel drops it when
+        the process ends, so a kill -9 never leaves a stale lock. The file holds the pid, for
+        the message. Under the lock, temp files left by killed writers are removed.
+        """
+        import fcntl
+
+        with write_errors(self.lock_path):
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UsageError(f"{self.path}/ is in use by another training process (pid {holder}); "
+                             "wait for it to finish or stop it") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+        for folder in (self.path, self.checkpoint_dir, self.samples_dir):
+            remove_stale_temp_files(folder)
+
+    def unlock(self, remove_if_empty: bool = False) -> None:
+        """Release the lock. The file stays (removing it would race a process opening it),
+        unless `remove_if_empty`: a new run that failed before writing anything leaves no folder."""
+        if self._lock_fd is None:
+            return
+        if remove_if_empty and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
+            self.lock_path.unlink()
+            self.path.rmdir()
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
     def check_same_model(self, settings: Mapping[str, Any], model_keys: tuple[str, ...]) -> None:
         """On resume, settings that change the networks (or their EMA) must be the saved ones."""
@@ -73,7 +119,8 @@ class RunFolder:
         import yaml
 
         for folder in (self.path, self.checkpoint_dir, self.samples_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            with write_errors(folder):
+                folder.mkdir(parents=True, exist_ok=True)
         write_text(self.config_path, yaml.safe_dump(dict(settings), sort_keys=False))
 
     # ------------------------------------------------------------------ checkpoints and model
@@ -93,20 +140,6 @@ class RunFolder:
         for old in self.checkpoints()[:-max(1, keep_last)]:
             old.unlink(missing_ok=True)
 
-    def load_newest_checkpoint(self) -> dict | None:
-        """The newest readable checkpoint (a broken newest one is reported and skipped)."""
-        from i2i.checkpoint import load_training_state
-
-        found = self.checkpoints()
-        for path in reversed(found):
-            try:
-                return load_training_state(path)
-            except I2IError as error:
-                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
-        if found:
-            raise I2IError(f"no readable checkpoint in {self.checkpoint_dir}/")
-        return None
-
     def last_good(self) -> str:
         """For messages: where the run can be continued from."""
         kept = self.checkpoints()
@@ -120,7 +153,7 @@ class RunFolder:
     # ------------------------------------------------------------------ logs, samples, page
 
     def append_metrics(self, record: dict) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
+        with write_errors(self.metrics_path), open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
     def truncate_metrics(self, step: int) -> None:

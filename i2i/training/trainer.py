@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, one_line
 from i2i.training.data_order import make_loader, to_device
 from i2i.training.ema import EMA
 from i2i.training.rng import rng_state, set_rng_state, untouched
@@ -40,6 +40,20 @@ from i2i.training.settings import TrainConfig, check_config, settings_dict
 
 class TrainingDiverged(I2IError):
     """A loss became NaN or infinite; the run stops, its last good checkpoint stays."""
+
+
+class Interrupted(I2IError):
+    """SIGINT or SIGTERM stopped the run after its checkpoint; the exit status is the shells'
+    128 + signal number (130, 143), so `train && translate` and job schedulers stop too."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+#: settings a resumed run may change; they take effect and are reported
+RESUMABLE = ("lr", "max_steps", "n_epochs", "n_epochs_decay", "lr_decay_iters", "lr_gamma", "log_every",
+             "checkpoint_every", "sample_every", "keep_last", "num_workers", "threads", "device", "precision")
 
 
 def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bool = False) -> Path:
@@ -71,18 +85,30 @@ class Trainer:
         if not self.config.data:
             raise UsageError("no data folder given (--data DIR)")
         check_config(self.config)
+        _absolute_paths(self.config, self.options)
         self.run_folder = RunFolder(self.config.out)
         self.run_folder.check_usable(pipeline, resume)
         self._choose_device()
-        self.dataset = self._build_dataset()
+        self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
         if resume:
             self.run_folder.check_same_model(self._settings(), self.cls.model_options)
+        self.run_folder.lock()
+        try:
+            self.run_folder.check_usable(pipeline, resume)  # again, under the lock
+            self._prepare(resume)
+        except BaseException:
+            self.run_folder.unlock(remove_if_empty=not resume)
+            raise
+
+    def _prepare(self, resume: bool) -> None:
         self.steps_per_epoch = math.ceil(len(self.dataset) / self.config.batch_size)
         self.total_steps = self.config.max_steps or self.steps_per_epoch * (self.config.n_epochs +
                                                                             self.config.n_epochs_decay)
         self._build_pipeline()
         self.step = self.epoch = self.batch_in_epoch = 0
         self.resumed = resume and self._restore_newest()
+        if self.resumed:
+            self._report_changes(self.run_folder.saved_settings())
         self.run_folder.create(self._settings())
 
     # ------------------------------------------------------------------ building
@@ -156,10 +182,17 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint. Learning rates are this run's (a resume may change --lr):
+        the optimiser states keep their moments, the schedule scales the new rate."""
+        if state.get("pipeline") != self.name:
+            raise ValueError(f"a checkpoint of {state.get('pipeline')!r}, not {self.name}")
         for name, net in self.pipe.networks.items():
             net.load_state_dict(state["networks"][name])
         for name, opt in self.pipe.optimizers.items():
+            rates = [group["lr"] for group in opt.param_groups]
             opt.load_state_dict(state["optimizers"][name])
+            for group, rate in zip(opt.param_groups, rates):
+                group["initial_lr"] = rate
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.pipe.load_state_dict(state["pipeline_state"])
@@ -169,16 +202,41 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
     def _restore_newest(self) -> bool:
-        """Resume from the newest readable checkpoint; False when there is none yet."""
-        state = self.run_folder.load_newest_checkpoint()
-        if state is None:  # killed before its first checkpoint: start again
+        """Resume from the newest checkpoint that is valid for this run; False when there is
+        none yet. A truncated, foreign or malformed newest one is reported on one line and the
+        next older one is tried, as a crash mid-write would need."""
+        from i2i.checkpoint import load_training_state
+
+        found = self.run_folder.checkpoints()
+        if not found:  # killed before its first checkpoint: start again
             self.run_folder.metrics_path.unlink(missing_ok=True)
             return False
-        self.load_state_dict(state)
+        for path in reversed(found):
+            try:
+                self.load_state_dict(load_training_state(path))
+                break
+            except I2IError as error:
+                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+                print(f"warning: {path}: not a checkpoint of this run ({one_line(error, 200, typed=True)}); "
+                      "trying an older checkpoint", file=sys.stderr)
+        else:
+            raise I2IError(f"no usable checkpoint in {self.run_folder.checkpoint_dir}/ for this run")
+        if self.config.max_steps and self.config.max_steps < self.step:
+            raise UsageError(f"{self.run_folder}/ is at step {self.step} already; --max-steps "
+                             f"{self.config.max_steps} would undo nothing (give more steps, or none)")
         if self.batch_in_epoch >= self.steps_per_epoch:  # the dataset shrank since
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         self.run_folder.truncate_metrics(self.step)
         return True
+
+    def _report_changes(self, saved: dict) -> None:
+        """One line naming the settings this resume changes (they take effect)."""
+        now = self._settings()
+        changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in RESUMABLE
+                   if key in saved and key in now and saved[key] != now[key]]
+        if changed:
+            print(f"resuming with {', '.join(changed)}", file=sys.stderr)
 
     def save(self) -> None:
         """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic."""
@@ -230,11 +288,11 @@ class Trainer:
                 self.sample()
             if last_checkpoint != self.step:
                 self.save()
+        folder.unlock()
         if stop.name is not None:
-            print(f"{stop.name}: stopped at step {self.step} of {self.total_steps}; checkpoint saved. "
-                  f"Continue with --resume (same --out).", file=sys.stderr)
-        else:
-            print(f"done: {folder.model_path} (step {self.step}); report {folder}/index.html", file=sys.stderr)
+            raise Interrupted(f"{stop.name}: stopped at step {self.step} of {self.total_steps}; checkpoint saved. "
+                              f"Continue with --resume (same --out).", stop.signum)
+        print(f"done: {folder.model_path} (step {self.step}); report {folder}/index.html", file=sys.stderr)
         return folder.path
 
     def _train_one_step(self, data: Any) -> tuple[dict[str, float], int]:
@@ -300,6 +358,16 @@ class _Log:
         self.steps, self.seconds, self.data = 0, 0.0, 0.0
 
 
+def _absolute_paths(config: TrainConfig, options: Any) -> None:
+    """Store paths absolute, so config.yaml works for --resume from any folder (a zoo name
+    given as --pretrained is not a path and stays as it is)."""
+    config.data, config.out = str(Path(config.data).absolute()), str(Path(config.out).absolute())
+    for name in ("lr_data", "pretrained", "vgg_weights"):
+        value = getattr(options, name, "")
+        if value and Path(value).exists():
+            setattr(options, name, str(Path(value).absolute()))
+
+
 def _as_floats(losses: Mapping[str, Any]) -> dict[str, float]:
     """Loss tensors to floats with one device sync."""
     names = list(losses)
@@ -313,12 +381,13 @@ class _StopSignal:
 
     def __init__(self) -> None:
         self.name: str | None = None
+        self.signum = 0
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.name is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.name = signal.Signals(signum).name
+        self.name, self.signum = signal.Signals(signum).name, signum
 
     def __enter__(self) -> _StopSignal:
         if threading.current_thread() is threading.main_thread():
