@@ -89,13 +89,34 @@ def data_derive(task: str, src: str, dst: str, scale: int) -> None:
 
 
 class _EvalGroup(click.Group):
-    """`i2i eval bicubic DATA` now. Room for `i2i eval MODEL DATA` (issue 7): once a
-    `model` subcommand exists, a first argument that names no subcommand goes to it."""
+    """`i2i eval bicubic DATA --scale N`, and `i2i eval MODEL DATA`: a first argument that
+    names no visible subcommand is a model, run by the `model` subcommand, whose usage and
+    options `i2i eval --help` shows as the group's own."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
-        if args and args[0] not in self.commands and "model" in self.commands:
+        if args and args[0] not in [name for name, cmd in self.commands.items() if not cmd.hidden]:
             args = ["model", *args]
         return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "MODEL DATA [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "bicubic DATA --scale N [OPTIONS]", prefix="   or: ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        model = self.commands["model"]
+        with click.Context(model, info_name="MODEL", parent=ctx) as sub:
+            options = [p for p in model.get_params(sub) if isinstance(p, click.Option) and "--help" not in p.opts]
+            rows = [r for r in (p.get_help_record(sub) for p in options) if r]
+        with formatter.section("Options of i2i eval MODEL DATA"):
+            formatter.write_dl(rows)
+        super().format_options(ctx, formatter)
+
+
+class _EvalModelCommand(click.Command):
+    """Its usage line is `i2i eval MODEL DATA`, as users type it."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.parent.command_path if ctx.parent else "i2i eval", "MODEL DATA [OPTIONS]")
 
 
 @main.group(name="eval", cls=_EvalGroup)
@@ -140,10 +161,10 @@ def _show_scores(result: dict, json_path: str | None) -> None:
         click.echo(f"wrote {json_path}")
 
 
-@eval_group.command(name="model", hidden=True)
+@eval_group.command(name="model", hidden=True, cls=_EvalModelCommand)
 @click.argument("model")
 @click.argument("data", type=click.Path())
-@click.option("--scale", type=click.IntRange(min=1), help="SR factor; must be the model's [the model's].")
+@click.option("--scale", type=click.IntRange(min=1), help="SR factor; must be the model's.  [default: the model's]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures here.")
 @click.option("--lr", "lr_dir", type=click.Path(file_okay=False),
               help="LR images named like DATA's (baby, babyx4, baby_x4) instead of MATLAB bicubic ones.")
@@ -172,68 +193,110 @@ def eval_model(model: str, data: str, scale: int | None, json_path: str | None, 
 
 
 # --- train commands --------------------------------------------------------
+# `i2i train PIPELINE` is made when it is asked for, from TrainConfig's and the pipeline's
+# Options' fields (their metadata: i2i.training.settings.setting) with the pipeline's
+# config_defaults, so `i2i --help` imports no pipeline and no torch. A flag left out is not
+# passed on: a --config file or, with --resume, the run's config.yaml decides.
 
 
-def _options(*decorators):
-    """Apply click options in the order written (the order of --help)."""
+class _TrainGroup(click.Group):
+    """One command per registered pipeline (i2i.pipelines.PIPELINES), built on demand."""
 
-    def apply(f):
-        for decorator in reversed(decorators):
-            f = decorator(f)
-        return f
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from i2i.pipelines import available
 
-    return apply
+        return available()
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from i2i.pipelines import PIPELINES
+
+        if name not in PIPELINES:
+            return None
+        try:
+            return _train_command(name)
+        except Exception as error:  # noqa: BLE001  a broken pipeline must not break the others
+            from i2i.errors import one_line
+
+            reason = one_line(error, 200, typed=True)
+
+            def refuse() -> None:
+                raise I2IError(f"pipeline {name} cannot be loaded: {reason}")
+
+            return click.Command(name, callback=refuse, help=f"(cannot be loaded: {reason})",
+                                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
-# Every pipeline's `i2i train X` takes these; defaults live in i2i.training.TrainConfig (the
-# values in the help text), so a flag left out is not passed on and a --config file or,
-# with --resume, the run's config.yaml decides.
-_train_common = _options(
-    click.option("--data", type=click.Path(file_okay=False), help="Dataset folder (the layouts are in the README)."),
-    click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (must be new or empty unless --resume)."),
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), help="YAML file of settings (flags override it)."),
-    click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
-    click.option("--max-steps", type=int, help="Train this many steps instead of epochs; schedules span them."),
-    click.option("--n-epochs", type=int, help="Epochs at the initial learning rate [100]."),
-    click.option("--n-epochs-decay", type=int, help="Epochs of linear decay to zero [100]."),
-    click.option("--batch-size", type=int, help="[1]"),
-    click.option("--image-size", type=int, help="Crop size fed to the networks [256]."),
-    click.option("--load-size", type=int, help="Resize before cropping [image size * 286/256]."),
-    click.option("--preprocess", type=click.Choice(["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]),
-                 help="[resize_and_crop]"),
-    click.option("--no-flip", is_flag=True, default=None, help="No random horizontal flips."),
-    click.option("--serial-batches", is_flag=True, default=None, help="Images in order, not shuffled."),
-    click.option("--num-workers", type=int, help="Data loading processes [2]."),
-    click.option("--lr", type=float, help="Adam learning rate [2e-4]."),
-    click.option("--beta1", type=float, help="Adam beta1 [0.5]."),
-    click.option("--lr-policy", type=click.Choice(["linear", "step", "cosine", "plateau"]), help="[linear]"),
-    click.option("--lr-decay-iters", type=int, help="step policy: x0.1 every N epochs (steps with --max-steps) [50]."),
-    click.option("--ema", type=float, help="EMA decay of the generator weights for the model file, e.g. 0.999 [0: off]."),
-    click.option("--device", help="auto, cpu, cuda, cuda:N or mps [auto]."),
-    click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), help="Autocast precision [fp32]."),
-    click.option("--seed", type=int, help="[0]"),
-    click.option("--deterministic", is_flag=True, default=None, help="Deterministic algorithms (slower)."),
-    click.option("--threads", type=int, help="CPU threads for torch [0: one per core]; 1 can be much faster on a busy machine."),
-    click.option("--checkpoint-every", type=int, help="Checkpoint and model file every N steps [500]."),
-    click.option("--keep-last", type=int, help="Checkpoints kept [3]."),
-    click.option("--log-every", type=int, help="metrics.jsonl line every N steps [50]."),
-    click.option("--sample-every", type=int, help="Sample grid every N steps [500]."),
-)
+class _TrainCommand(click.Command):
+    """--help in two sections: the settings every pipeline has, then this pipeline's own."""
 
-# The CycleGAN / pix2pix network and GAN knobs (reference names; network names of i2i.nn).
-_train_gan = _options(
-    click.option("--netG", "netG", help="Generator: resnet_9blocks, resnet_6blocks, unet_32/64/128/256."),
-    click.option("--netD", "netD", help="Discriminator: patchgan (reference 'basic'/'n_layers') or pixelgan."),
-    click.option("--n-layers-D", "n_layers_D", type=int, help="PatchGAN depth [3]."),
-    click.option("--width", type=int, help="Generator width, the reference's ngf [64]."),
-    click.option("--ndf", type=int, help="Discriminator width [64]."),
-    click.option("--norm", type=click.Choice(["batch", "instance", "none"])),
-    click.option("--dropout/--no-dropout", default=None, help="Dropout in the generator."),
-    click.option("--gan-mode", type=click.Choice(["vanilla", "lsgan", "wgangp", "hinge"])),
-    click.option("--init-type", type=click.Choice(["normal", "xavier", "kaiming", "orthogonal"]), help="[normal]"),
-    click.option("--init-gain", type=float, help="[0.02]"),
-    click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="[AtoB]"),
-)
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list] = {"Run and training options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record:
+                sections.setdefault(getattr(param, "section", "Run and training options"), []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def _train_command(name: str) -> click.Command:
+    import dataclasses
+
+    from i2i.pipelines import get_pipeline
+    from i2i.training.settings import TrainConfig
+
+    cls = get_pipeline(name)
+    run = [
+        click.Option(["--config", "config_file"], type=click.Path(dir_okay=False, exists=True),
+                     help="YAML file of settings (flags override it)."),
+        click.Option(["--resume"], is_flag=True, help="Continue the run in --out from its last checkpoint."),
+    ]
+    common = [_setting_option(f, cls) for f in dataclasses.fields(TrainConfig)]
+    own = [_setting_option(f, cls) for f in dataclasses.fields(cls.Options)]
+    for option in own:
+        option.section = f"{name} options"
+    params = [*common[:2], *run, *common[2:], *own]
+    params += [_old_name_option(old, f) for f in dataclasses.fields(cls.Options) for old in f.metadata.get("old_names", ())]
+
+    @click.pass_context
+    def callback(ctx: click.Context, **values) -> None:
+        _run_train(name, ctx, values)
+
+    return _TrainCommand(name, params=params, callback=callback, help=cls.cli_help or None)
+
+
+def _setting_option(field, cls) -> click.Option:
+    """The flag of one settings field: type, choices and the default --help shows (the
+    pipeline's config_defaults and shown_defaults applied); its own default is None, so a
+    flag left out is not passed on."""
+    meta = field.metadata
+    default = cls.config_defaults.get(field.name, field.default)
+    shown = cls.shown_defaults.get(field.name, meta.get("shown") if default == field.default else None)
+    flag = "--" + field.name.replace("_", "-")
+    kind = meta.get("value_type") or type(default)
+    kwargs: dict = {"required": meta.get("required", False)}
+    if kind is bool:
+        if not field.name.startswith("no_"):
+            shown = shown or ("on" if default else "off")
+            flag = f"{flag}/--no-{flag[2:]}"
+        kwargs["is_flag"] = True
+    elif meta.get("choices"):
+        kwargs["type"] = click.Choice([c for c in meta["choices"] if c != ""])
+    elif meta.get("path"):
+        kwargs["type"] = click.Path(file_okay=meta["path"] != "dir", dir_okay=meta["path"] != "file")
+    else:
+        kwargs["type"] = kind
+    if shown is None and default is not None and default is not False and default != "":
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+    kwargs["help"] = meta.get("help", "") + (f"  [default: {shown}]" if shown else "")
+    return click.Option([flag, field.name], default=None, **kwargs)
+
+
+def _old_name_option(old: str, field) -> click.Option:
+    """A hidden flag under a setting's old name (make_settings reads it as today's)."""
+    kind = field.metadata.get("value_type") or type(field.default)
+    return click.Option(["--" + old.replace("_", "-"), old], type=kind, default=None, hidden=True)
 
 
 def _run_train(pipeline: str, ctx: click.Context, params: dict) -> None:
@@ -249,74 +312,12 @@ def _run_train(pipeline: str, ctx: click.Context, params: dict) -> None:
     train(pipeline, config, options, resume=params["resume"])
 
 
-@main.group("train")
+@main.group("train", cls=_TrainGroup)
 def train_group() -> None:
-    """Train a model; the run folder gets checkpoints, model.safetensors, samples and index.html."""
+    """Train a model; the run folder gets checkpoints, model.safetensors, samples and index.html.
 
-
-@train_group.command("cyclegan")
-@_train_common
-@_train_gan
-@click.option("--lambda-A", "lambda_A", type=float, help="Cycle loss weight A->B->A [10].")
-@click.option("--lambda-B", "lambda_B", type=float, help="Cycle loss weight B->A->B [10].")
-@click.option("--lambda-identity", type=float, help="Identity loss, relative to the cycle weights [0.5].")
-@click.option("--pool-size", type=int, help="Fake-image pool for the discriminators [50].")
-@click.pass_context
-def train_cyclegan(ctx: click.Context, **params) -> None:
-    """Unpaired translation: DATA/trainA and DATA/trainB.
-
-    Defaults are the reference's: resnet_9blocks, instance norm, LSGAN, 286 -> 256 crops.
+    `i2i train PIPELINE --help` lists its settings and their defaults.
     """
-    _run_train("cyclegan", ctx, params)
-
-
-@train_group.command("pix2pix")
-@_train_common
-@_train_gan
-@click.option("--lambda-L1", "lambda_L1", type=float, help="L1 weight [100].")
-@click.option("--task", type=click.Choice(["colorize", "colorize_lab", "sketch"]),
-              help="Derive pairs from a plain photo folder: gray->colour, Lab L->ab, photo->sketch.")
-@click.pass_context
-def train_pix2pix(ctx: click.Context, **params) -> None:
-    """Paired translation: DATA/train (side-by-side AB) or DATA/A + DATA/B, or --task on photos.
-
-    Defaults are the reference's: unet_256, batch norm, dropout, vanilla GAN, L1 100.
-    Small crops: --netG unet_32 --image-size 32.
-    """
-    _run_train("pix2pix", ctx, params)
-
-
-@train_group.command("srgan")
-@_train_common
-@click.option("--stage", type=click.Choice(["psnr", "gan"]), help="psnr: pixel loss only [psnr]; gan: from --pretrained.")
-@click.option("--scale", type=click.Choice(["2", "3", "4"]), callback=lambda c, p, v: v and int(v), help="[4]")
-@click.option("--arch", type=click.Choice(["srresnet", "rrdbnet"]), help="Generator: srresnet (SRGAN) or rrdbnet (ESRGAN) [srresnet].")
-@click.option("--width", type=int, help="Generator features [64].")
-@click.option("--num-blocks", type=int, help="Residual blocks [16 srresnet, 23 rrdbnet].")
-@click.option("--growth", type=int, help="rrdbnet growth channels [32].")
-@click.option("--channels", type=click.Choice(["1", "3"]), callback=lambda c, p, v: v and int(v), help="[3]")
-@click.option("--pixel-loss", type=click.Choice(["l1", "mse", "charbonnier"]), help="[l1]")
-@click.option("--pixel-weight", type=float, help="[1 psnr, 1e-2 gan]")
-@click.option("--perceptual-weight", type=float, help="VGG19 conv5_4 L1, stage gan [1].")
-@click.option("--gan", type=click.Choice(["vanilla", "relativistic", "lsgan", "hinge", "wgangp"]),
-              help="Adversarial loss: vanilla (SRGAN), relativistic (ESRGAN) [vanilla].")
-@click.option("--gan-weight", type=float, help="[1e-3 vanilla, 5e-3 relativistic]")
-@click.option("--d-width", type=int, help="vgg128 discriminator features [64].")
-@click.option("--pretrained", help="Stage gan: the psnr run folder or its model.safetensors.")
-@click.option("--vgg-weights", type=click.Path(dir_okay=False), help="VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth) [$I2I_VGG19_WEIGHTS or ~/.cache/i2i/].")
-@click.option("--lr-data", type=click.Path(file_okay=False), help="LR images matching --data's HR ones by name [made by MATLAB bicubic].")
-@click.option("--task", type=click.Choice(["sr"]), help="A plain photo folder as HR images (the default for a plain folder).")
-@click.option("--repeat", type=int, help="Visits of each image per epoch [0: at least 100 batches per epoch].")
-@click.pass_context
-def train_srgan(ctx: click.Context, **params) -> None:
-    """Super-resolution: DATA holds HR images (or DATA/HR + DATA/LR, or DATA/B + DATA/A).
-
-    --image-size is the HR patch [96 psnr, 128 gan]; LR patches are made by MATLAB bicubic.
-    Defaults (BasicSR): batch 16, Adam betas (0.9, 0.99), lr 2e-4 psnr / 1e-4 gan, cosine,
-    EMA 0.999. Stage gan: --pretrained RUN --vgg-weights FILE; --arch rrdbnet --gan
-    relativistic is ESRGAN.
-    """
-    _run_train("srgan", ctx, params)
 
 
 # --- translate / models commands -------------------------------------------
@@ -400,8 +401,11 @@ def models_list() -> None:
 @click.option("--steps", default=400, show_default=True, type=click.IntRange(min=1), help="Training steps per model.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing demo folder.")
-def demo(out: str, steps: int, device: str, overwrite: bool) -> None:
+@click.option("--threads", default=0, type=click.IntRange(min=0),
+              help="CPU threads for training and translation; 1 can be much faster on a busy machine.  "
+                   "[default: 0: one per core]")
+def demo(out: str, steps: int, device: str, overwrite: bool, threads: int) -> None:
     """Train photo->sketch and gray->colour on the shipped sample photos, translate, write a page."""
     from i2i.demo import run_demo
 
-    run_demo(out, steps=steps, device=device, overwrite=overwrite)
+    run_demo(out, steps=steps, device=device, overwrite=overwrite, threads=threads)

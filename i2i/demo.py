@@ -24,7 +24,7 @@ TASKS = {
 }
 
 
-def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, seed: int) -> dict:
+def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, seed: int, threads: int = 0) -> dict:
     """The flat training settings of one demo model (what `i2i train pix2pix` would take)."""
     return {
         "data": str(photos), "out": str(run), "task": task,
@@ -32,31 +32,51 @@ def demo_settings(task: str, photos: Path, run: Path, steps: int, device: str, s
         # 64 px crops at the photos' own scale, so the model sees what it translates later
         "image_size": 64, "preprocess": "crop", "batch_size": 4, "max_steps": steps,
         "lr": 1e-3, "lr_policy": "linear", "num_workers": 0, "device": device, "precision": "fp32",
-        "seed": seed, "checkpoint_every": steps, "sample_every": max(1, steps // 4),
+        "seed": seed, "threads": threads, "checkpoint_every": steps, "sample_every": max(1, steps // 4),
         "log_every": max(1, steps // 40),
     }
 
 
 def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | None = None, steps: int = 400,
-             device: str = "auto", seed: int = 0, overwrite: bool = False) -> Path:
-    """Train the demo models, translate the photos, write OUT/index.html; returns its path."""
+             device: str = "auto", seed: int = 0, overwrite: bool = False, threads: int = 0) -> Path:
+    """Train the demo models, translate the photos, write OUT/index.html; returns its path.
+
+    `threads` > 0: torch's CPU threads for the training runs and the translation (0: torch's
+    default, one per core); torch's setting is restored afterwards.
+    """
+    import torch
+
     from i2i.data.io import list_images
-    from i2i.infer import load_model
-    from i2i.training import make_settings, train
 
     out = Path(out)
     photos = Path(photos) if photos is not None else SAMPLES
     if not photos.is_dir() or not list_images(photos):
         raise UsageError(f"{photos}/ has no photos for the demo")
+    if threads < 0:
+        raise UsageError(f"threads must be >= 0 (0: one per core), got {threads}")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise UsageError(f"{out}/ exists and is not empty; pass --overwrite or choose another --out")
         shutil.rmtree(out)
+    before = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        print(f"[demo] threads: {torch.get_num_threads()}", flush=True)
+        return _train_and_translate(out, photos, steps, device, seed, torch.get_num_threads())
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_and_translate(out: Path, photos: Path, steps: int, device: str, seed: int, threads: int) -> Path:
+    from i2i.infer import load_model
+    from i2i.training import make_settings, train
+
     results = {}
-    for task in TASKS:
-        print(f"[demo] training {TASKS[task]} ({steps} steps)", flush=True)
+    for task, title in TASKS.items():
+        print(f"[demo] training {title} ({steps} steps)", flush=True)
         run = out / "runs" / task
-        config, options = make_settings("pix2pix", demo_settings(task, photos, run, steps, device, seed))
+        config, options = make_settings("pix2pix", demo_settings(task, photos, run, steps, device, seed, threads))
         train("pix2pix", config, options)
         print(f"[demo] translating {photos} with it", flush=True)
         translator = load_model(run, device=device, precision="fp32")
@@ -70,9 +90,9 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
 def _write_page(out: Path, photos: Path, results: dict) -> Path:
     """One table per task: input, model output, and the run's loss curves."""
     from i2i.atomic import write_text
+    from i2i.data.datasets import gray
     from i2i.data.io import from_tensor, list_images, read_image, to_tensor, write_image
     from i2i.data.sketch import sketch
-    from i2i.data.datasets import gray
     from i2i.report import loss_charts, read_metrics
 
     inputs = out / "inputs"

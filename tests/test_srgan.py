@@ -90,7 +90,7 @@ def test_psnr_stage_trains_and_resumes_from_its_checkpoint(psnr_run):
 def test_gan_stage_from_the_psnr_run_trains_and_resumes(psnr_run, hr_dir, vgg_file, tmp_path):
     run = tmp_path / "gan"
     args = ["train", "srgan", "--stage", "gan", "--pretrained", str(psnr_run), "--vgg-weights", str(vgg_file),
-            "--data", str(hr_dir), "--out", str(run), "--batch-size", "1", "--d-width", "4",
+            "--data", str(hr_dir), "--out", str(run), "--batch-size", "1", "--ndf", "4",
             "--num-workers", "0", "--device", "cpu"]
     first = CliRunner().invoke(main, [*args, "--max-steps", "1"])
     assert first.exit_code == 0, first.output
@@ -244,7 +244,7 @@ def test_esrgan_recipe_step(hr_dir, tmp_path):
     rrdb = i2i.nn.create("rrdbnet", width=4, num_blocks=1, growth=4, scale=4)
     save_model(model, {"G": rrdb}, spec_for_network(rrdb, "srgan"))
     config, options = make_settings("srgan", {"data": str(hr_dir), "out": "unused", "stage": "gan", "gan": "relativistic",
-                                              "pretrained": str(model), "perceptual_weight": 0.0, "d_width": 4})
+                                              "pretrained": str(model), "perceptual_weight": 0.0, "ndf": 4})
     SRGAN.resolve(options, config, quiet=True)
     assert (options.arch, options.scale, config.image_size, config.lr) == ("rrdbnet", 4, 128, 1e-4)
     pipe = SRGAN(options, config, torch.device("cpu"))
@@ -276,7 +276,7 @@ def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
     save_model(tmp_path / "psnr.safetensors", {"G": generator},
                spec_for_network(generator, "srgan", input_range=(0, 1), output_range=(0, 1), task="sr"))
     config, options = make_settings("srgan", {"stage": "gan", "pretrained": str(tmp_path / "psnr.safetensors"),
-                                              "perceptual_weight": 0.0, "gan": kind, "d_width": 4})
+                                              "perceptual_weight": 0.0, "gan": kind, "ndf": 4})
     pipe = SRGAN(options, config, torch.device("cpu"))
     G, D = copy.deepcopy(pipe.G), copy.deepcopy(pipe.D)
     hr = torch.rand(2, 3, 128, 128)

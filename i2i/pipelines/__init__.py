@@ -9,13 +9,20 @@ The protocol (`Pipeline` is the base class with the shared parts):
 
     class MyPipeline(Pipeline):
         name = "mine"                  # the registry name, stored in run folders and models
+        cli_help = "..."               # what `i2i train mine --help` says first (its first line:
+                                       #   the line in `i2i train --help`)
         Options = MyOptions            # dataclass: this pipeline's hyper-parameters, with the
                                        #   reference defaults; flat, no name shared with
-                                       #   TrainConfig (config.yaml holds both side by side)
+                                       #   TrainConfig (config.yaml holds both side by side).
+                                       #   Fields are `i2i.training.settings.setting(default,
+                                       #   help, choices=...)`: `i2i train mine` gets a flag for
+                                       #   each (`--n-layers-D` for n_layers_D), nothing else to write
         model_options = ("netG", ...)  # options that change the networks: --resume refuses
                                        #   to change them
         config_defaults = {}           # TrainConfig defaults this pipeline changes
                                        #   (SRGAN: cosine schedule, 96 px patches, batch 16)
+        shown_defaults = {}            # how --help shows defaults that depend on other settings
+                                       #   (SRGAN: image_size "96 psnr, 128 gan")
         monitor = "G"                  # the loss the `plateau` schedule watches
 
         @classmethod
@@ -87,9 +94,11 @@ class Pipeline:
     """Base class: the protocol's defaults and helpers every pipeline uses."""
 
     name: ClassVar[str] = ""
+    cli_help: ClassVar[str] = ""
     Options: ClassVar[type] = object
     model_options: ClassVar[tuple[str, ...]] = ()
     config_defaults: ClassVar[dict[str, Any]] = {}
+    shown_defaults: ClassVar[dict[str, str]] = {}
     monitor: ClassVar[str] = "G"
     sample_columns: ClassVar[tuple[str, ...]] = ()
 

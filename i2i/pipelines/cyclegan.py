@@ -15,11 +15,16 @@ import torch
 import torch.nn.functional as F
 
 from i2i.errors import UsageError
+from i2i.losses import GAN_MODES
+from i2i.nn.init import INIT_SCHEMES
+from i2i.nn.layers import NORMS
 from i2i.pipelines import Pipeline
 from i2i.spec import ModelSpec, SizeRequirements
+from i2i.training.settings import setting
 
 # The reference's netD names, accepted as aliases of the i2i.nn names.
 D_ALIASES = {"basic": "patchgan", "n_layers": "patchgan", "pixel": "pixelgan"}
+DIRECTIONS = ("AtoB", "BtoA")
 
 
 def reference_networks(o: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -35,24 +40,32 @@ def reference_networks(o: Any) -> tuple[dict[str, Any], str, dict[str, Any]]:
 
 
 @dataclass
-class CycleGANOptions:
-    netG: str = "resnet_9blocks"
-    netD: str = "patchgan"
-    n_layers_D: int = 3
-    width: int = 64                 # generator width (the reference's ngf)
-    ndf: int = 64                   # discriminator width
-    norm: str = "instance"
-    dropout: bool = False
-    gan_mode: str = "lsgan"
-    lambda_A: float = 10.0          # cycle loss A -> B -> A
-    lambda_B: float = 10.0          # cycle loss B -> A -> B
-    lambda_identity: float = 0.5    # identity loss, relative to lambda_A / lambda_B
-    pool_size: int = 50
-    init_type: str = "normal"
-    init_gain: float = 0.02
-    direction: str = "AtoB"         # BtoA swaps the two folders
-    in_channels: int = 0            # 0: from the data (3 for photos)
-    out_channels: int = 0
+class ReferenceOptions:
+    """The reference code's network and GAN options, shared by CycleGAN and pix2pix (pix2pix
+    changes the defaults of netG, norm, dropout and gan_mode)."""
+
+    netG: str = setting("resnet_9blocks", "Generator: resnet_9blocks, resnet_6blocks, unet_32/64/128/256.")
+    netD: str = setting("patchgan", "Discriminator: patchgan (reference 'basic'/'n_layers') or pixelgan.")
+    n_layers_D: int = setting(3, "PatchGAN depth.")
+    width: int = setting(64, "Generator width (the reference's ngf).")
+    ndf: int = setting(64, "Discriminator width.")
+    norm: str = setting("instance", "Normalisation layers.", choices=NORMS)
+    dropout: bool = setting(False, "Dropout in the generator.")
+    gan_mode: str = setting("lsgan", "GAN objective.", choices=GAN_MODES)
+    init_type: str = setting("normal", "Weight init scheme.", choices=INIT_SCHEMES)
+    init_gain: float = setting(0.02, "Scale of the initial weights.")
+    direction: str = setting("AtoB", "BtoA: translate the B images into A's (the same data, the other way).",
+                             choices=DIRECTIONS)
+    in_channels: int = setting(0, "Input channels of the generator.", shown="0: from the data")
+    out_channels: int = setting(0, "Output channels of the generator.", shown="0: from the data")
+
+
+@dataclass
+class CycleGANOptions(ReferenceOptions):
+    lambda_A: float = setting(10.0, "Cycle loss weight A -> B -> A.")
+    lambda_B: float = setting(10.0, "Cycle loss weight B -> A -> B.")
+    lambda_identity: float = setting(0.5, "Identity loss, relative to the cycle weights.")
+    pool_size: int = setting(50, "Fake-image pool of the discriminators.")
 
 
 class ImagePool:
@@ -90,6 +103,10 @@ class ImagePool:
 
 class CycleGAN(Pipeline):
     name = "cyclegan"
+    cli_help = """Unpaired translation: DATA/trainA and DATA/trainB.
+
+    Defaults are the reference's: resnet_9blocks, instance norm, LSGAN, 286 -> 256 crops.
+    """
     Options = CycleGANOptions
     model_options = ("netG", "netD", "n_layers_D", "width", "ndf", "norm", "dropout", "in_channels", "out_channels")
     monitor = "G"
@@ -100,7 +117,7 @@ class CycleGAN(Pipeline):
         from i2i.data.augment import cpu_transform
         from i2i.data.datasets import UnpairedDataset
 
-        if options.direction not in ("AtoB", "BtoA"):
+        if options.direction not in DIRECTIONS:
             raise UsageError(f"direction must be AtoB or BtoA, got {options.direction!r}")
         transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size, not config.no_flip)
         # in/out channels are the generator G_A's; with BtoA its input is the trainB folder

@@ -20,33 +20,31 @@ import torch.nn.functional as F
 
 from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
-from i2i.pipelines.cyclegan import reference_networks
+from i2i.pipelines.cyclegan import ReferenceOptions, reference_networks
 from i2i.spec import ModelSpec, SizeRequirements
+from i2i.training.settings import setting, with_default
 
 TASKS = ("", "colorize", "colorize_lab", "sketch")
 
 
 @dataclass
-class Pix2PixOptions:
-    netG: str = "unet_256"
-    netD: str = "patchgan"
-    n_layers_D: int = 3
-    width: int = 64                 # generator width (the reference's ngf)
-    ndf: int = 64                   # discriminator width
-    norm: str = "batch"
-    dropout: bool = True            # the reference's pix2pix default (no --no_dropout)
-    gan_mode: str = "vanilla"
-    lambda_L1: float = 100.0
-    init_type: str = "normal"
-    init_gain: float = 0.02
-    direction: str = "AtoB"         # BtoA: learn B -> A from the same pairs
-    task: str = ""                  # "", colorize, colorize_lab, sketch: pairs derived from photos
-    in_channels: int = 0            # 0: from the data / task
-    out_channels: int = 0
+class Pix2PixOptions(ReferenceOptions):
+    netG: str = with_default(ReferenceOptions, "netG", "unet_256")
+    norm: str = with_default(ReferenceOptions, "norm", "batch")
+    dropout: bool = with_default(ReferenceOptions, "dropout", True)  # the reference's (no --no_dropout)
+    gan_mode: str = with_default(ReferenceOptions, "gan_mode", "vanilla")
+    lambda_L1: float = setting(100.0, "L1 weight.")
+    task: str = setting("", "Derive pairs from a plain photo folder: gray->colour, Lab L->ab, photo->sketch.",
+                        choices=TASKS)
 
 
 class Pix2Pix(Pipeline):
     name = "pix2pix"
+    cli_help = """Paired translation: DATA/train (side-by-side AB) or DATA/A + DATA/B, or --task on photos.
+
+    Defaults are the reference's: unet_256, batch norm, dropout, vanilla GAN, L1 100.
+    Small crops: --netG unet_32 --image-size 32.
+    """
     Options = Pix2PixOptions
     model_options = ("netG", "netD", "n_layers_D", "width", "ndf", "norm", "dropout", "task",
                      "in_channels", "out_channels")

@@ -36,9 +36,12 @@ from pathlib import Path
 
 import torch
 
+import i2i.nn
 from i2i.errors import I2IError, UsageError
+from i2i.losses import PixelLoss
 from i2i.pipelines import Pipeline
 from i2i.spec import ModelSpec, SizeRequirements
+from i2i.training.settings import setting
 
 STAGES = ("psnr", "gan")
 ARCHS = ("srresnet", "rrdbnet")
@@ -46,35 +49,55 @@ SCALES = (2, 3, 4)
 GANS = ("vanilla", "lsgan", "hinge", "wgangp", "relativistic")
 DEFAULT_PATCH = {"psnr": 96, "gan": 128}   # HR pixels; vgg128 takes 128 (or 256)
 DEFAULT_LR = {"psnr": 2e-4, "gan": 1e-4}   # BasicSR's MSRResNet / MSRGAN
+DEFAULT_PIXEL_WEIGHT = {"psnr": 1.0, "gan": 1e-2}
+DEFAULT_GAN_WEIGHT = {"relativistic": 5e-3, "others": 1e-3}  # ESRGAN; SRGAN's for the other losses
 MIN_BATCHES_PER_EPOCH = 100                # small folders are repeated up to this
+SR_TASKS = ("", "sr")                      # "sr": a plain photo folder, the same as ""
+
+
+def _shown(values: dict) -> str:
+    """A default that depends on another setting, as --help shows it: "96 psnr, 128 gan"."""
+    return ", ".join(f"{value:g} {key}" for key, value in values.items())
 
 
 @dataclass
 class SRGANOptions:
-    stage: str = "psnr"             # psnr (pixel loss only) or gan (from a psnr model)
-    scale: int = 4                  # 2, 3 or 4
-    arch: str = "srresnet"          # srresnet (SRGAN) or rrdbnet (ESRGAN)
-    width: int = 64                 # generator features
-    num_blocks: int = 0             # 0: the network's default (16 srresnet, 23 rrdbnet)
-    growth: int = 32                # rrdbnet's dense growth channels
-    channels: int = 3               # 3 (RGB) or 1 (gray)
-    pixel_loss: str = "l1"          # l1, mse or charbonnier
-    pixel_weight: float | None = None       # None: 1 (psnr), 1e-2 (gan)
-    perceptual_weight: float = 1.0  # gan stage: VGG19 conv5_4 L1
-    gan: str = "vanilla"            # vanilla (SRGAN), relativistic (ESRGAN), lsgan, hinge, wgangp
-    gan_weight: float | None = None          # None: 1e-3 (SRGAN), 5e-3 (relativistic)
-    d_width: int = 64               # vgg128 discriminator features
-    pretrained: str = ""            # gan stage: psnr run folder or model.safetensors
-    vgg_weights: str = ""           # "": $I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth
-    lr_data: str = ""               # LR folder matching --data's HR images (else made by bicubic)
-    task: str = ""                  # "" or "sr" (a plain photo folder; the same as "")
-    repeat: int = 0                 # times an epoch visits each image; 0: >= 100 batches per epoch
+    stage: str = setting("psnr", "psnr: pixel loss only; gan: from --pretrained, with perceptual and adversarial "
+                         "losses.", choices=STAGES)
+    scale: int = setting(4, "SR factor.", choices=SCALES)
+    arch: str = setting("srresnet", "Generator: srresnet (SRGAN) or rrdbnet (ESRGAN).", choices=ARCHS)
+    width: int = setting(64, "Generator features.")
+    num_blocks: int = setting(0, "Residual blocks.", shown=_shown({a: i2i.nn.defaults(a)["num_blocks"] for a in ARCHS}))
+    growth: int = setting(32, "rrdbnet's dense growth channels.")
+    channels: int = setting(3, "3 (RGB) or 1 (gray).", choices=(1, 3))
+    pixel_loss: str = setting("l1", "Pixel loss.", choices=PixelLoss.KINDS)
+    pixel_weight: float | None = setting(None, "Pixel loss weight.", value_type=float,
+                                         shown=_shown(DEFAULT_PIXEL_WEIGHT))
+    perceptual_weight: float = setting(1.0, "VGG19 conv5_4 L1 weight (stage gan).")
+    gan: str = setting("vanilla", "Adversarial loss: vanilla (SRGAN), relativistic (ESRGAN).", choices=GANS)
+    gan_weight: float | None = setting(None, "Adversarial loss weight.", value_type=float,
+                                       shown=_shown(DEFAULT_GAN_WEIGHT))
+    ndf: int = setting(64, "vgg128 discriminator features.", old_names=("d_width",))
+    pretrained: str = setting("", "Stage gan: the psnr run folder, its model.safetensors or a model name.")
+    vgg_weights: str = setting("", "VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth).", path="file",
+                               shown="$I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth")
+    lr_data: str = setting("", "LR images matching --data's HR ones by name.", path="dir",
+                           shown="made by MATLAB bicubic")
+    task: str = setting("", "sr: a plain photo folder as HR images (the default for a plain folder).",
+                        choices=SR_TASKS)
+    repeat: int = setting(0, "Visits of each image per epoch.", shown="0: at least 100 batches per epoch")
 
 
 class SRGAN(Pipeline):
     name = "srgan"
+    cli_help = """Super-resolution: DATA holds HR images (or DATA/HR + DATA/LR, or DATA/B + DATA/A).
+
+    --image-size is the HR patch; LR patches are made from it by MATLAB bicubic. The defaults
+    are BasicSR's (Adam betas (0.9, 0.99), cosine, EMA). Stage gan: --pretrained RUN
+    --vgg-weights FILE; --arch rrdbnet --gan relativistic is ESRGAN.
+    """
     Options = SRGANOptions
-    model_options = ("stage", "scale", "arch", "width", "num_blocks", "growth", "channels", "d_width")
+    model_options = ("stage", "scale", "arch", "width", "num_blocks", "growth", "channels", "ndf")
     config_defaults = {
         "image_size": 0,            # 0: DEFAULT_PATCH of the stage (HR pixels)
         "lr": 0.0,                  # 0: DEFAULT_LR of the stage
@@ -84,6 +107,7 @@ class SRGAN(Pipeline):
         "batch_size": 16,
         "ema": 0.999,
     }
+    shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR)}
     monitor = "G"
     sample_columns = ("LR", "SR", "HR")
 
@@ -99,7 +123,7 @@ class SRGAN(Pipeline):
         o = options
         _choice("stage", o.stage, STAGES)
         _choice("gan", o.gan, GANS)
-        _choice("task", o.task, ("", "sr"))
+        _choice("task", o.task, SR_TASKS)
         for name in ("pixel_weight", "gan_weight"):  # None: the recipe's; YAML may give "1e-2"
             value = getattr(o, name)
             if value is not None:
@@ -161,7 +185,7 @@ class SRGAN(Pipeline):
             gen["growth"] = o.growth
         self.G = self.create(o.arch, **gen)
         self.pixel = PixelLoss(o.pixel_loss)
-        self.pixel_weight = o.pixel_weight if o.pixel_weight is not None else (1.0 if o.stage == "psnr" else 1e-2)
+        self.pixel_weight = o.pixel_weight if o.pixel_weight is not None else DEFAULT_PIXEL_WEIGHT[o.stage]
         self.networks = {"G": self.G}
         self.optimizers = {"G": self.adam(self.G)}
         if o.stage == "gan":
@@ -169,11 +193,12 @@ class SRGAN(Pipeline):
 
             pretrained = load_model(_pretrained_path(o.pretrained), names=["G"]).networks["G"]
             self.G.load_state_dict(pretrained.state_dict())
-            self.D = self.create("vgg128", in_channels=o.channels, width=o.d_width, input_size=config.image_size)
+            self.D = self.create("vgg128", in_channels=o.channels, width=o.ndf, input_size=config.image_size)
             self.networks["D"] = self.D
             self.optimizers["D"] = self.adam(self.D)
             self.gan = GANLoss("vanilla" if o.gan == "relativistic" else o.gan).to(device)
-            self.gan_weight = o.gan_weight if o.gan_weight is not None else (5e-3 if o.gan == "relativistic" else 1e-3)
+            self.gan_weight = o.gan_weight if o.gan_weight is not None else DEFAULT_GAN_WEIGHT.get(
+                o.gan, DEFAULT_GAN_WEIGHT["others"])
             self.perceptual = None
             if o.perceptual_weight > 0:
                 self.perceptual = PerceptualLoss(_vgg_path(o), layer="conv5_4", before_activation=True,

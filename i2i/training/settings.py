@@ -11,48 +11,76 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from i2i.data.augment import PREPROCESS
+from i2i.device import PRECISIONS
 from i2i.errors import UsageError, one_line
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
+
+
+def setting(default: Any, help: str, *, choices: tuple = (), shown: str | None = None, old_names: tuple[str, ...] = (),
+            path: str | None = None, value_type: type | None = None, required: bool = False) -> Any:
+    """A settings field (TrainConfig's, a pipeline's Options'), with what its CLI flag needs.
+
+    The flag is `--` + the name with dashes (`n_layers_D` -> `--n-layers-D`); a bool is an
+    on/off pair (`--dropout/--no-dropout`), or a single flag when named `no_*`. The metadata:
+    help; choices (the allowed values, where they are defined; "" is the unset value and is
+    not offered); shown (how --help shows a default the value alone does not explain, e.g.
+    "0: off"); old_names (earlier names, still read from config files and accepted as hidden
+    flags); path ("dir" or "file"); value_type (when the default is None); required.
+    """
+    metadata = {"help": help, "choices": tuple(choices), "shown": shown, "old_names": tuple(old_names),
+                "path": path, "value_type": value_type, "required": required}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def with_default(cls: type, name: str, default: Any) -> Any:
+    """Field `name` of dataclass `cls` with another default (a subclass's Options)."""
+    (found,) = (f for f in dataclasses.fields(cls) if f.name == name)
+    return dataclasses.field(default=default, metadata=found.metadata)
 
 
 @dataclass
 class TrainConfig:
     """Settings common to every pipeline (the pipeline's own are in its `Options`)."""
 
-    data: str = ""                      # dataset folder
-    out: str = ""                       # run folder
+    data: str = setting("", "Dataset folder (the layouts are in the README).", path="dir")
+    out: str = setting("", "Run folder (must be new or empty unless --resume).", path="dir", required=True)
     # length: epochs like the reference, or a number of steps (schedules then span it)
-    n_epochs: int = 100                 # epochs at the initial learning rate
-    n_epochs_decay: int = 100           # epochs of linear decay to zero
-    max_steps: int = 0                  # > 0: train this many steps instead of epochs
+    n_epochs: int = setting(100, "Epochs at the initial learning rate.")
+    n_epochs_decay: int = setting(100, "Epochs of linear decay to zero.")
+    max_steps: int = setting(0, "Train this many steps instead of epochs; schedules span them.", shown="0: epochs")
     # data
-    batch_size: int = 1
-    image_size: int = 256               # the crop fed to the networks
-    load_size: int = 0                  # resize before cropping; 0: image_size * 286 / 256
-    preprocess: str = "resize_and_crop"  # resize_and_crop, crop, scale_width, scale_width_and_crop, none
-    no_flip: bool = False
-    serial_batches: bool = False        # data in order (unpaired: B paired by index)
-    num_workers: int = 2
+    batch_size: int = setting(1, "Images per step.")
+    image_size: int = setting(256, "Crop size fed to the networks.")
+    load_size: int = setting(0, "Resize before cropping.", shown="image size * 286/256")
+    preprocess: str = setting("resize_and_crop", "How images become crops (the reference's modes).",
+                              choices=PREPROCESS)
+    no_flip: bool = setting(False, "No random horizontal flips.")
+    serial_batches: bool = setting(False, "Images in order, not shuffled (unpaired: B paired by index).")
+    num_workers: int = setting(2, "Data loading processes.")
     # optimisation
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_policy: str = "linear"           # linear, step, cosine, plateau
-    lr_decay_iters: int = 50            # `step`: multiply by lr_gamma every this many epochs (steps with max_steps)
-    lr_gamma: float = 0.1
-    ema: float = 0.0                    # EMA decay of the inference networks' weights; 0: off
+    lr: float = setting(2e-4, "Adam learning rate.")
+    beta1: float = setting(0.5, "Adam beta1.")
+    beta2: float = setting(0.999, "Adam beta2.")
+    lr_policy: str = setting("linear", "Learning-rate schedule (linear: constant, then decay to zero).",
+                             choices=LR_POLICIES)
+    lr_decay_iters: int = setting(50, "step policy: multiply by --lr-gamma every N epochs (steps with --max-steps).")
+    lr_gamma: float = setting(0.1, "step policy: the factor.")
+    ema: float = setting(0.0, "EMA decay of the generator weights for the model file, e.g. 0.999.", shown="0: off")
     # machine
-    device: str = "auto"                # auto, cpu, cuda, cuda:N, mps
-    precision: str = "fp32"             # fp32, bf16, fp16 (autocast; GradScaler for fp16)
-    seed: int = 0
-    deterministic: bool = False         # torch.use_deterministic_algorithms
-    threads: int = 0                    # CPU threads for torch; 0: torch's default (one per core)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
+    precision: str = setting("fp32", "Autocast precision (auto: bf16 where it is native, else fp32).",
+                           choices=(*PRECISIONS, "auto"))
+    seed: int = setting(0, "Seed of weights, data order and augmentation.")
+    deterministic: bool = setting(False, "Deterministic algorithms (slower).")
+    threads: int = setting(0, "CPU threads for torch; 1 can be much faster on a busy machine.",
+                           shown="0: one per core")
     # bookkeeping (every N steps)
-    checkpoint_every: int = 500
-    keep_last: int = 3
-    log_every: int = 50
-    sample_every: int = 500
+    checkpoint_every: int = setting(500, "Checkpoint and model file every N steps.")
+    keep_last: int = setting(3, "Checkpoints kept.")
+    log_every: int = setting(50, "metrics.jsonl line every N steps.")
+    sample_every: int = setting(500, "Sample grid every N steps.")
 
     def resolved_load_size(self) -> int:
         return self.load_size or self.image_size * 286 // 256
@@ -66,25 +94,39 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     Later sources win: defaults < the pipeline's `config_defaults` < `resume_from`'s
     config.yaml (a run folder) < `config_file` (YAML) < `values` (e.g. CLI flags). Keys
     must be fields of TrainConfig or of the pipeline's Options; an unknown key is a
-    one-line error naming it.
+    one-line error naming it. A setting's old name (its field's `old_names`: srgan's `d_width`,
+    now `ndf`) is read as today's, so old runs still resume; today's name wins in one source.
     """
     from i2i.pipelines import get_pipeline
 
     cls = get_pipeline(pipeline)
+    renamed = renamed_settings(TrainConfig, cls.Options)
     merged: dict[str, Any] = dict(cls.config_defaults)
     if resume_from is not None:
         from i2i.training.run_folder import RunFolder
 
-        merged.update(RunFolder(resume_from).saved_settings(pipeline))
+        merged.update(_current_names(RunFolder(resume_from).saved_settings(pipeline), renamed))
     if config_file is not None:
         from_file = read_yaml(Path(config_file))
         if from_file.get("pipeline", pipeline) != pipeline:
             raise UsageError(f"{config_file} holds {from_file['pipeline']} settings, not {pipeline}")
-        merged.update(from_file)
-    merged.update(values or {})
+        merged.update(_current_names(from_file, renamed))
+    merged.update(_current_names(values or {}, renamed))
     merged.pop("pipeline", None)
     source = f" in {config_file}" if config_file else ""
     return _to_dataclass(TrainConfig, merged, source), _to_dataclass(cls.Options, merged, source, TrainConfig)
+
+
+def renamed_settings(*classes: type) -> dict[str, str]:
+    """Old setting name -> today's, from the fields' `old_names`."""
+    return {old: f.name for cls in classes for f in dataclasses.fields(cls) for old in f.metadata.get("old_names", ())}
+
+
+def _current_names(source: Mapping[str, Any], renamed: Mapping[str, str]) -> dict[str, Any]:
+    out = dict(source)
+    for old in [key for key in out if key in renamed]:
+        out.setdefault(renamed[old], out.pop(old))
+    return out
 
 
 def read_yaml(path: Path) -> dict:
