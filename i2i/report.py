@@ -33,16 +33,25 @@ def read_metrics(run: str | Path) -> list[dict]:
     return records
 
 
+# Presentation attributes inside the SVG, not CSS classes: a chart looks the same on any page
+# (an SVG shape without a fill is drawn solid black).
+_TITLE = 'font-family="sans-serif" font-size="13" font-weight="bold" fill="#222"'
+_VALUE = 'font-family="sans-serif" font-size="12" fill="#222"'
+_AXIS = 'font-family="sans-serif" font-size="10" fill="#666"'
+
+
 def svg_chart(name: str, points: list[tuple[float, float]], width: int = 360, height: int = 170) -> str:
     """One small line chart: `points` (step, value) as a polyline with min/max/last labels."""
     points = [(x, y) for x, y in points if isinstance(y, (int, float)) and math.isfinite(y)]
     if len(points) > 800:  # enough for a 360 px wide chart
         stride = math.ceil(len(points) / 800)
         points = points[::stride] + [points[-1]]
-    left, right, top, bottom = 48, 8, 22, 22
-    title = f'<text x="{left}" y="14" class="t">{html.escape(name)}</text>'
+    left, right, top, bottom = 58, 8, 22, 22  # room for labels such as "0.00927" or "-1.23e+04"
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" style="background:#fff;border:1px solid #ddd">')
+    title = f'<text x="{left}" y="14" {_TITLE}>{html.escape(name)}</text>'
     if not points:
-        return f'<svg width="{width}" height="{height}">{title}</svg>'
+        return f"{svg}{title}</svg>"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
@@ -59,16 +68,17 @@ def svg_chart(name: str, points: list[tuple[float, float]], width: int = 360, he
         return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
 
     line = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    dot = f'<circle cx="{sx(xs[-1]):.1f}" cy="{sy(ys[-1]):.1f}" r="2.5" class="d"/>'
     return (
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">{title}'
-        f'<text x="{width - right}" y="14" class="v" text-anchor="end">last {ys[-1]:.4g}</text>'
-        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" class="f"/>'
-        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" class="a">{y1:.3g}</text>'
-        f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" class="a">{y0:.3g}</text>'
-        f'<text x="{left}" y="{height - 6}" class="a">{x0:g}</text>'
-        f'<text x="{width - right}" y="{height - 6}" text-anchor="end" class="a">step {last_step:g}</text>'
-        f'<polyline points="{line}" class="l"/>{dot}</svg>'
+        f'{svg}{title}'
+        f'<text x="{width - right}" y="14" text-anchor="end" {_VALUE}>last {ys[-1]:.4g}</text>'
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+        f'fill="none" stroke="#eee"/>'
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" {_AXIS}>{y1:.3g}</text>'
+        f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" {_AXIS}>{y0:.3g}</text>'
+        f'<text x="{left}" y="{height - 6}" {_AXIS}>{x0:g}</text>'
+        f'<text x="{width - right}" y="{height - 6}" text-anchor="end" {_AXIS}>step {last_step:g}</text>'
+        f'<polyline points="{line}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>'
+        f'<circle cx="{sx(xs[-1]):.1f}" cy="{sy(ys[-1]):.1f}" r="2.5" fill="#1f77b4"/></svg>'
     )
 
 
@@ -83,9 +93,6 @@ def _samples(run: Path) -> list[tuple[int, str]]:
 
 _STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}
 .charts{display:flex;flex-wrap:wrap;gap:10px}
-svg{background:#fff;border:1px solid #ddd}
-.t{font-size:13px;font-weight:bold}.v{font-size:12px}.a{font-size:10px;fill:#666}
-.f{fill:none;stroke:#eee}.l{fill:none;stroke:#1f77b4;stroke-width:1.5}.d{fill:#1f77b4}
 img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px}td{padding:1px 8px;border-bottom:1px solid #eee}"""
 

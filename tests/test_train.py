@@ -362,3 +362,20 @@ def test_sample_grids_leave_training_untouched(tmp_path):
         for key in a:
             same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
             assert same, f"step {step}: {key} differs"
+
+
+def test_resume_compares_renamed_settings_under_their_new_name(tmp_path):
+    """A run saved with srgan's old `d_width` is a different model when resumed with another --ndf."""
+    import yaml
+
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training.settings import renamed_settings
+
+    folder = RunFolder(tmp_path / "run")
+    folder.path.mkdir()
+    folder.config_path.write_text(yaml.safe_dump({"pipeline": "srgan", "d_width": 64}))
+    renamed = renamed_settings(TrainConfig, SRGAN.Options)
+    assert renamed["d_width"] == "ndf"
+    folder.check_same_model({"ndf": 64}, SRGAN.model_options, renamed)
+    with pytest.raises(UsageError, match="ndf 64 -> 32"):
+        folder.check_same_model({"ndf": 32}, SRGAN.model_options, renamed)

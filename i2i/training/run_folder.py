@@ -105,9 +105,11 @@ class RunFolder:
         os.close(self._lock_fd)
         self._lock_fd = None
 
-    def check_same_model(self, settings: Mapping[str, Any], model_keys: tuple[str, ...]) -> None:
-        """On resume, settings that change the networks (or their EMA) must be the saved ones."""
-        saved = self.saved_settings()
+    def check_same_model(self, settings: Mapping[str, Any], model_keys: tuple[str, ...],
+                         renamed: Mapping[str, str]) -> None:
+        """On resume, settings that change the networks (or their EMA) must be the saved ones
+        (`renamed`: old setting name -> today's, for runs saved before a rename)."""
+        saved = {renamed.get(key, key): value for key, value in self.saved_settings().items()}
         changed = [k for k in (*model_keys, "ema") if k in saved and saved[k] != settings.get(k)]
         if changed:
             what = ", ".join(f"{k} {saved[k]!r} -> {settings.get(k)!r}" for k in changed)

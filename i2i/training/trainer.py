@@ -35,7 +35,7 @@ from i2i.training.ema import EMA
 from i2i.training.rng import rng_state, set_rng_state, untouched
 from i2i.training.run_folder import RunFolder
 from i2i.training.schedule import Schedule
-from i2i.training.settings import TrainConfig, check_config, settings_dict
+from i2i.training.settings import TrainConfig, check_config, renamed_settings, settings_dict
 
 
 class TrainingDiverged(I2IError):
@@ -91,7 +91,8 @@ class Trainer:
         self._choose_device()
         self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
         if resume:
-            self.run_folder.check_same_model(self._settings(), self.cls.model_options)
+            self.run_folder.check_same_model(self._settings(), self.cls.model_options,
+                                             renamed_settings(TrainConfig, self.cls.Options))
         self.run_folder.lock()
         try:
             self.run_folder.check_usable(pipeline, resume)  # again, under the lock
