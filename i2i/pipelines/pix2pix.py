@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
-from i2i.pipelines.cyclegan import ReferenceOptions, reference_networks
+from i2i.pipelines.reference import ReferenceOptions, reference_networks
 from i2i.spec import ModelSpec, SizeRequirements
 from i2i.training.settings import setting, with_default
 
@@ -70,12 +70,12 @@ class Pix2Pix(Pipeline):
                                      f"{getattr(dataset, side)}, not {wanted}")
             return dataset
         return PairedDataset(config.data, "train", transform, options.direction,
-                             options.in_channels or 3, options.out_channels or 3)
+                             *options.channels())
 
     def __init__(self, options: Pix2PixOptions, config, device: torch.device, **amp) -> None:
         super().__init__(options, config, device, **amp)
         o = options
-        c_in, c_out = o.in_channels or 3, o.out_channels or 3
+        c_in, c_out = o.channels()
         gen, net_d, disc = reference_networks(o)
         self.G = self.create(o.netG, in_channels=c_in, out_channels=c_out, **gen)
         self.D = self.create(net_d, in_channels=c_in + c_out, **disc)

@@ -88,7 +88,7 @@ class Trainer:
         _absolute_paths(self.config, self.options)
         self.run_folder = RunFolder(self.config.out)
         self.run_folder.check_usable(pipeline, resume)
-        self._choose_device()
+        self.device, self.precision = _device_and_precision(self.config)
         self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
         if resume:
             self.run_folder.check_same_model(self._settings(), self.cls.model_options,
@@ -113,15 +113,6 @@ class Trainer:
         self.run_folder.create(self._settings())
 
     # ------------------------------------------------------------------ building
-
-    def _choose_device(self) -> None:
-        from i2i.device import cpu_has_native_bf16, resolve_device, resolve_precision
-
-        self.device = resolve_device(self.config.device)
-        self.precision = resolve_precision(self.config.precision, self.device)
-        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
-            print("warning: this CPU has no native bf16; bf16 autocast will be slow (use --precision fp32)",
-                  file=sys.stderr)
 
     def _build_dataset(self) -> Any:
         """The pipeline's dataset; the settings are final after this (channels from the data)."""
@@ -149,19 +140,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.pipe = self.cls(self.options, config, self.device, scaler=self.scaler,
                              autocast=lambda: autocast(self.device, self.precision))
-        self._check_sizes()
+        _check_sizes(self.pipe.inference_networks(), config.image_size)
         self.schedule = Schedule(config, self.steps_per_epoch, self.total_steps)
         self.ema = EMA(self.pipe.inference_networks(), config.ema) if config.ema > 0 else None
-
-    def _check_sizes(self) -> None:
-        """A crop the generators cannot take (a U-Net needs multiples of 2**depth) is one line."""
-        size = self.config.image_size
-        for name, net in self.pipe.inference_networks().items():
-            multiple = getattr(net, "size_multiple", 1)
-            if size % multiple:
-                arch = getattr(net, "arch", {}).get("name", name)
-                raise UsageError(f"{arch} needs image sizes that are multiples of {multiple}; --image-size {size} "
-                                 f"is not (use {max(multiple, size // multiple * multiple)})")
 
     def _settings(self) -> dict:
         return settings_dict(self.name, self.config, self.options)
@@ -242,7 +223,7 @@ class Trainer:
     def save(self) -> None:
         """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic."""
         nets = self.ema.networks if self.ema is not None else self.pipe.inference_networks()
-        self._check_finite_weights()
+        _check_finite_weights(self.pipe.networks, self.step, self.run_folder)
         self.run_folder.save_checkpoint(self.step, self.state_dict(), self.config.keep_last)
         self.run_folder.save_model(nets, self.pipe.model_spec())
 
@@ -328,13 +309,6 @@ class Trainer:
         raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {self.run_folder.last_good()} "
                                "(try a lower --lr, or --precision fp32)")
 
-    def _check_finite_weights(self) -> None:
-        for name, net in self.pipe.networks.items():
-            for key, value in net.state_dict().items():
-                if value.is_floating_point() and not torch.isfinite(value).all():
-                    raise TrainingDiverged(f"training diverged at step {self.step} ({name}.{key} is not finite); "
-                                           f"stopped without saving it, {self.run_folder.last_good()}")
-
 
 class _Log:
     """metrics.jsonl lines with the mean step time since the last line, and the progress bar."""
@@ -357,6 +331,36 @@ class _Log:
         if self.bar is not None:
             self.bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items()), refresh=False)
         self.steps, self.seconds, self.data = 0, 0.0, 0.0
+
+
+def _device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:
+    from i2i.device import cpu_has_native_bf16, resolve_device, resolve_precision
+
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        print("warning: this CPU has no native bf16; bf16 autocast will be slow (use --precision fp32)",
+              file=sys.stderr)
+    return device, precision
+
+
+def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
+    """A crop the generators cannot take (a U-Net needs multiples of 2**depth) is one line."""
+    for name, net in networks.items():
+        multiple = getattr(net, "size_multiple", 1)
+        if size % multiple:
+            arch = getattr(net, "arch", {}).get("name", name)
+            raise UsageError(f"{arch} needs image sizes that are multiples of {multiple}; --image-size {size} "
+                             f"is not (use {max(multiple, size // multiple * multiple)})")
+
+
+def _check_finite_weights(networks: Mapping[str, torch.nn.Module], step: int, folder: RunFolder) -> None:
+    """Never checkpoint weights that are NaN or infinite."""
+    for name, net in networks.items():
+        for key, value in net.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise TrainingDiverged(f"training diverged at step {step} ({name}.{key} is not finite); "
+                                       f"stopped without saving it, {folder.last_good()}")
 
 
 def _absolute_paths(config: TrainConfig, options: Any) -> None:
