@@ -74,10 +74,13 @@ def test_derive_sr_is_bit_exact_and_exactly_scale_times(tmp_path):
         assert b.shape[0] == 3 * a.shape[0] and b.shape[1] == 3 * a.shape[1]
         assert np.array_equal(b, modcrop(pixels, 3).squeeze())
         assert np.array_equal(a, imresize(modcrop(pixels, 3), scale=1 / 3).squeeze())
-    # the SR dataset reads this output directly: B = HR, A = LR
-    from i2i.data.datasets import make_dataset
+    # `i2i train srgan` reads this output directly: B = HR, A = LR
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training import make_settings
 
-    dataset = make_dataset(tmp_path / "out", "sr", scale=3, patch_size=12, augment=False)
+    config, options = make_settings("srgan", {"data": str(tmp_path / "out"), "scale": 3, "image_size": 12, "repeat": 1,
+                                              "no_flip": True})
+    dataset = SRGAN.build_dataset(options, config)
     assert len(dataset) == 3 and dataset[0]["A"].shape == (3, 4, 4) and dataset[0]["B"].shape == (3, 12, 12)
 
 

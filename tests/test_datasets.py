@@ -15,7 +15,6 @@ from i2i.data.datasets import (
     SRDataset,
     UnpairedDataset,
     detect_layout,
-    make_dataset,
 )
 from i2i.errors import UsageError
 
@@ -136,7 +135,7 @@ def test_paired_unmatched_stems_in_one_line(tmp_path):
 def test_paired_reads_trainA_trainB_as_pairs(tmp_path):
     save(tmp_path / "trainA/k.png", noise(8, 8))
     save(tmp_path / "trainB/k.png", noise(8, 8))
-    assert len(make_dataset(tmp_path, "paired")) == 1
+    assert len(PairedDataset(tmp_path)) == 1
     save(tmp_path / "plain/k.png", noise(8, 8))
     with pytest.raises(UsageError, match="plain folder"):
         PairedDataset(tmp_path / "plain")
