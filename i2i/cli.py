@@ -352,9 +352,12 @@ def train_group() -> None:
                    "paper's and the reference's test mode (each image's own statistics, dropout on).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Dropout seed of that test mode (every image gets the same one).")
+@click.option("--ab-split", is_flag=True,
+              help="Inputs are pix2pix pairs side by side (A|B, the reference's train/ val/ test/ layout): "
+                   "translate the half the direction starts from (AtoB: the left), as the reference's test.py.")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
               tile_pad: int, batch_size: int, workers: int | None, device: str, precision: str,
-              overwrite: bool, quality: int, eval_mode: bool, seed: int) -> None:
+              overwrite: bool, quality: int, eval_mode: bool, seed: int, ab_split: bool) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
@@ -369,6 +372,7 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     summary = translator.translate_folder(
         input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
         overwrite=overwrite, quality=quality, workers=workers, progress=True,
+        ab_side=translator.direction[0] if ab_split else None,
     )
     if summary.failed:
         sys.exit(1)

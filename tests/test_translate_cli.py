@@ -103,3 +103,67 @@ def test_eval_flag_switches_pix2pix_to_running_statistics(tmp_path):
         assert np.array_equal(io.read_image(out / "a.png").pixels, expected), flags
     first, second = (io.read_image(tmp_path / name / "a.png").pixels for name in ("out0train", "out1eval"))
     assert np.abs(first.astype(int) - second).max() > 10
+
+
+# ----------------------------------------------------------------------------- hardening
+
+
+def test_an_output_never_overwrites_an_input(tmp_path, models):
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("a0.png", "a1.png"):
+        io.write_image(d / name, pattern(8, 8))
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    for args in ((d / "a0.png", d / "a0.png"), (d / "a1.png", d), (d, d), (d / "a0.png", tmp_path / "." / "d" / "a0.png")):
+        result = translate(models["sr"], *args, "--overwrite", "--device", "cpu")
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    # an output folder inside the input folder still works (and is not read back as input)
+    result = translate(models["sr"], d, d / "out", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (d / "out").iterdir()) == ["a0.png", "a1.png"]
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, models):
+    """Piped or logged, `i2i translate` says it is tuning, and prints progress every 10 s
+    (here every 0.05 s, through the same heartbeat) besides the final summary."""
+    from i2i.infer import folder
+
+    src = tmp_path / "in"
+    for i in range(3):
+        io.write_image(src / f"{i}.png", pattern(16, 16, seed=i))
+    code = ("import sys, time\n"
+            "from i2i.infer import folder, load_model\n"
+            "folder._Heartbeat.__init__.__defaults__ = (0.05,)\n"
+            f"t = load_model({str(models['sr'])!r}, device='cpu')\n"
+            "original = t.translate_tensor\n"
+            "def slow(*a, **k):\n    time.sleep(0.3)\n    return original(*a, **k)\n"
+            "t.translate_tensor = slow\n"
+            f"t.translate_folder({str(src)!r}, {str(tmp_path / 'out')!r}, workers=1)\n")
+    assert folder._Heartbeat.__init__.__defaults__ == (10.0,)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("measuring which precision") for line in lines), done.stderr
+    beats = [line for line in lines if line.startswith("progress: ")]
+    assert len(beats) >= 3 and "/3 images" in beats[0], done.stderr
+    assert lines[-1].startswith("done 3, skipped 0, failed 0")
+
+
+def test_ab_split_translates_the_half_the_direction_starts_from(tmp_path, models):
+    """The reference's aligned test layout: each file is A|B side by side."""
+    left, right = pattern(10, 12, seed=1), pattern(10, 12, seed=2)
+    src = tmp_path / "test"
+    io.write_image(src / "pair.png", np.concatenate([left, right], axis=1))
+    io.write_image(tmp_path / "left.png", left)
+    io.write_image(tmp_path / "right.png", right)
+    cases = (("AtoB", "left"), ("BtoA", "right"))
+    for direction, half in cases:
+        out = tmp_path / f"out_{direction}"
+        result = translate(models["cyclegan"], src, out, "--ab-split", "--direction", direction, "--device", "cpu",
+                           "--precision", "fp32")
+        assert result.exit_code == 0, result.output
+        expected = load_model(models["cyclegan"], device="cpu", precision="fp32", direction=direction)(
+            io.read_image(tmp_path / f"{half}.png").pixels)
+        assert np.array_equal(io.read_image(out / "pair.png").pixels, expected)

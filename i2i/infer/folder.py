@@ -8,8 +8,11 @@ one line naming it and the run goes on.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,7 +53,7 @@ class Summary:
 
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
                batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
-               split_threads: bool, progress: bool) -> Summary:
+               split_threads: bool, progress: bool, ab_side: str | None = None) -> Summary:
     """`Translator.translate_folder` (see there), given how a batch is computed.
 
     `workers` model workers (or `default_workers`, never more than there are batches); with
@@ -62,12 +65,14 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         raise UsageError(f"quality must be 1..100, not {quality}")
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be >= 1, not {workers}")
+    if ab_side not in (None, "A", "B"):
+        raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
     jobs, collisions = _plan(Path(src), Path(dst), ext, suffix)
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
-                    total=len(todo))
+                    total=len(todo), ab_side=ab_side)
     run.summary.skipped = len(jobs) - len(todo)
     for message in collisions:
         run.fail(message)
@@ -75,7 +80,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     if split_threads:
         torch.set_num_threads(max(1, threads // workers))  # model workers start after this
     try:
-        run.run(todo)
+        with _Heartbeat(run) if progress and run.bar.disable else contextlib.nullcontext():
+            run.run(todo)
     finally:
         torch.set_num_threads(threads)
     run.bar.close()
@@ -95,10 +101,11 @@ class FolderRun:
     """One run's pools, its batches and writes in flight, its counts and its progress bar."""
 
     def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
-                 total: int):
+                 total: int, ab_side: str | None = None):
         from tqdm import tqdm
 
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
+        self.ab_side, self.total = ab_side, total
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
         on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
@@ -145,6 +152,8 @@ class FolderRun:
                 self.fail(_message(job.src, error))
                 self.bar.update(1)
                 continue
+            if self.ab_side is not None:
+                image = _half(image, self.ab_side)
             key = (image.pixels.shape, image.alpha is None)
             groups.setdefault(key, []).append((job, image))
             if len(groups[key]) >= self.batch_size:
@@ -187,11 +196,23 @@ class FolderRun:
 
 
 def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
-    """The (input, output) pairs, and one message per input whose output another input takes."""
+    """The (input, output) pairs, and one message per input whose output another input takes.
+    No output may be an input: the run is refused before anything is written."""
     if ext not in OUTPUT_EXTENSIONS:
         raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
     if not src.exists():
         raise I2IError(f"{src}: no such file or folder")
+    if src.is_dir() and src.resolve() == dst.resolve():
+        raise UsageError(f"{dst}: the output folder is the input folder; give another one (a sub-folder works)")
+    jobs, collisions = _pairs(src, dst, ext, suffix)
+    inputs = {job.src.resolve() for job in jobs}
+    for job in jobs:
+        if job.dst.resolve() in inputs:
+            raise UsageError(f"{job.dst}: this output would overwrite an input image; choose another output")
+    return jobs, collisions
+
+
+def _pairs(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
     if src.is_file():
         if dst.suffix.lower() in io.IMAGE_EXTENSIONS:  # OUTPUT names the output file
             return [_Job(src, dst)], []
@@ -211,6 +232,41 @@ def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list
         taken[out] = path
         jobs.append(_Job(path, out))
     return jobs, collisions
+
+
+def _half(image: io.Image, side: str) -> io.Image:
+    """The A (left) or B (right) half of a side-by-side pair; an odd last column is dropped,
+    as the reference's aligned dataset does."""
+    width = image.pixels.shape[1] // 2
+    cut = slice(0, width) if side == "A" else slice(width, 2 * width)
+    alpha = None if image.alpha is None else image.alpha[:, cut]
+    return dataclasses.replace(image, pixels=image.pixels[:, cut], alpha=alpha)
+
+
+class _Heartbeat:
+    """Where no progress bar is drawn (stderr not a terminal: a log, a pipe), one progress
+    line at least every `every` seconds, as long as the run lasts."""
+
+    def __init__(self, run: FolderRun, every: float = 10.0) -> None:
+        self.run, self.every = run, every
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="i2i-progress", daemon=True)
+
+    def _beat(self) -> None:
+        start = time.perf_counter()
+        while not self.stop.wait(self.every):
+            summary = self.run.summary
+            handled = summary.done + summary.failed
+            print(f"progress: {handled}/{self.run.total} images ({summary.done} done, {summary.failed} failed) "
+                  f"after {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def _output_name(path: Path, ext: str, suffix: str) -> str:

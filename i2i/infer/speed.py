@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -101,6 +102,8 @@ class Speed:
                 return
             key = (*self._key, torch.get_num_threads())
             if key not in _TUNED:
+                print("measuring which precision and memory layout run this model fastest (once)...",
+                      file=sys.stderr, flush=True)
                 _TUNED[key] = fastest(self.candidates)
             self.set(*_TUNED[key])
             self.candidates = []

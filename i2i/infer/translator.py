@@ -57,7 +57,7 @@ class Translator(ImageModel):
     def translate_folder(self, src: str | os.PathLike, dst: str | os.PathLike, *, ext: str = "png",
                          suffix: str = "", batch_size: int = 1, tile: int | None = None,
                          tile_pad: int | None = None, overwrite: bool = False, quality: int = 95,
-                         workers: int | None = None, progress: bool = True) -> Summary:
+                         workers: int | None = None, progress: bool = True, ab_side: str | None = None) -> Summary:
         """Translate an image or a folder tree into `dst`, mirroring its sub-folders.
 
         Outputs keep their input's stem (+ `suffix`) with extension `ext` ("png", "jpg" or
@@ -71,10 +71,13 @@ class Translator(ImageModel):
         or 1 with tiles (tiles mean memory is short; each worker holds a whole image). On the
         CPU the torch threads are split between them for the call (torch.set_num_threads, a
         process-wide setting, is restored at the end).
+
+        `ab_side` ("A" or "B"): the inputs are pix2pix pairs side by side (A|B, the reference's
+        aligned layout); translate only that half of each, as the reference's test.py does.
         """
         tile = self.tile if tile is None else tile
         translate = functools.partial(self.translate_tensor, tile=tile, tile_pad=tile_pad)
         return run_folder(src, dst, functools.partial(translate_batch, translate=translate), ext=ext, suffix=suffix,
                           batch_size=batch_size, overwrite=overwrite, quality=quality, workers=workers,
                           default_workers=1 if tile else self.default_workers(),
-                          split_threads=self.device.type == "cpu", progress=progress)
+                          split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side)
