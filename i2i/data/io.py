@@ -6,18 +6,9 @@ lost on the way: 16-bit stays 16-bit, gray stays one channel, alpha is kept, so
 `write_image` can restore all three. Colour profiles (ICC) are not applied: pixel values
 are taken as stored.
 
-Decoders. Measured with benchmarks/decode.py (ms per image, best of 20, bytes already in
-memory, HxWx3 uint8 RGB numpy out; a real photo; "i2i" is decode_bytes below, i.e. Pillow
-plus the header, EXIF and mode handling) on "Intel(R) Xeon(R) Processor" (2 shared cores):
-
-    format     size        Pillow  torchvision.io   cv2    i2i
-    PNG        256x256       1.70       1.54        1.50   1.68
-    PNG        1024x1024    24.3       21.1        21.5   24.1
-    JPEG       256x256       0.41       0.34        0.41   0.41
-    JPEG       1024x1024     4.91       3.09        4.27   4.82
-
-The three are within ~15% of each other for PNG and ~35% for JPEG (1-3 ms per
-1024x1024 image, far below a network's step), so correctness decides. Pillow decodes
+Decoders. Pillow, torchvision.io and OpenCV decode at about the same speed (within ~15% for
+PNG and ~35% for JPEG, far below a network's step; benchmarks/README.md), so correctness
+decides. Pillow decodes
 every 8-bit file and 16-bit gray: one library, one code path for every PNG/TIFF mode,
 palettes with transparency, 1/2/4-bit samples, Adobe-inverted CMYK JPEG, EXIF, and a
 clear error for truncated data (ImageFile.LOAD_TRUNCATED_IMAGES stays False).
