@@ -37,6 +37,9 @@ The protocol (`Pipeline` is the base class with the shared parts):
             # trainer calls `scaler.update()` after each step.
         networks: dict[str, nn.Module]        # everything trained, saved in checkpoints
         optimizers: dict[str, Optimizer]      # the trainer schedules each one's learning rate
+        def augment(self, batch) -> batch
+            # random changes on the device, once per step before `step` (and once for the
+            # sample grids): e.g. srgan's Real-ESRGAN degradations; the default is none
         def step(self, batch) -> dict[str, Tensor | float]
             # one optimisation step on a batch already on the device (values in [0, 1] as the
             # dataset gives them); returns every loss term (detached scalars)
@@ -117,6 +120,11 @@ class Pipeline:
     @classmethod
     def build_dataset(cls, options: Any, config: Any):
         raise NotImplementedError
+
+    def augment(self, batch: dict) -> dict:
+        """The batch as the step sees it: random changes made on the device, after the
+        DataLoader (the trainer calls it once per step); the default changes nothing."""
+        return batch
 
     def step(self, batch: dict) -> dict:
         raise NotImplementedError

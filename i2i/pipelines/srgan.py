@@ -53,6 +53,7 @@ DEFAULT_PIXEL_WEIGHT = {"psnr": 1.0, "gan": 1e-2}
 DEFAULT_GAN_WEIGHT = {"relativistic": 5e-3, "others": 1e-3}  # ESRGAN; SRGAN's for the other losses
 MIN_BATCHES_PER_EPOCH = 100                # small folders are repeated up to this
 SR_TASKS = ("", "sr")                      # "sr": a plain photo folder, the same as ""
+DEGRADATIONS = ("bicubic", "realesrgan")
 
 
 def _shown(values: dict) -> str:
@@ -78,7 +79,11 @@ class SRGANOptions:
     gan_weight: float | None = setting(None, "Adversarial loss weight.", value_type=float,
                                        shown=_shown(DEFAULT_GAN_WEIGHT))
     ndf: int = setting(64, "vgg128 discriminator features.", old_names=("d_width",))
-    pretrained: str = setting("", "Stage gan: the psnr run folder, its model.safetensors or a model name.")
+    pretrained: str = setting("", "Start from this generator (a run folder, a model file or a model name); "
+                              "stage gan needs a psnr one.")
+    degradation: str = setting("bicubic", "How LR patches are made from HR: bicubic (MATLAB-exact, clean) or "
+                               "realesrgan (Real-ESRGAN's blur, resize, noise and JPEG, twice, on the device).",
+                               choices=DEGRADATIONS)
     vgg_weights: str = setting("", "VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth).", path="file",
                                shown="$I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth")
     lr_data: str = setting("", "LR images matching --data's HR ones by name.", path="dir",
@@ -131,8 +136,12 @@ class SRGAN(Pipeline):
                     setattr(o, name, float(value))
                 except (TypeError, ValueError):
                     raise UsageError(f"srgan: {name} must be a number, got {value!r}") from None
-        if o.stage == "gan":
+        _choice("degradation", o.degradation, DEGRADATIONS)
+        if o.degradation == "realesrgan" and o.lr_data:
+            raise UsageError("--degradation realesrgan makes its own LR images; drop --lr-data")
+        if o.stage == "gan" or o.pretrained:
             pretrained = _adopt_pretrained(o)
+        if o.stage == "gan":
             path = _vgg_path(o)
             if o.perceptual_weight > 0 and not path.is_file():
                 raise I2IError(
@@ -154,8 +163,8 @@ class SRGAN(Pipeline):
         if o.stage == "gan" and patch not in (128, 256):
             raise UsageError(f"stage gan: the vgg128 discriminator takes 128x128 (or 256x256) HR patches; "
                              f"--image-size {patch} is neither")
-        if o.stage == "gan" and not quiet:
-            print(f"srgan gan: generator from {pretrained}: {o.arch}, width {o.width}, "
+        if o.pretrained and not quiet:
+            print(f"srgan {o.stage}: generator from {pretrained}: {o.arch}, width {o.width}, "
                   f"{o.num_blocks or 'default'} blocks, x{o.scale}, {o.channels} channels", file=sys.stderr)
 
     @classmethod
@@ -188,11 +197,17 @@ class SRGAN(Pipeline):
         self.pixel_weight = o.pixel_weight if o.pixel_weight is not None else DEFAULT_PIXEL_WEIGHT[o.stage]
         self.networks = {"G": self.G}
         self.optimizers = {"G": self.adam(self.G)}
-        if o.stage == "gan":
+        if o.pretrained:
             from i2i.checkpoint import load_model
 
             pretrained = load_model(_pretrained_path(o.pretrained), names=["G"]).networks["G"]
             self.G.load_state_dict(pretrained.state_dict())
+        self.degrade = None
+        if o.degradation == "realesrgan":
+            from i2i.data.degradations import RealESRGANDegradation
+
+            self.degrade = RealESRGANDegradation()
+        if o.stage == "gan":
             self.D = self.create("vgg128", in_channels=o.channels, width=o.ndf, input_size=config.image_size)
             self.networks["D"] = self.D
             self.optimizers["D"] = self.adam(self.D)
@@ -205,6 +220,12 @@ class SRGAN(Pipeline):
                                                  criterion="l1", input_range=(0.0, 1.0)).to(device)
 
     # ------------------------------------------------------------------ one step
+
+    def augment(self, batch: dict) -> dict:
+        """With --degradation realesrgan, the LR side is made here, on the device, from the HR."""
+        if self.degrade is None:
+            return batch
+        return {**batch, "A": self.degrade(batch["B"], self.options.scale)}
 
     def step(self, batch: dict) -> dict[str, torch.Tensor]:
         if self.options.stage == "psnr":
@@ -312,7 +333,7 @@ def _pretrained_path(text: str) -> Path:
 
 
 def _adopt_pretrained(options: SRGANOptions) -> Path:
-    """Stage gan: check `pretrained` is an srgan model and take its generator's architecture."""
+    """Check `pretrained` is an srgan model and take its generator's architecture."""
     from i2i.checkpoint import read_header
 
     if not options.pretrained:

@@ -242,7 +242,10 @@ class Trainer:
         config, folder = self.config, self.run_folder
         loader = make_loader(self.dataset, config, self.device, self.epoch, self.batch_in_epoch)
         keys = [(0, i) for i in range(min(len(self.dataset), 4))]
-        self.sample_batch = to_device(default_collate([loader.dataset[key] for key in keys]), self.device)
+        with torch.random.fork_rng(devices=[]):  # the same sample batch at every (re)start
+            torch.manual_seed(config.seed)
+            self.sample_batch = self.pipe.augment(
+                to_device(default_collate([loader.dataset[key] for key in keys]), self.device))
         print(f"{self.name}: {len(self.dataset)} images ({self.steps_per_epoch} steps/epoch), steps {self.step} -> "
               f"{self.total_steps}, {self.device} {self.precision} -> {folder}/", file=sys.stderr)
         # a finished run resumed with nothing left to do has all of these already
@@ -281,7 +284,7 @@ class Trainer:
         """Next batch, learning rate, `pipeline.step`, finiteness, EMA, counters; returns the
         losses and the (0-based) epoch the step belonged to."""
         started = time.perf_counter()
-        batch = to_device(next(data), self.device)
+        batch = self.pipe.augment(to_device(next(data), self.device))
         loaded = time.perf_counter()
         lr = self.schedule.apply(self.pipe.optimizers, self.step)
         losses = _as_floats(self.pipe.step(batch))

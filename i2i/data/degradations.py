@@ -1,0 +1,264 @@
+"""Real-world degradations for super-resolution training, on whole batches on the device.
+
+Real-ESRGAN's second-order degradation (Wang et al. 2021; the `realesrgan_x4plus` options
+of BasicSR/Real-ESRGAN are the published recipe, and the defaults here): blur (isotropic
+and anisotropic Gaussian, generalized Gaussian and plateau kernels of 7-21 taps, or a sinc),
+a random resize, Gaussian or Poisson noise (colour or gray), JPEG; then a second round of
+each; then the resize to the LR size with a final sinc, before or after the last JPEG.
+HR in, LR out, both NCHW in [0, 1]; the LR is rounded to 8-bit levels like a real file.
+
+Every sample gets its own kernels, noise level and JPEG quality; the resize factor and mode
+are per batch (a batch keeps one size), as in Real-ESRGAN. All random numbers come from
+torch's generator (or `generator`), so a run's seed and its checkpointed RNG state make the
+degradations repeatable. Kernels and noise are plain torch (kornia has neither the
+generalized Gaussian and plateau kernels nor Poisson noise); JPEG is kornia's batched codec.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+MAX_KERNEL = 21  # every kernel is padded to this size
+
+
+@dataclass
+class BlurSettings:
+    """One round's blur: which kernel family how often, and its parameter ranges."""
+
+    kernel_prob: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # over KERNELS
+    sinc_prob: float = 0.1
+    sigma: tuple[float, float] = (0.2, 3.0)
+    beta_gaussian: tuple[float, float] = (0.5, 4.0)
+    beta_plateau: tuple[float, float] = (1.0, 2.0)
+
+
+@dataclass
+class RoundSettings:
+    """One round's resize, noise and JPEG."""
+
+    resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5  # else Poisson
+    noise_range: tuple[float, float] = (1.0, 30.0)  # sigma, in 8-bit levels
+    poisson_scale_range: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_range: tuple[float, float] = (30.0, 95.0)
+
+
+@dataclass
+class RealESRGANSettings:
+    """The published realesrgan_x4plus degradation settings (BasicSR option names in comments)."""
+
+    blur1: BlurSettings = field(default_factory=BlurSettings)
+    round1: RoundSettings = field(default_factory=RoundSettings)
+    second_blur_prob: float = 0.8
+    blur2: BlurSettings = field(default_factory=lambda: BlurSettings(sigma=(0.2, 1.5)))
+    round2: RoundSettings = field(default_factory=lambda: RoundSettings(
+        resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0),
+        poisson_scale_range=(0.05, 2.5)))
+    final_sinc_prob: float = 0.8
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _grid(size: int) -> torch.Tensor:
+    """size x size x 2 coordinates centred on the middle tap."""
+    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    yy, xx = torch.meshgrid(ax, ax, indexing="ij")
+    return torch.stack([xx, yy], dim=-1)
+
+
+def quadratic_form(size: int, sigma_x: float, sigma_y: float, theta: float) -> torch.Tensor:
+    """x^T S^-1 x on the kernel grid, S = R diag(sigma_x^2, sigma_y^2) R^T rotated by theta."""
+    c, s = math.cos(theta), math.sin(theta)
+    rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    cov = rotation @ torch.diag(torch.tensor([sigma_x**2, sigma_y**2], dtype=torch.float64)) @ rotation.T
+    grid = _grid(size)
+    return torch.einsum("...i,ij,...j->...", grid, torch.linalg.inv(cov), grid)
+
+
+def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, beta: float = 1.0) -> torch.Tensor:
+    """exp(-(q/2)**beta), normalised (beta 1: a Gaussian; otherwise a generalized Gaussian)."""
+    kernel = torch.exp(-0.5 * quadratic_form(size, sigma_x, sigma_y, theta) ** beta)
+    return kernel / kernel.sum()
+
+
+def plateau_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, beta: float) -> torch.Tensor:
+    """1 / (1 + q**beta), normalised: a flat top with heavy tails."""
+    kernel = 1.0 / (quadratic_form(size, sigma_x, sigma_y, theta) ** beta + 1.0)
+    return kernel / kernel.sum()
+
+
+def sinc_kernel(size: int, cutoff: float) -> torch.Tensor:
+    """The ideal circular low-pass filter with cutoff frequency `cutoff` (radians per pixel),
+    cut to size x size taps and normalised (ringing and overshoot, as real resamplers)."""
+    r = _grid(size).norm(dim=-1)
+    safe = torch.where(r == 0, torch.ones_like(r), r)
+    kernel = cutoff * torch.special.bessel_j1(cutoff * safe) / (2 * math.pi * safe)
+    kernel = torch.where(r == 0, torch.full_like(r, cutoff**2 / (4 * math.pi)), kernel)
+    return kernel / kernel.sum()
+
+
+def _pad(kernel: torch.Tensor) -> torch.Tensor:
+    pad = (MAX_KERNEL - kernel.shape[-1]) // 2
+    return F.pad(kernel, (pad, pad, pad, pad))
+
+
+class _Draw:
+    """Random numbers from torch's generator (or `generator`), as Python floats."""
+
+    def __init__(self, generator: torch.Generator | None) -> None:
+        self.generator = generator
+
+    def uniform(self, lo: float = 0.0, hi: float = 1.0) -> float:
+        return lo + (hi - lo) * torch.rand((), generator=self.generator, dtype=torch.float64).item()
+
+    def choice(self, weights: tuple[float, ...]) -> int:
+        return int(torch.multinomial(torch.tensor(weights, dtype=torch.float64), 1, generator=self.generator))
+
+    def kernel_size(self) -> int:
+        return 7 + 2 * int(torch.randint(0, 8, (), generator=self.generator))  # 7, 9, ..., 21
+
+    def beta(self, lo: float, hi: float) -> float:
+        """Half the time below 1, half above (for the generalized Gaussian); plateau ranges start at 1."""
+        return self.uniform(lo, 1.0) if lo < 1.0 and self.uniform() < 0.5 else self.uniform(max(lo, 1.0), hi)
+
+
+def random_blur_kernel(settings: BlurSettings, draw: _Draw) -> torch.Tensor:
+    """One MAX_KERNEL x MAX_KERNEL kernel of a random family, size and shape."""
+    size = draw.kernel_size()
+    if draw.uniform() < settings.sinc_prob:
+        return _pad(sinc_kernel(size, draw.uniform(math.pi / 3 if size < 13 else math.pi / 5, math.pi)))
+    family = KERNELS[draw.choice(settings.kernel_prob)]
+    sigma_x = draw.uniform(*settings.sigma)
+    if family.endswith("iso") and not family.endswith("aniso"):
+        sigma_y, theta = sigma_x, 0.0
+    else:
+        sigma_y, theta = draw.uniform(*settings.sigma), draw.uniform(-math.pi, math.pi)
+    if family.startswith("generalized"):
+        kernel = gaussian_kernel(size, sigma_x, sigma_y, theta, draw.beta(*settings.beta_gaussian))
+    elif family.startswith("plateau"):
+        kernel = plateau_kernel(size, sigma_x, sigma_y, theta, draw.beta(*settings.beta_plateau))
+    else:
+        kernel = gaussian_kernel(size, sigma_x, sigma_y, theta)
+    return _pad(kernel)
+
+
+def final_sinc_kernel(probability: float, draw: _Draw) -> torch.Tensor:
+    """A sinc with probability `probability`, else the identity."""
+    if draw.uniform() < probability:
+        return _pad(sinc_kernel(draw.kernel_size(), draw.uniform(math.pi / 3, math.pi)))
+    pulse = torch.zeros(MAX_KERNEL, MAX_KERNEL, dtype=torch.float64)
+    pulse[MAX_KERNEL // 2, MAX_KERNEL // 2] = 1.0
+    return pulse
+
+
+# ----------------------------------------------------------------------------- batch operations
+
+
+def filter2d(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Each sample of N x C x H x W convolved with its own K x K kernel (N x K x K), reflect borders."""
+    n, c, h, w = x.shape
+    k = kernels.shape[-1]
+    padded = F.pad(x, (k // 2,) * 4, mode="reflect") if min(h, w) > k // 2 else F.pad(x, (k // 2,) * 4, mode="replicate")
+    weight = kernels.to(x).repeat_interleave(c, dim=0).unsqueeze(1)  # (N*C) x 1 x K x K
+    out = F.conv2d(padded.reshape(1, n * c, *padded.shape[-2:]), weight, groups=n * c)
+    return out.reshape(n, c, h, w)
+
+
+def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add N(0, sigma) noise per sample (sigma: N, in [0, 1] units); `gray` (N, bool) samples get
+    the same noise on every channel."""
+    n, c = x.shape[:2]
+    colour = torch.randn(x.shape, generator=generator).to(x)
+    mono = torch.randn((n, 1, *x.shape[2:]), generator=generator).to(x).expand_as(x)
+    noise = torch.where(gray.view(n, 1, 1, 1).to(x.device), mono, colour)
+    return x + noise * sigma.view(n, 1, 1, 1).to(x)
+
+
+def poisson_noise(x: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add Poisson (shot) noise per sample, BasicSR's way: the image quantised to 8 bits, counts
+    of 2**ceil(log2(distinct levels)), the noise scaled by `scale` (N); `gray` samples get it
+    from their luminance, on every channel."""
+    from i2i.data.color import luminance
+
+    n = x.shape[0]
+    quantised = (x * 255.0).round().clamp(0, 255) / 255.0
+    gray = gray.view(n, 1, 1, 1).to(x.device)
+    if x.shape[1] == 3:  # gray samples: the noise of their luminance, on every channel
+        quantised = torch.where(gray, luminance(quantised).expand_as(quantised), quantised)
+    used = torch.zeros(n, 256, device=x.device).scatter_(1, (quantised * 255).round().long().view(n, -1), 1.0)
+    levels = 2.0 ** torch.ceil(torch.log2(used.sum(1).clamp(min=2))).view(n, 1, 1, 1)
+    source = torch.where(gray, quantised[:, :1].expand_as(quantised), quantised)
+    counts = torch.poisson((source * levels).cpu().double(), generator=generator)
+    noise = counts.to(x) / levels - source
+    if x.shape[1] == 3:
+        noise = torch.where(gray, noise[:, :1].expand_as(noise), noise)
+    return x + noise * scale.view(n, 1, 1, 1).to(x)
+
+
+def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """JPEG-compress each sample at its own quality (N), with kornia's batched codec."""
+    from kornia.enhance import jpeg_codec_differentiable
+
+    return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x))
+
+
+class RealESRGANDegradation:
+    """`degrade(hr, scale)`: the LR of a batch of HR patches, as Real-ESRGAN synthesises it."""
+
+    def __init__(self, settings: RealESRGANSettings | None = None, generator: torch.Generator | None = None):
+        self.settings = settings or RealESRGANSettings()
+        self.generator = generator
+        self.draw = _Draw(generator)
+
+    @torch.no_grad()
+    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+        s, n = self.settings, hr.shape[0]
+        height, width = hr.shape[-2] // scale, hr.shape[-1] // scale
+        out = filter2d(hr.float(), self._kernels(lambda: random_blur_kernel(s.blur1, self.draw), n))
+        out = self._round(out, s.round1, size=None)
+        if self.draw.uniform() < s.second_blur_prob:
+            out = filter2d(out, self._kernels(lambda: random_blur_kernel(s.blur2, self.draw), n))
+        out = self._round(out, s.round2, size=(height, width))
+        sinc = self._kernels(lambda: final_sinc_kernel(s.final_sinc_prob, self.draw), n)
+        quality = self._uniform(n, *s.round2.jpeg_range)
+        if self.draw.uniform() < 0.5:  # [resize back + sinc] then JPEG, or the other way round
+            out = jpeg(filter2d(self._resize(out, (height, width)), sinc), quality)
+        else:
+            out = filter2d(self._resize(jpeg(out, quality), (height, width)), sinc)
+        return ((out * 255.0).round().clamp(0, 255) / 255.0).to(hr.dtype)
+
+    def _round(self, x: torch.Tensor, r: RoundSettings, size: tuple[int, int] | None) -> torch.Tensor:
+        """Random resize (relative to the input, or to `size` for the second round), noise, JPEG."""
+        kind = self.draw.choice(r.resize_prob)
+        factor = (self.draw.uniform(1.0, r.resize_range[1]) if kind == 0 else
+                  self.draw.uniform(r.resize_range[0], 1.0) if kind == 1 else 1.0)
+        base = size or x.shape[-2:]
+        x = self._resize(x, (max(1, int(base[0] * factor)), max(1, int(base[1] * factor))))
+        n = x.shape[0]
+        gray = self._uniform(n) < r.gray_noise_prob
+        if self.draw.uniform() < r.gaussian_noise_prob:
+            x = gaussian_noise(x, self._uniform(n, *r.noise_range) / 255.0, gray, self.generator)
+        else:
+            x = poisson_noise(x, self._uniform(n, *r.poisson_scale_range), gray, self.generator)
+        return jpeg(x, self._uniform(n, *r.jpeg_range))
+
+    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        mode = ("area", "bilinear", "bicubic")[int(torch.randint(0, 3, (), generator=self.generator))]
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        return F.interpolate(x, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))
+
+    def _kernels(self, make, n: int) -> torch.Tensor:
+        return torch.stack([make() for _ in range(n)]).float()
+
+    def _uniform(self, n: int, lo: float = 0.0, hi: float = 1.0) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=self.generator)
