@@ -1,0 +1,127 @@
+"""Real-ESRGAN degradations: each kernel family against a plain numpy formula, the noise and
+JPEG steps, and the whole second-order chain (shapes, ranges, determinism, real effect)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from i2i.data import degradations as D
+
+
+def numpy_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, shape) -> np.ndarray:
+    """A kernel from its definition, one tap at a time."""
+    c, s = math.cos(theta), math.sin(theta)
+    rotation = np.array([[c, -s], [s, c]])
+    inverse = np.linalg.inv(rotation @ np.diag([sigma_x**2, sigma_y**2]) @ rotation.T)
+    half = (size - 1) / 2
+    kernel = np.zeros((size, size))
+    for row in range(size):
+        for col in range(size):
+            v = np.array([col - half, row - half])
+            kernel[row, col] = shape(v @ inverse @ v)
+    return kernel / kernel.sum()
+
+
+@pytest.mark.parametrize("size,sx,sy,theta", [(7, 0.8, 0.8, 0.0), (13, 2.5, 0.6, 0.7), (21, 3.0, 1.2, -2.1)])
+def test_kernel_families_match_their_formulas(size, sx, sy, theta):
+    cases = [
+        (D.gaussian_kernel(size, sx, sy, theta), lambda q: math.exp(-0.5 * q)),
+        (D.gaussian_kernel(size, sx, sy, theta, beta=0.6), lambda q: math.exp(-0.5 * q**0.6)),
+        (D.gaussian_kernel(size, sx, sy, theta, beta=3.0), lambda q: math.exp(-0.5 * q**3.0)),
+        (D.plateau_kernel(size, sx, sy, theta, beta=1.5), lambda q: 1 / (1 + q**1.5)),
+    ]
+    for kernel, shape in cases:
+        np.testing.assert_allclose(kernel.numpy(), numpy_kernel(size, sx, sy, theta, shape), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("size,cutoff", [(7, math.pi / 2), (15, math.pi / 4), (21, 3.0)])
+def test_sinc_kernel_is_the_circular_low_pass(size, cutoff):
+    from scipy.special import j1
+
+    half = (size - 1) / 2
+    expected = np.zeros((size, size))
+    for row in range(size):
+        for col in range(size):
+            r = math.hypot(col - half, row - half)
+            expected[row, col] = cutoff**2 / (4 * math.pi) if r == 0 else cutoff * j1(cutoff * r) / (2 * math.pi * r)
+    np.testing.assert_allclose(D.sinc_kernel(size, cutoff).numpy(), expected / expected.sum(), rtol=1e-6, atol=1e-8)
+
+
+def test_random_kernels_are_normalised_padded_and_follow_the_probabilities():
+    draw = D._Draw(torch.Generator().manual_seed(0))
+    kernels = [D.random_blur_kernel(D.BlurSettings(), draw) for _ in range(300)]
+    assert all(k.shape == (21, 21) and abs(float(k.sum()) - 1) < 1e-9 for k in kernels)
+    # isotropic kernels are symmetric under a transpose; most anisotropic ones are not
+    symmetric = sum(bool(torch.allclose(k, k.T, atol=1e-12)) for k in kernels) / len(kernels)
+    assert 0.45 < symmetric < 0.85  # iso 0.45 + generalized/plateau iso 0.15 + sinc 0.1, roughly
+    identity = D.final_sinc_kernel(0.0, draw)
+    assert identity[10, 10] == 1 and identity.sum() == 1
+
+
+def test_filter2d_applies_each_samples_own_kernel():
+    x = torch.rand(2, 3, 24, 20)
+    pulse = D.final_sinc_kernel(0.0, D._Draw(None))
+    blur = D._pad(D.gaussian_kernel(7, 1.5, 1.5, 0.0))
+    out = D.filter2d(x, torch.stack([pulse, blur]))
+    torch.testing.assert_close(out[0], x[0])
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pad(x[1:], (10,) * 4, mode="reflect"),
+                                          blur.float().expand(3, 1, 21, 21), groups=3)
+    torch.testing.assert_close(out[1:], expected)
+
+
+def test_noise_levels_and_gray_noise():
+    generator = torch.Generator().manual_seed(1)
+    x = torch.full((2, 3, 64, 64), 0.5)
+    noisy = D.gaussian_noise(x, torch.tensor([10 / 255, 10 / 255]), torch.tensor([False, True]), generator)
+    assert abs(float((noisy[0] - x[0]).std()) - 10 / 255) < 1e-3
+    assert float((noisy[1] - noisy[1, :1]).abs().max()) == 0  # gray: one noise for every channel
+    x = torch.rand(2, 3, 64, 64)
+    shot = D.poisson_noise(x, torch.tensor([1.0, 1.0]), torch.tensor([False, True]), generator) - x
+    assert float((shot[1] - shot[1, :1]).abs().max()) < 1e-6  # gray: one noise for every channel
+    assert float((shot[0] - shot[0, :1]).abs().max()) > 0.01
+    assert 0.005 < float(shot.std()) < 0.2  # shot noise of 8-bit images at scale 1
+    compressed = D.jpeg(torch.rand(2, 3, 16, 24), torch.tensor([10.0, 95.0]))
+    assert compressed.shape == (2, 3, 16, 24) and float(compressed.min()) >= -0.01
+
+
+def test_the_chain_is_repeatable_in_range_and_degrades():
+    hr = torch.nn.functional.interpolate(torch.rand(4, 3, 12, 12), size=(64, 64), mode="bicubic").clamp(0, 1)
+    runs = []
+    for _ in range(2):
+        degrade = D.RealESRGANDegradation(generator=torch.Generator().manual_seed(7))
+        runs.append(degrade(hr, 4))
+    assert runs[0].shape == (4, 3, 16, 16)
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+    lr = runs[0]
+    assert float(lr.min()) >= 0 and float(lr.max()) <= 1
+    assert torch.equal(lr, (lr * 255).round() / 255)  # 8-bit levels, as a real file
+    clean = torch.nn.functional.interpolate(hr, size=(16, 16), mode="area")
+    assert float((lr - clean).abs().mean()) > 0.01  # it really degrades
+    other = D.RealESRGANDegradation(generator=torch.Generator().manual_seed(8))(hr, 4)
+    assert not torch.equal(other, lr)
+
+
+def test_srgan_trains_on_realesrgan_degradations(tmp_path):
+    """The pipeline's augment() makes the LR on the device from the HR patch, once per step."""
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training import make_settings
+
+    from test_srgan import _photo
+    from PIL import Image
+
+    (tmp_path / "hr").mkdir()
+    for i in range(2):
+        Image.fromarray(_photo(70, 70, i)).save(tmp_path / "hr" / f"{i}.png")
+    config, options = make_settings("srgan", {"data": str(tmp_path / "hr"), "scale": 2, "image_size": 32, "width": 4,
+                                              "num_blocks": 1, "batch_size": 2, "degradation": "realesrgan"})
+    dataset = SRGAN.build_dataset(options, config)
+    pipe = SRGAN(options, config, torch.device("cpu"))
+    batch = {k: torch.stack([dataset[0][k], dataset[1][k]]) for k in ("A", "B")}
+    torch.manual_seed(3)
+    augmented = pipe.augment(batch)
+    assert torch.equal(augmented["B"], batch["B"]) and augmented["A"].shape == batch["A"].shape
+    assert not torch.equal(augmented["A"], batch["A"])  # not the bicubic LR
+    assert math.isfinite(float(pipe.step(augmented)["G"]))
