@@ -41,7 +41,7 @@ def time_loader(root: Path, workers: int, epochs: int) -> tuple[float, int]:
     from i2i.data.augment import cpu_transform
     from i2i.data.datasets import UnpairedDataset
 
-    dataset = UnpairedDataset(root, transform=cpu_transform("resize_and_crop", 286, 256, flip=True))
+    dataset = UnpairedDataset(root, transform=cpu_transform("resize_and_crop", 286, 256))
     loader = DataLoader(dataset, batch_size=1, shuffle=True, num_workers=workers, persistent_workers=workers > 0)
     iterator = iter(loader)
     next(iterator)  # worker start-up and first decode are not throughput

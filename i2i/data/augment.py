@@ -2,12 +2,14 @@
 
 Two layers, both pair-consistent (the two sides of a pair get the SAME random geometry):
 
-* `cpu_transform(...)`: the reference CycleGAN/pix2pix `get_transform` (resize, random
-  crop, horizontal flip) on numpy HxWxC images, in the DataLoader workers. It is built
-  on albumentations, which stopped upstream development in 2025: this file is the ONLY
+* `cpu_transform(...)`: the sizes of the reference CycleGAN/pix2pix `get_transform` (resize,
+  random crop) on numpy HxWxC images, in the DataLoader workers. It is built on
+  albumentations, which stopped upstream development in 2025: this file is the ONLY
   place that imports it (and OpenCV, which it brings), so replacing it is one file.
 * `GpuAugment(...)`: flips, 90-degree rotations, crops and input-side colour jitter on
-  whole NCHW batches after the transfer to the device. Geometry is plain torch
+  whole NCHW batches after the transfer to the device; every pipeline's random flips run
+  here, once per step, through the trainer (`device_augmentation`, presets `AUGMENT`).
+  Geometry is plain torch
   (`torch.flip`/`transpose` selected per sample with `torch.where`): several times faster
   than kornia's AugmentationSequential for the same flips (benchmarks/README.md). kornia is
   used only for colour jitter, where it adds value.
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
     import torch
 
 PREPROCESS = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+#: --augment presets: the random geometry every pipeline's batches get on the device
+AUGMENT = {
+    "flip": {"flip": True},                    # the reference's random horizontal flip
+    "dihedral": {"flip": True, "rot90": True},  # all 8 flips/rotations (the SR recipe)
+    "none": {},
+}
 
 
 def _albumentations():
@@ -55,7 +63,7 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 class PairTransform:
     """Applies one CPU preprocessing recipe to an image, or to a pair with the same
-    random crop and flip. Call with `(a)` or `(a, b)`; returns `(a, b_or_None)`.
+    random crop. Call with `(a)` or `(a, b)`; returns `(a, b_or_None)`.
 
     Both sides of a pair must have the same height and width; their channel counts may
     differ (e.g. 1-channel input, 3-channel target). Random parameters come from torch's
@@ -64,7 +72,7 @@ class PairTransform:
     would be forked identically into every worker).
     """
 
-    def __init__(self, preprocess: str, load_size: int, crop_size: int, flip: bool):
+    def __init__(self, preprocess: str, load_size: int, crop_size: int):
         if preprocess not in PREPROCESS:
             from i2i.errors import UsageError
 
@@ -72,7 +80,6 @@ class PairTransform:
         self.preprocess = preprocess
         self.load_size = int(load_size)
         self.crop_size = int(crop_size)
-        self.flip = bool(flip)
         A, cv2 = _albumentations()
         steps = []
         if preprocess == "resize_and_crop":
@@ -81,8 +88,6 @@ class PairTransform:
             # The reference returns an image smaller than the crop unchanged (and batching
             # then fails); we pad it by reflection to the crop size instead.
             steps.append(A.RandomCrop(self.crop_size, self.crop_size, pad_if_needed=True, border_mode=cv2.BORDER_REFLECT_101))
-        if self.flip:
-            steps.append(A.HorizontalFlip(p=0.5))
         self._compose = A.Compose(steps, additional_targets={"b": "image"}) if steps else None
 
     def _deterministic(self, image: np.ndarray) -> np.ndarray:
@@ -114,18 +119,16 @@ class PairTransform:
 
     def __repr__(self) -> str:
         return (f"PairTransform(preprocess={self.preprocess!r}, load_size={self.load_size}, "
-                f"crop_size={self.crop_size}, flip={self.flip})")
+                f"crop_size={self.crop_size})")
 
 
-def cpu_transform(
-    preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256, flip: bool = True
-) -> PairTransform:
-    """The reference `get_transform`: `resize_and_crop` (resize to load_size square, then a
-    random crop_size crop), `crop`, `scale_width` (width to load_size, aspect kept, height
-    at least crop_size), `scale_width_and_crop`, or `none` (sizes rounded to a multiple of
-    4); then a random horizontal flip. Shrinking is area-averaged (antialiased like
-    PIL's bicubic), enlarging bicubic."""
-    return PairTransform(preprocess, load_size, crop_size, flip)
+def cpu_transform(preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256) -> PairTransform:
+    """The sizes of the reference `get_transform`: `resize_and_crop` (resize to load_size
+    square, then a random crop_size crop), `crop`, `scale_width` (width to load_size, aspect
+    kept, height at least crop_size), `scale_width_and_crop`, or `none` (sizes rounded to a
+    multiple of 4). Shrinking is area-averaged (antialiased like PIL's bicubic), enlarging
+    bicubic. Its random flip runs on the device (`device_augmentation`)."""
+    return PairTransform(preprocess, load_size, crop_size)
 
 
 # --------------------------------------------------------------------------- GPU
@@ -148,6 +151,7 @@ class GpuAugment:
     (for SR, an LR crop of 24 takes the matching HR crop of 96, aligned to the scale).
     `color_jitter_input`: (brightness, contrast, saturation, hue) for kornia's
     ColorJitter, applied to the input side only (3-channel inputs for saturation/hue).
+    `independent`: each side draws its own geometry (CycleGAN's two domains are unpaired).
 
     Flips, transposes and scale-aligned crops commute with an integer-scale resize, so a
     pair of different sizes (LR, HR) stays aligned. Call as `aug(a, b)` -> `(a, b)` or
@@ -161,9 +165,11 @@ class GpuAugment:
         crop: int | None = None,
         color_jitter_input: tuple[float, float, float, float] | None = None,
         generator: "torch.Generator | None" = None,
+        independent: bool = False,
     ):
         self.flip = flip
         self.rot90 = rot90
+        self.independent = independent
         self.crop = crop
         self.generator = generator
         self._jitter = None
@@ -184,18 +190,27 @@ class GpuAugment:
         sides = [a] if b is None else [a, b]
         if self.crop is not None:
             sides = self._random_crop(sides)
-        if self.flip:
-            mask = self._coin(n, a.device)
-            sides = [_where(mask, x.flip(-1), x) for x in sides]
-        if self.rot90:
-            mask = self._coin(n, a.device)
-            sides = [_where(mask, x.flip(-2), x) for x in sides]
-            mask = self._coin(n, a.device)
-            if all(x.shape[-1] == x.shape[-2] for x in sides):
-                sides = [_where(mask, x.transpose(-1, -2), x) for x in sides]
+        if self.independent:
+            sides = [self._geometry([x])[0] for x in sides]
+        else:
+            sides = self._geometry(sides)
         if self._jitter is not None:
             sides[0] = self._jitter(sides[0]).clamp(0, 1)
         return sides[0], (sides[1] if b is not None else None)
+
+    def _geometry(self, sides: list["torch.Tensor"]) -> list["torch.Tensor"]:
+        """The same random flips (and rotations) on every tensor of `sides`, per sample."""
+        n, device = sides[0].shape[0], sides[0].device
+        if self.flip:
+            mask = self._coin(n, device)
+            sides = [_where(mask, x.flip(-1), x) for x in sides]
+        if self.rot90:
+            mask = self._coin(n, device)
+            sides = [_where(mask, x.flip(-2), x) for x in sides]
+            mask = self._coin(n, device)
+            if all(x.shape[-1] == x.shape[-2] for x in sides):
+                sides = [_where(mask, x.transpose(-1, -2), x) for x in sides]
+        return sides
 
     def _random_crop(self, sides: list["torch.Tensor"]) -> list["torch.Tensor"]:
         """One random window per sample; the other side's window is scaled (integer ratio)."""
@@ -221,15 +236,10 @@ class GpuAugment:
         return out
 
 
-def dihedral_numpy(images: list[np.ndarray], hflip: bool, vflip: bool, transpose: bool) -> list[np.ndarray]:
-    """The same flips/transpose on every HxWxC array of a list (CPU side of the SR recipe)."""
-    out = []
-    for image in images:
-        if hflip:
-            image = image[:, ::-1]
-        if vflip:
-            image = image[::-1]
-        if transpose:
-            image = image.transpose(1, 0, 2)
-        out.append(np.ascontiguousarray(image))
-    return out
+def device_augmentation(preset: str, independent: bool = False) -> GpuAugment | None:
+    """The `--augment` preset as a GpuAugment (None for "none")."""
+    if preset not in AUGMENT:
+        from i2i.errors import UsageError
+
+        raise UsageError(f"unknown augment preset {preset!r}; choose one of {', '.join(AUGMENT)}")
+    return GpuAugment(**AUGMENT[preset], independent=independent) if AUGMENT[preset] else None

@@ -389,8 +389,8 @@ class SRDataset(_RobustDataset):
     (uint8 rounding per pass). With `lr_root` (BasicSR layout), LR files are matched to
     HR files by stem (`baby`, `babyx4`, `baby_x4`) and must be exactly HR/scale in size.
 
-    `augment`: random horizontal and vertical flips and a transpose (all 8 rotations /
-    mirrorings), the same on LR and HR. `patch_size=None` yields whole images (for
+    Random flips and rotations are not made here: the pipelines make them on the device
+    (`i2i.data.augment.device_augmentation`). `patch_size=None` yields whole images (for
     validation). Images smaller than the patch are skipped with a warning (padding would
     teach the network artificial borders); if none is large enough it is a UsageError.
     `cache` decodes every image once at construction and keeps it in memory (the 291
@@ -404,7 +404,6 @@ class SRDataset(_RobustDataset):
         scale: int = 4,
         patch_size: int | None = 96,
         lr_root: Path | str | None = None,
-        augment: bool = True,
         cache: bool = True,
         channels: int = 3,
         repeat: int = 1,
@@ -412,7 +411,6 @@ class SRDataset(_RobustDataset):
         self.root = Path(root)
         self.scale = int(scale)
         self.patch_size = patch_size
-        self.augment = augment
         self.in_channels = self.out_channels = channels
         self.repeat = max(1, int(repeat))
         if self.scale < 1:
@@ -473,8 +471,6 @@ class SRDataset(_RobustDataset):
         return len(self.items) * self.repeat
 
     def _item(self, index: int) -> dict:
-        from i2i.data.augment import dihedral_numpy
-
         index %= len(self.items)
         hr_path, lr_path = self.items[index]
         hr, lr = self._cache[index] if self._cache is not None else self._decode(hr_path, lr_path)
@@ -489,9 +485,6 @@ class SRDataset(_RobustDataset):
                 lr = lr[y:y + p // s, x:x + p // s]
         if lr is None:
             lr = imresize(hr, scale=1.0 / s)
-        if self.augment:
-            hflip, vflip, transpose = (torch.rand(3) < 0.5).tolist()
-            lr, hr = dihedral_numpy([lr, hr], hflip, vflip, transpose)
         return _pack(lr, hr, lr_path or hr_path, hr_path)
 
 

@@ -104,6 +104,7 @@ class Pipeline:
     shown_defaults: ClassVar[dict[str, str]] = {}
     monitor: ClassVar[str] = "G"
     sample_columns: ClassVar[tuple[str, ...]] = ()
+    unpaired: ClassVar[bool] = False  # True: A and B get their random geometry apart
 
     def __init__(self, options: Any, config: Any, device: torch.device,
                  autocast: Callable[[], Any] = _nullcontext, scaler: Any = None) -> None:
@@ -116,15 +117,22 @@ class Pipeline:
         self.scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)
         self.networks: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        from i2i.data.augment import device_augmentation
+
+        self.augmentation = device_augmentation("none" if config.no_flip else config.augment, self.unpaired)
 
     @classmethod
     def build_dataset(cls, options: Any, config: Any):
         raise NotImplementedError
 
     def augment(self, batch: dict) -> dict:
-        """The batch as the step sees it: random changes made on the device, after the
-        DataLoader (the trainer calls it once per step); the default changes nothing."""
-        return batch
+        """The batch as the step sees it: the run's random geometry (`--augment`), made on the
+        device after the DataLoader, the same on both sides of a pair (the trainer calls it
+        once per step). A pipeline may add its own (srgan's degradations)."""
+        if self.augmentation is None:
+            return batch
+        a, b = self.augmentation(batch["A"], batch["B"])
+        return {**batch, "A": a, "B": b}
 
     def step(self, batch: dict) -> dict:
         raise NotImplementedError

@@ -70,6 +70,7 @@ class CycleGAN(Pipeline):
     model_options = ("netG", "netD", "n_layers_D", "width", "ndf", "norm", "dropout", "in_channels", "out_channels")
     monitor = "G"
     sample_columns = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+    unpaired = True  # each domain gets its own random flips
 
     @classmethod
     def build_dataset(cls, options: CycleGANOptions, config):
@@ -78,7 +79,7 @@ class CycleGAN(Pipeline):
 
         if options.direction not in DIRECTIONS:
             raise UsageError(f"direction must be AtoB or BtoA, got {options.direction!r}")
-        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size, not config.no_flip)
+        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size)
         # in/out channels are the generator G_A's; with BtoA its input is the trainB folder
         c_in, c_out = options.channels()
         swap = options.direction == "BtoA"

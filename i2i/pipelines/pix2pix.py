@@ -58,7 +58,7 @@ class Pix2Pix(Pipeline):
 
         if options.task not in TASKS:
             raise UsageError(f"unknown task {options.task!r}; choose colorize, colorize_lab or sketch")
-        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size, not config.no_flip)
+        transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size)
         if options.task:
             if options.direction != "AtoB":
                 raise UsageError(f"--task {options.task} sets the direction; drop --direction {options.direction}")

@@ -111,6 +111,7 @@ class SRGAN(Pipeline):
         "lr_policy": "cosine",
         "batch_size": 16,
         "ema": 0.999,
+        "augment": "dihedral",      # BasicSR's use_hflip + use_rot
     }
     shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR)}
     monitor = "G"
@@ -174,7 +175,7 @@ class SRGAN(Pipeline):
         cls.resolve(options, config)
         hr_root, lr_root = _layout(Path(config.data), options)
         dataset = SRDataset(hr_root, options.scale, config.image_size, lr_root,
-                            augment=not config.no_flip, cache=True, channels=options.channels)
+                            cache=True, channels=options.channels)
         n = len(dataset.items)
         dataset.repeat = options.repeat or max(1, math.ceil(MIN_BATCHES_PER_EPOCH * config.batch_size / n))
         return dataset
@@ -222,7 +223,9 @@ class SRGAN(Pipeline):
     # ------------------------------------------------------------------ one step
 
     def augment(self, batch: dict) -> dict:
-        """With --degradation realesrgan, the LR side is made here, on the device, from the HR."""
+        """The shared flips and rotations (LR and HR alike); then, with --degradation
+        realesrgan, the LR is made here, on the device, from the HR."""
+        batch = super().augment(batch)
         if self.degrade is None:
             return batch
         return {**batch, "A": self.degrade(batch["B"], self.options.scale)}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from i2i.data.augment import PREPROCESS
+from i2i.data.augment import AUGMENT, PREPROCESS
 from i2i.device import PRECISIONS
 from i2i.errors import UsageError, one_line
 
@@ -56,7 +56,9 @@ class TrainConfig:
     load_size: int = setting(0, "Resize before cropping.", shown="image size * 286/256")
     preprocess: str = setting("resize_and_crop", "How images become crops (the reference's modes).",
                               choices=PREPROCESS)
-    no_flip: bool = setting(False, "No random horizontal flips.")
+    no_flip: bool = setting(False, "No random flips or rotations (the same as --augment none).")
+    augment: str = setting("flip", "Random geometry on the device, per sample: flip (horizontal, the reference's), "
+                           "dihedral (all 8 flips and rotations), none.", choices=tuple(AUGMENT))
     serial_batches: bool = setting(False, "Images in order, not shuffled (unpaired: B paired by index).")
     num_workers: int = setting(2, "Data loading processes.")
     # optimisation
