@@ -84,6 +84,7 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
+            keys = list(f.keys())
     except Exception as error:  # safetensors raises several types for a bad header
         raise I2IError(f"{path}: not a safetensors model file ({one_line(error, 300)})") from None
     if metadata.get("format") != MODEL_FORMAT:
@@ -91,13 +92,15 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
                        "foreign weights must be imported first")
     try:
         archs = _archs(json.loads(metadata["networks"]))
+        for name, arch in archs.items():
+            _check_repeats(name, arch, sum(key.startswith(f"{name}.") for key in keys))
         if "spec" in metadata:
             spec = ModelSpec.from_dict(json.loads(metadata["spec"]))
         else:
             spec = from_legacy_settings(metadata["pipeline"], json.loads(metadata.get("settings", "{}")), archs)
     except I2IError as error:
-        raise I2IError(f"{path}: {error}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise I2IError(f"{path}: {one_line(error)}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:  # RecursionError: JSON nested too deep
         raise I2IError(f"{path}: bad model metadata ({one_line(error, 200, typed=True)})") from None
     missing = sorted(set(spec.directions.values()) - set(archs))
     if missing:
@@ -137,11 +140,11 @@ def load_model(path: str | os.PathLike, names: list[str] | None = None) -> Model
             try:
                 state = {k[len(prefix):]: f.get_tensor(k) for k in keys if k.startswith(prefix)}
             except Exception as error:
-                raise I2IError(f"{path}: cannot read the weights of '{name}' ({one_line(error, 300)})") from None
+                raise I2IError(f"{path}: cannot read the weights of {name!r} ({one_line(error, 300)})") from None
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as error:
-                raise I2IError(f"{path}: weights of '{name}' do not fit its architecture ({one_line(error, 300)})") from None
+                raise I2IError(f"{path}: weights of {name!r} do not fit its architecture ({one_line(error, 300)})") from None
             networks[name] = net.eval()
     return ModelFile(networks=networks, spec=header.spec, path=path)
 
@@ -155,18 +158,38 @@ def _check_shapes(path: Path, name: str, arch: dict, stored: dict[str, list[int]
         with torch.device("meta"):
             expected = {f"{name}.{k}": list(v.shape) for k, v in i2i.nn.rebuild(arch).state_dict().items()}
     except I2IError as error:
-        raise I2IError(f"{path}: network '{name}': {error}") from None
-    except (TypeError, ValueError) as error:
-        raise I2IError(f"{path}: network '{name}': bad architecture ({one_line(error, 200, typed=True)})") from None
+        raise I2IError(f"{path}: network {name!r}: {one_line(error)}") from None  # one line whatever the builder says
+    except (TypeError, ValueError, RuntimeError) as error:  # RuntimeError: a size that overflows on meta
+        raise I2IError(f"{path}: network {name!r}: bad architecture ({one_line(error, 200, typed=True)})") from None
     for key in sorted(set(expected) | set(stored)):
         if key not in stored:
-            raise I2IError(f"{path}: tensor {key} is missing (its architecture {arch['name']} has it)")
+            raise I2IError(f"{path}: tensor {_shown(key)} is missing (its architecture {arch['name']} has it)")
         if key not in expected:
-            raise I2IError(f"{path}: unexpected tensor {key} (its architecture {arch['name']} has none)")
+            raise I2IError(f"{path}: unexpected tensor {_shown(key)} (its architecture {arch['name']} has none)")
         if list(stored[key]) != expected[key]:
             raise I2IError(f"{path}: tensor {key} is {list(stored[key])} in the file, but its architecture "
-                           f"{arch['name']} ({', '.join(f'{k}={v}' for k, v in arch.items() if k != 'name')}) "
+                           f"{arch['name']} ({', '.join(f'{k}={_shown(str(v))}' for k, v in arch.items() if k != 'name')}) "
                            f"builds {expected[key]}")
+
+
+# Options of i2i.nn builders that repeat a block (resnet/srresnet/rrdbnet num_blocks, patchgan n_layers).
+_REPEAT_OPTIONS = ("num_blocks", "n_layers")
+
+
+def _check_repeats(name: str, arch: dict, tensors: int) -> None:
+    """Refuse more repeated blocks than the file holds tensors for the network (each block has one
+    or more), before anything builds them: building costs ~2 ms a block even on the meta device,
+    so metadata claiming num_blocks=10**9 would hang the loader."""
+    for option in _REPEAT_OPTIONS:
+        count = arch.get(option)
+        if isinstance(count, int) and not isinstance(count, bool) and count > tensors:
+            raise I2IError(f"network {name!r}: {option}={count}, but the file holds only {tensors} tensors for it")
+
+
+def _shown(text: str) -> str:
+    """A name from a file as a message shows it: as is, or quoted with escapes (a newline, a
+    control character) so the message stays one line."""
+    return text if text.isprintable() else repr(text)
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:

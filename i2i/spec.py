@@ -6,10 +6,11 @@ A pipeline writes one `ModelSpec` into every model file it saves; inference read
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from i2i.errors import I2IError
+from i2i.errors import I2IError, one_line
 
 DIRECTIONS = ("AtoB", "BtoA")
 TEST_MODES = ("train", "eval")
@@ -114,15 +115,16 @@ class ModelSpec:
         if not isinstance(values, Mapping):
             raise I2IError(f"bad model spec: expected a mapping, not {type(values).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        unknown = sorted(set(values) - set(known), key=str)
         if unknown:
-            raise I2IError(f"bad model spec: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+            raise I2IError(f"bad model spec: unknown field{'s' if len(unknown) > 1 else ''} "
+                           f"{', '.join(n if isinstance(n, str) and n.isprintable() else repr(n) for n in unknown)}")
         kwargs: dict[str, Any] = {}
         for name, value in values.items():
             try:
                 kwargs[name] = _FIELD_READERS.get(name, _same)(value)
             except (TypeError, ValueError, KeyError):
-                raise I2IError(f"bad model spec: field {name} = {value!r}") from None
+                raise I2IError(f"bad model spec: field {name} = {reprlib.repr(value)}") from None
         if "pipeline" not in kwargs:
             raise I2IError("bad model spec: no pipeline")
         return cls(**kwargs)
@@ -185,6 +187,8 @@ def from_legacy_settings(pipeline: str, settings: Mapping[str, Any], archs: Mapp
             atob = i2i.nn.rebuild(archs[directions["AtoB"]] if "AtoB" in directions else next(iter(archs.values())))
     except (KeyError, StopIteration):
         raise I2IError(f"bad model spec: no network for {dict(directions)!r}") from None
+    except RuntimeError as error:  # e.g. a width whose weights overflow a size, even on meta
+        raise I2IError(f"bad model spec: its AtoB network cannot be built ({one_line(error, 200)})") from None
     default_range = [0, 1] if pipeline == "srgan" else [-1, 1]
     return ModelSpec.from_dict({
         "pipeline": pipeline,
