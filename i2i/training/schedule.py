@@ -6,7 +6,7 @@ from typing import Mapping
 
 import torch
 
-from i2i.training.settings import TrainConfig, check_lr_policy
+from i2i.training.settings import TrainConfig
 
 
 class Schedule:
@@ -25,7 +25,6 @@ class Schedule:
     """
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int, total_steps: int) -> None:
-        check_lr_policy(config.lr_policy)
         self.policy = config.lr_policy
         self.gamma = config.lr_gamma
         self.decay_every = max(1, config.lr_decay_iters)

@@ -200,9 +200,5 @@ def check_config(config: TrainConfig) -> None:
             raise UsageError(f"{name} must be >= 1, got {getattr(config, name)}")
     if not 0 <= config.ema < 1:
         raise UsageError(f"ema must be a decay in [0, 1) (0: off), got {config.ema}")
-    check_lr_policy(config.lr_policy)
-
-
-def check_lr_policy(policy: str) -> None:
-    if policy not in LR_POLICIES:
-        raise UsageError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICIES)}")
+    if config.lr_policy not in LR_POLICIES:
+        raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
