@@ -135,10 +135,10 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, models):
         io.write_image(src / f"{i}.png", pattern(16, 16, seed=i))
     code = ("import sys, time\n"
             "from i2i.infer import folder, load_model\n"
-            "folder._Heartbeat.__init__.__defaults__ = (0.05,)\n"
+            "folder._Heartbeat.__init__.__defaults__ = (0.01,)\n"
             f"t = load_model({str(models['sr'])!r}, device='cpu')\n"
             "original = t.translate_tensor\n"
-            "def slow(*a, **k):\n    time.sleep(0.3)\n    return original(*a, **k)\n"
+            "def slow(*a, **k):\n    time.sleep(0.5)\n    return original(*a, **k)\n"
             "t.translate_tensor = slow\n"
             f"t.translate_folder({str(src)!r}, {str(tmp_path / 'out')!r}, workers=1)\n")
     assert folder._Heartbeat.__init__.__defaults__ == (10.0,)
@@ -147,7 +147,7 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, models):
     lines = done.stderr.splitlines()
     assert any(line.startswith("measuring which precision") for line in lines), done.stderr
     beats = [line for line in lines if line.startswith("progress: ")]
-    assert len(beats) >= 3 and "/3 images" in beats[0], done.stderr
+    assert beats and all("/3 images" in beat for beat in beats), done.stderr
     assert lines[-1].startswith("done 3, skipped 0, failed 0")
 
 
