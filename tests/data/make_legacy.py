@@ -11,6 +11,7 @@ pix2pix colorize_lab, SRGAN x2 (translated whole and in tiles). Inputs: three sm
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,16 +22,8 @@ from PIL import Image
 from i2i.infer import load_model
 from i2i.training import make_settings, train
 
-HERE = Path(__file__).resolve().parent / "legacy"
-CASES = {  # name: (model, load_model kwargs, translate_folder kwargs)
-    "cyclegan_AtoB": ("cyclegan", {"direction": "AtoB"}, {}),
-    "cyclegan_BtoA": ("cyclegan", {"direction": "BtoA"}, {}),
-    "pix2pix": ("pix2pix", {}, {}),
-    "pix2pix_eval": ("pix2pix", {"test_mode": "eval"}, {}),
-    "lab": ("lab", {}, {}),
-    "sr": ("sr", {}, {}),
-    "sr_tiled": ("sr", {}, {"tile": 16, "tile_pad": 8}),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_legacy import CASES, LEGACY as HERE  # noqa: E402  (the cases the test replays)
 
 
 def photos(folder: Path, n: int, size: int, seed: int, mode: str = "RGB") -> Path:
