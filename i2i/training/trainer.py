@@ -184,9 +184,8 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
 
     def _restore_newest(self) -> bool:
-        """Resume from the newest checkpoint that is valid for this run; False when there is
-        none yet. A truncated, foreign or malformed newest one is reported on one line and the
-        next older one is tried, as a crash mid-write would need."""
+        """Resume from the newest checkpoint valid for this run (False: none yet); a truncated,
+        foreign or malformed newer one is reported on one line and skipped."""
         from i2i.checkpoint import load_training_state
 
         found = self.run_folder.checkpoints()
@@ -236,6 +235,13 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> Path:
+        """Train to the last step (or a signal); the run folder's lock is released however it ends."""
+        try:
+            return self._run()
+        finally:
+            self.run_folder.unlock()
+
+    def _run(self) -> Path:
         from torch.utils.data import default_collate
         from tqdm import tqdm
 
@@ -273,7 +279,6 @@ class Trainer:
                 self.sample()
             if last_checkpoint != self.step:
                 self.save()
-        folder.unlock()
         if stop.name is not None:
             raise Interrupted(f"{stop.name}: stopped at step {self.step} of {self.total_steps}; checkpoint saved. "
                               f"Continue with --resume (same --out).", stop.signum)
