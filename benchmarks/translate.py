@@ -1,8 +1,9 @@
 """Folder inference speed and memory: `Translator.translate_folder`, disk to disk.
 
     python benchmarks/translate.py [--images 100] [--size 256] [--batch-size 1] [--device cpu]
-                                   [--workers 1,2] [--configs bf16-cl,auto] [--peak-size 4096] [--tile 512]
-                                   [--skip-speed] [--skip-peak]
+                                   [--workers 1,2] [--configs bf16-cl,auto] [--tile 512]
+                                   [--peak-sizes 4096] [--peak-models resnet_9blocks]
+                                   [--skip-speed] [--skip-peak] [--peak-memory]
 
 1. images/s for resnet_9blocks (width 64, random init) on the CPU, `--images` PNGs of
    `--size` px generated in a temp folder, read and written as files (decode ahead and
@@ -13,8 +14,14 @@
    "model only" is the network alone, one call on all torch threads (best of 5): a figure
    that other load hardly moves.
 2. `i2i --help` start-up (best of 5). Target: < 2 s.
-3. Peak RSS (ru_maxrss of a fresh subprocess) translating one `--peak-size` square image
-   with `--tile`. Target: < 4 GiB.
+3. Peak RSS (ru_maxrss of a fresh subprocess, one at a time) translating one square PNG of
+   each `--peak-sizes` with each `--peak-models` ("tiny": resnet_6blocks width 4;
+   "resnet_9blocks": width 64) and `--tile` (tile_pad 32; `--tile 0`: whole images, tiled
+   automatically when they would not fit in the free memory). The PNGs are smooth pictures
+   (noise blocks and a ramp), so a 13000x13000 one is about 0.6 MB.
+   Target: under 2 GB for 13000x13000 with tiles (source and result as 8-bit arrays are
+   about 1 GB of it). `--peak-memory` measures only this, by default for 13000 and 6000 px
+   with both models. To measure another checkout, run it with PYTHONPATH=/that/checkout.
 
 Prints the CPU model: on a shared machine, rerun before comparing numbers.
 """
@@ -41,13 +48,27 @@ def picture(size: int, seed: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
 
 
-def make_net():
+def make_net(name: str = "resnet_9blocks"):
+    """resnet_9blocks (width 64) or "tiny" (resnet_6blocks, width 4), instance norm, random init."""
     import torch
 
     import i2i.nn
 
     torch.manual_seed(0)
-    return i2i.nn.init_weights(i2i.nn.create("resnet_9blocks", width=64, norm="instance"), "normal", 0.02)
+    arch, width = ("resnet_6blocks", 4) if name == "tiny" else (name, 64)
+    return i2i.nn.init_weights(i2i.nn.create(arch, width=width, norm="instance"), "normal", 0.02)
+
+
+def big_picture(path: Path, size: int) -> None:
+    """A size x size PNG that compresses as well as the issue's (13000 px: ~0.6 MB): noise
+    blocks of 100 px plus a horizontal ramp."""
+    import PIL.Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    small = np.random.default_rng(size).integers(0, 128, (max(1, size // 100),) * 2 + (3,), dtype=np.uint8)
+    blocks = np.asarray(PIL.Image.fromarray(small).resize((size, size), PIL.Image.Resampling.NEAREST))
+    ramp = (np.arange(size, dtype=np.uint32) * 128 // size).astype(np.uint8)
+    PIL.Image.fromarray(blocks + ramp[None, :, None]).save(path)
 
 
 def speed(args: argparse.Namespace, work: Path) -> None:
@@ -118,27 +139,34 @@ def startup() -> None:
 
 
 def peak(args: argparse.Namespace, work: Path) -> None:
-    from i2i.data.io import write_image
+    """One fresh subprocess per (size, model), one after the other."""
+    print(f"peak RSS, tile {args.tile} (tile_pad 32), one PNG at a time, CPU:")
+    for size in args.peak_sizes:
+        image = work / "big" / f"{size}.png"
+        big_picture(image, size)
+        for name in args.peak_models:
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, __file__, "--peak-child", str(image), "--peak-models", name,
+                                  "--tile", str(args.tile)], capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+            result = run.stdout.strip() if run.returncode == 0 else f"failed ({run.returncode}): {run.stderr[-300:]}"
+            print(f"  {size}x{size} ({image.stat().st_size / 1e3:.0f} KB PNG), {name}: {result} ({seconds:.0f} s)",
+                  flush=True)
+            for line in run.stderr.splitlines():
+                if line.endswith("px tiles"):  # tiled automatically (--tile 0)
+                    print(f"    {line}", flush=True)
 
-    image = work / "big" / "big.png"
-    write_image(image, picture(args.peak_size, 0))
-    start = time.perf_counter()
-    run = subprocess.run([sys.executable, __file__, "--peak-child", str(image), "--tile", str(args.tile)],
-                         check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    print(f"peak RSS, {args.peak_size}x{args.peak_size} with tile {args.tile}: {run.stdout.strip()} "
-          f"({seconds:.0f} s)")
 
-
-def peak_child(image: Path, tile: int) -> None:
+def peak_child(image: Path, name: str, tile: int) -> None:
     """Runs in a fresh process, so ru_maxrss is this case's peak only."""
     from i2i.infer import Translator
 
-    translator = Translator(make_net(), device="cpu")
-    summary = translator.translate_folder(image, image.parent / "out", tile=tile, tile_pad=32, progress=False)
+    translator = Translator(make_net(name), device="cpu")
+    summary = translator.translate_folder(image, image.parent / "out", tile=tile, tile_pad=32, overwrite=True,
+                                          progress=False)
     assert summary.done == 1, summary
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(f"{kib / 2**20:.2f} GiB [{translator.precision}{' + cl' if translator.channels_last else ''}]")
+    print(f"{kib * 1024 / 1e9:.2f} GB [{translator.precision}{' + cl' if translator.channels_last else ''}]")
 
 
 def main() -> None:
@@ -151,15 +179,22 @@ def main() -> None:
                         help="model workers to compare, e.g. 1,2 (default: what translate_folder picks)")
     parser.add_argument("--configs", help="a subset, e.g. bf16-cl,auto (of fp32, fp32-cl, bf16, bf16-cl, "
                                           "fp16, fp16-cl, auto)")
-    parser.add_argument("--peak-size", type=int, default=4096)
+    parser.add_argument("--peak-sizes", type=lambda text: [int(n) for n in text.split(",")],
+                        help="square image sizes for the peak RSS figure (default 4096; --peak-memory: 13000,6000)")
+    parser.add_argument("--peak-models", type=lambda text: text.split(","),
+                        help="tiny and/or resnet_9blocks (default resnet_9blocks; --peak-memory: both)")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-peak", action="store_true")
+    parser.add_argument("--peak-memory", action="store_true", help="only the peak RSS figures")
     parser.add_argument("--peak-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peak_child:
-        peak_child(args.peak_child, args.tile)
+        peak_child(args.peak_child, args.peak_models[0], args.tile)
         return
+    big = args.peak_memory
+    args.peak_sizes = args.peak_sizes or ([13000, 6000] if big else [4096])
+    args.peak_models = args.peak_models or (["tiny", "resnet_9blocks"] if big else ["resnet_9blocks"])
     from i2i.device import cpu_model
 
     print(f"CPU: {cpu_model()} ({os.cpu_count()} cores)")
@@ -167,10 +202,11 @@ def main() -> None:
         import torch
 
         print(f"GPU: {torch.cuda.get_device_name(args.device)}")
-    startup()
+    if not big:
+        startup()
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as folder:
         work = Path(folder)
-        if not args.skip_speed:
+        if not (args.skip_speed or big):
             speed(args, work)
         if not args.skip_peak:
             peak(args, work)

@@ -1,13 +1,19 @@
 """Image conversion around the model call, in one place: PIL images, numpy arrays, tensors
 and decoded files to NxCxHxW floats in [0, 1], and the result back to what came in.
 
+The model call reads its input and writes its output a window at a time (`Pixels`,
+`Result`), so 8- and 16-bit images stay integer arrays and only the window being computed
+exists as floats: what `i2i.infer.tiles` needs to bound the memory of huge images. Each
+window is converted exactly as the whole image would be (io.to_tensor, io.from_tensor are
+per pixel).
+
 An alpha channel (the last of 2 or 4 channels) is split off before the model and put back
 after it (the model call resizes it for SR); 16-bit in gives 16-bit out, except where Pillow
 has no such mode (16-bit colour). File decoding and encoding stay in `i2i.data.io`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -17,32 +23,110 @@ from i2i.errors import UsageError
 
 # colour NxCxHxW and alpha (Nx1xHxW or None) in [0, 1] -> the model's colour and alpha
 TensorCall = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor | None]]
+# HxWxC uint8/uint16 colour of one size, their HxW alphas or None, a name for messages -> (pixels, alpha) each
+ArrayCall = Callable[..., list[tuple[np.ndarray, np.ndarray | None]]]
+Index = slice | np.ndarray  # rows or columns of an image (`i2i.infer.tiles.pad_index`)
 
 
-def translate_image(image: Any, translate: TensorCall) -> Any:
-    """A PIL image, numpy array or tensor through `translate`, returned as the same kind
-    (see `Translator.__call__` for what each kind may be)."""
+class Pixels(Protocol):
+    """The model call's input, read a window at a time."""
+
+    shape: tuple[int, int, int, int]  # N, C, H, W
+
+    def read(self, rows: Index, cols: Index) -> torch.Tensor:
+        """Those rows and columns of every image, as N x C x h x w floats in [0, 1]."""
+
+
+class Result(Protocol):
+    """The model call's output, written a region at a time."""
+
+    def write(self, top: int, left: int, y: torch.Tensor, size: tuple[int, int]) -> None:
+        """N x C x h x w floats in [0, 1] at (top, left) of outputs `size` = (H, W) large."""
+
+
+class ArrayPixels:
+    """HxWxC uint8/uint16 arrays of one size (depths may differ) read as io.to_tensor reads them."""
+
+    def __init__(self, arrays: Sequence[np.ndarray]):
+        self.arrays = arrays
+        height, width, channels = arrays[0].shape
+        self.shape = (len(arrays), channels, height, width)
+
+    def read(self, rows: Index, cols: Index) -> torch.Tensor:
+        return torch.stack([io.to_tensor(_take(array, rows, cols)) for array in self.arrays])
+
+
+class TensorPixels:
+    """An NxCxHxW float tensor in [0, 1]."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self.shape = tuple(x.shape)
+
+    def read(self, rows: Index, cols: Index) -> torch.Tensor:
+        def index(i: Index) -> slice | torch.Tensor:
+            return i if isinstance(i, slice) else torch.from_numpy(i).to(self.x.device)
+
+        rows, cols = index(rows), index(cols)
+        if isinstance(rows, slice) or isinstance(cols, slice):
+            return self.x[:, :, rows, cols]
+        return self.x[:, :, rows[:, None], cols[None, :]]
+
+
+class ArrayResult:
+    """HxWxC arrays, one per image at its bit depth (8 or 16), filled as io.from_tensor converts."""
+
+    def __init__(self, bit_depths: Sequence[int]):
+        self.bit_depths = bit_depths
+        self.arrays: list[np.ndarray] = []
+
+    def write(self, top: int, left: int, y: torch.Tensor, size: tuple[int, int]) -> None:
+        for i, depth in enumerate(self.bit_depths):
+            block = io.from_tensor(y[i], depth)
+            if len(self.arrays) <= i:
+                self.arrays.append(np.empty((*size, block.shape[2]), block.dtype))
+            self.arrays[i][top: top + block.shape[0], left: left + block.shape[1]] = block
+
+
+class TensorResult:
+    """One N x C x H x W float tensor, on the device the model computes on."""
+
+    def __init__(self):
+        self.tensor: torch.Tensor | None = None
+
+    def write(self, top: int, left: int, y: torch.Tensor, size: tuple[int, int]) -> None:
+        if self.tensor is None:
+            self.tensor = y.new_empty(*y.shape[:2], *size)
+        self.tensor[:, :, top: top + y.shape[2], left: left + y.shape[3]] = y
+
+
+def _take(array: np.ndarray, rows: Index, cols: Index) -> np.ndarray:
+    if isinstance(rows, slice) or isinstance(cols, slice):
+        return array[rows, cols]
+    return array[np.ix_(rows, cols)]
+
+
+def translate_image(image: Any, translate: TensorCall, translate_arrays: ArrayCall) -> Any:
+    """A PIL image, numpy array or tensor through the model, returned as the same kind (see
+    `Translator.__call__` for what each kind may be): float tensors and arrays through
+    `translate`, 8- and 16-bit arrays and PIL images through `translate_arrays`."""
     if isinstance(image, torch.Tensor):
         return _translate_tensor(image, translate)
     if isinstance(image, np.ndarray):
-        return _translate_array(image, translate)
+        return _translate_array(image, translate, translate_arrays)
     import PIL.Image
 
     if isinstance(image, PIL.Image.Image):
-        return _translate_pil(image, translate)
+        return _translate_pil(image, translate, translate_arrays)
     raise UsageError(f"cannot translate a {type(image).__name__}: give a PIL image, a numpy array or a tensor")
 
 
-def translate_batch(images: list[io.Image], translate: TensorCall) -> list[tuple[np.ndarray, np.ndarray | None]]:
+def translate_batch(images: list[io.Image], translate: ArrayCall) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Decoded files of one size (all with alpha or all without) through `translate`: the
     pixels and alpha to write, each at its file's bit depth."""
-    x = torch.stack([io.to_tensor(image) for image in images])
-    alpha = None if images[0].alpha is None else torch.stack([io.to_tensor(image.alpha) for image in images])
-    y, alpha = translate(x, alpha)
-    y = y.cpu()
-    alpha = None if alpha is None else alpha.cpu()
-    return [(io.from_tensor(y[i], image.bit_depth), None if alpha is None else io.from_tensor(alpha[i], image.bit_depth))
-            for i, image in enumerate(images)]
+    alphas = None if images[0].alpha is None else [image.alpha for image in images]
+    name = ", ".join(str(image.path or "image") for image in images)
+    return translate([image.pixels for image in images], alphas, name=name)
 
 
 def _translate_tensor(image: torch.Tensor, translate: TensorCall) -> torch.Tensor:
@@ -55,30 +139,29 @@ def _translate_tensor(image: torch.Tensor, translate: TensorCall) -> torch.Tenso
     return y if batched else y[0]
 
 
-def _translate_array(image: np.ndarray, translate: TensorCall) -> np.ndarray:
+def _translate_array(image: np.ndarray, translate: TensorCall, translate_arrays: ArrayCall) -> np.ndarray:
     flat = image.ndim == 2
     array = image[..., None] if flat else image
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise UsageError(f"expected an HxW or HxWxC array with 1-4 channels, not shape {image.shape}")
     if image.dtype == np.uint8 or image.dtype == np.uint16:
-        x = io.to_tensor(array)
+        alpha = array.shape[2] in (2, 4)
+        ((out, out_alpha),) = translate_arrays([array[..., :-1] if alpha else array],
+                                               [array[..., -1]] if alpha else None)
+        out = out if out_alpha is None else np.dstack([out, out_alpha])
     elif np.issubdtype(image.dtype, np.floating):
         x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
+        out = _with_alpha(x[None], translate)[0].permute(1, 2, 0).cpu().clamp(0, 1).numpy().astype(image.dtype)
     else:
         raise UsageError(f"expected uint8, uint16 or float pixels, not {image.dtype}")
-    y = _with_alpha(x[None], translate)
-    if np.issubdtype(image.dtype, np.floating):
-        out = y[0].permute(1, 2, 0).cpu().clamp(0, 1).numpy().astype(image.dtype)
-    else:
-        out = io.from_tensor(y[0], 16 if image.dtype == np.uint16 else 8)
     return out[..., 0] if flat and out.shape[2] == 1 else out
 
 
-def _translate_pil(image: Any, translate: TensorCall) -> Any:
+def _translate_pil(image: Any, translate: TensorCall, translate_arrays: ArrayCall) -> Any:
     import PIL.Image
 
     pixels, alpha = io.pil_to_arrays(image)
-    out = _translate_array(pixels if alpha is None else np.dstack([pixels, alpha]), translate)
+    out = _translate_array(pixels if alpha is None else np.dstack([pixels, alpha]), translate, translate_arrays)
     if out.dtype == np.uint16 and out.shape[2] > 1:  # Pillow holds 16 bits only as gray ("I;16")
         out = io.to_dtype(out, np.uint8)
     if out.shape[2] == 1:

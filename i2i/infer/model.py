@@ -1,5 +1,15 @@
 """The model call: a generator run as its model file's contract (`i2i.spec.ModelSpec`) says,
-on NxCxHxW tensors in [0, 1]: value range and channels -> pad -> run (whole or tiled) -> crop.
+on NxCxHxW images in [0, 1]: value range and channels -> pad -> run (whole or tiled) -> crop.
+
+Memory. The call reads its input and writes its output a window at a time (`i2i.infer.images`
+Pixels and Result; `i2i.infer.tiles`): 8- and 16-bit images stay integer arrays and only the
+window being computed is ever floats, so with tiles the memory is the source, the result and
+one tile. Without tiles, an image whose estimated working memory exceeds the free memory is
+tiled all the same (one line on stderr says so) rather than killed by the OOM killer.
+
+Broken models. Weights or buffers that are NaN or infinite are refused when the model is
+built; an output that is not finite is an I2IError (a folder run fails that batch's images,
+one line each), never a written black image.
 
 Sizes. Any input size works, 1x1 included: the image is padded at the bottom/right to the
 network's size requirements (reflect, or replicate where the image is too small to reflect)
@@ -20,17 +30,22 @@ running statistics and no dropout.
 """
 from __future__ import annotations
 
+import itertools
+import sys
 import threading
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from i2i.data import io
 from i2i.data.color import lab_to_rgb, luminance, rgb_to_lab01
 from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
+from i2i.infer import tiles
+from i2i.infer.images import ArrayPixels, ArrayResult, Pixels, Result, TensorPixels, TensorResult
 from i2i.infer.speed import Candidate, Speed
-from i2i.infer.tiles import round_up, run_tiled
 from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
 from i2i.spec import TEST_MODES, ModelSpec, spec_for_network
 
@@ -49,6 +64,7 @@ class ImageModel:
                  seed: int = 0):
         net.eval()
         self.source = source or type(net).__name__
+        _check_weights(net, self.source)
         self.spec = spec if spec is not None else spec_for_network(net)
         self.direction = direction or self.spec.default_direction
         self.in_channels, self.out_channels = self.spec.channels(self.direction)
@@ -69,6 +85,7 @@ class ImageModel:
         # "train" with neither BatchNorm nor dropout computes what "eval" computes, in batches
         self.stochastic = self.test_mode == "train" and is_stochastic_at_test(net)
         self.seed = seed
+        self._activation: float | None = None  # see _activation_per_pixel
         if self.stochastic:
             use_batch_statistics(net)
             self._rng_lock = threading.Lock()  # torch's RNG is one per process
@@ -109,28 +126,103 @@ class ImageModel:
 
         `alpha` (Nx1xHxW or None) follows the image: resized bicubically for SR.
         """
-        tile = self.tile if tile is None else tile
-        tile_pad = self.tile_pad if tile_pad is None else tile_pad
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
+        result = TensorResult()
+        self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
+        assert result.tensor is not None
+        return result.tensor, None if alpha is None else self._resize_alpha(alpha)
+
+    @torch.inference_mode()
+    def translate_arrays(self, pixels: list[np.ndarray], alphas: list[np.ndarray] | None = None, *,
+                         tile: int | None = None, tile_pad: int | None = None, name: str = ""
+                         ) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """HxWxC uint8/uint16 images of one size (C 1 or 3), and their HxW alphas or None ->
+        (pixels, alpha) per image at its bit depth: as `translate_tensor` on io.to_tensor's
+        floats, written back by io.from_tensor, but only a window at a time is ever floats.
+
+        The alpha of a scale-1 model comes back as it is (the float round trip is exact);
+        SR resizes it bicubically on the whole image (one channel). `name` (the files) is
+        for the line that says an image is tiled because it would not fit in memory.
+        """
+        result = ArrayResult([16 if array.dtype == np.uint16 else 8 for array in pixels])
+        self.translate_pixels(ArrayPixels(pixels), result, tile=tile, tile_pad=tile_pad, name=name)
+        if alphas is None or self.scale == 1:
+            return list(zip(result.arrays, alphas or [None] * len(pixels)))
+        resized = self._resize_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas])).cpu()
+        return [(out, io.from_tensor(resized[i, 0], bits)[..., 0])
+                for i, (out, bits) in enumerate(zip(result.arrays, result.bit_depths))]
+
+    @torch.inference_mode()
+    def translate_pixels(self, source: Pixels, result: Result, *, tile: int | None = None,
+                         tile_pad: int | None = None, name: str = "") -> None:
+        """The model call, window by window: read -> channels and range -> run -> crop ->
+        back to [0, 1] -> write (`i2i.infer.tiles`). Without tiles, an image that would not
+        fit in the free memory is tiled all the same, with one line on stderr saying so."""
+        tile = self.tile if tile is None else tile
+        tile_pad = self.tile_pad if tile_pad is None else tile_pad
         if tile < 0 or tile_pad < 0:
             raise UsageError(f"tile and tile_pad must be >= 0, not {tile} and {tile_pad}")
-        height, width = x.shape[-2:]
-        x = x.to(self.device, torch.float32)
-        net_in = self._to_network(x)
-        padded = _pad_to(net_in, *self.size.padded(height, width))
-        if tile and max(padded.shape[-2:]) > tile:
-            y = run_tiled(self._run, padded, tile, tile_pad, self.scale, self.size)
-        else:
-            y = self._run(padded)
-        y = y[:, :, : height * self.scale, : width * self.scale]
-        out = self._from_network(y, x)
-        if alpha is not None:
-            alpha = alpha.to(self.device, torch.float32)
-            if self.scale != 1:
-                alpha = F.interpolate(alpha, scale_factor=self.scale, mode="bicubic", align_corners=False)
-            alpha = alpha.clamp(0, 1)
-        return out, alpha
+        height, width = source.shape[-2:]
+        padded, s = self.size.padded(height, width), self.scale
+        tile = tile or self._auto_tile(source.shape, tile_pad, name)
+        for part in tiles.plan(*padded, tile, tile_pad, self.size):
+            (top, bottom), (left, right) = part.region
+            bottom, right = min(bottom, height), min(right, width)  # crop the padding
+            if bottom <= top or right <= left:
+                continue
+            rows = tiles.pad_index(*part.rows, height, padded[0])
+            x = source.read(rows, tiles.pad_index(*part.cols, width, padded[1])).to(self.device, torch.float32)
+            y = self._run(self._to_network(x))
+            rows = slice(top - part.rows[0], bottom - part.rows[0])
+            cols = slice(left - part.cols[0], right - part.cols[0])
+            y = y[:, :, rows.start * s: rows.stop * s, cols.start * s: cols.stop * s]
+            if not torch.isfinite(y).all():
+                raise I2IError(f"{self.source}: the network's output holds NaN or infinite values{self._nan_hint()}")
+            result.write(top * s, left * s, self._from_network(y, x[:, :, rows, cols]), (height * s, width * s))
+
+    def _auto_tile(self, shape: tuple[int, ...], tile_pad: int, name: str) -> int:
+        """0 (whole images) where the estimated working memory fits in the free memory,
+        else the largest tile size whose windows fit in half of it (and one line saying so)."""
+        free = tiles.available_memory(self.device)
+        activation = None if free is None else self._activation_per_pixel()
+        if activation is None:
+            return 0
+        n, channels, height, width = shape
+        per_pixel = n * tiles.bytes_per_pixel(activation, channels, self.out_channels, self.scale)
+        padded = self.size.padded(height, width)
+        output = 4.0 * n * self.out_channels * height * width * self.scale ** 2  # the result, as floats
+        need = output + per_pixel * padded[0] * padded[1]
+        if need <= free:
+            return 0
+        from tqdm import tqdm
+
+        tile = tiles.fitting_tile(per_pixel, output, free / 2, tile_pad, self.size)
+        images = f"{n} images of {width}x{height} need" if n > 1 else f"{width}x{height} needs"
+        tqdm.write(f"{name or self.source}: {images} ~{_gigabytes(need)}, more than the {_gigabytes(free)} free: "
+                   f"translating in {tile} px tiles", file=sys.stderr)
+        return tile
+
+    def _activation_per_pixel(self) -> float | None:
+        """The network's largest activation in values per input pixel, measured once on a
+        small probe (`i2i.infer.tiles.largest_activation`); None if the probe fails (the
+        image's own run then says why)."""
+        if self._activation is None:
+            probe = torch.rand(1, self.in_channels, *self.size.padded(64, 64), device=self.device)
+            forward = self._seeded_forward if self.stochastic else self.speed.forward
+            measured = tiles.largest_activation(self.net, forward, probe)
+            self._activation = -1.0 if measured is None else measured
+        return self._activation if self._activation >= 0 else None
+
+    def _resize_alpha(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Nx1xHxW alpha in [0, 1] -> at the output's size (bicubic for SR), on the device."""
+        alpha = alpha.to(self.device, torch.float32)
+        if self.scale != 1:
+            alpha = F.interpolate(alpha, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return alpha.clamp(0, 1)
+
+    def _nan_hint(self) -> str:
+        return "" if self.precision == "fp32" else f" (in {self.precision}; does precision fp32 help?)"
 
     def _to_network(self, x: torch.Tensor) -> torch.Tensor:
         """[0,1] image with 1 or 3 channels -> the network's channels and range."""
@@ -172,7 +264,7 @@ class ImageModel:
 
     def _settle_speed(self, height: int, width: int) -> None:
         """Choose precision and layout at the first forward pass, on a probe of up to 128 px out."""
-        side = round_up(max(32, 128 // self.scale), self.size.multiple)
+        side = tiles.round_up(max(32, 128 // self.scale), self.size.multiple)
         self.speed.settle(lambda candidates: self._fastest(candidates, min(height, side), min(width, side)))
 
     @torch.inference_mode()
@@ -189,14 +281,15 @@ class ImageModel:
             candidates, lambda: self._seeded_forward(probe) if self.stochastic else self.speed.forward(probe))
 
 
-def _pad_to(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pad bottom/right: reflect where the image is large enough, else replicate."""
-    h, w = x.shape[-2:]
-    if width > w:
-        x = F.pad(x, (0, width - w, 0, 0), mode="reflect" if width - w < w else "replicate")
-    if height > h:
-        x = F.pad(x, (0, 0, 0, height - h), mode="reflect" if height - h < h else "replicate")
-    return x
+def _gigabytes(size: float) -> str:
+    return f"{size / 1e9:.0f} GB" if size >= 10e9 else f"{size / 1e9:.2g} GB"
+
+
+def _check_weights(net: nn.Module, source: str) -> None:
+    """Refuse weights or buffers that are NaN or infinite (they would give black images)."""
+    for name, tensor in itertools.chain(net.named_parameters(), net.named_buffers()):
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise I2IError(f"{source}: the weights are broken: {name} holds NaN or infinite values")
 
 
 def _lightness01(x: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,9 @@ class Translator(ImageModel):
         is: apply PIL.ImageOps.exif_transpose first if it may be rotated (`translate_folder`
         turns files upright itself).
         """
-        return translate_image(image, functools.partial(self.translate_tensor, tile=tile, tile_pad=tile_pad))
+        options = {"tile": tile, "tile_pad": tile_pad}
+        return translate_image(image, functools.partial(self.translate_tensor, **options),
+                               functools.partial(self.translate_arrays, **options))
 
     def default_workers(self) -> int:
         """How many batches `translate_folder` translates at once: on the CPU one per torch
@@ -76,7 +78,7 @@ class Translator(ImageModel):
         aligned layout); translate only that half of each, as the reference's test.py does.
         """
         tile = self.tile if tile is None else tile
-        translate = functools.partial(self.translate_tensor, tile=tile, tile_pad=tile_pad)
+        translate = functools.partial(self.translate_arrays, tile=tile, tile_pad=tile_pad)
         return run_folder(src, dst, functools.partial(translate_batch, translate=translate), ext=ext, suffix=suffix,
                           batch_size=batch_size, overwrite=overwrite, quality=quality, workers=workers,
                           default_workers=1 if tile else self.default_workers(),
