@@ -14,14 +14,16 @@
    "model only" is the network alone, one call on all torch threads (best of 5): a figure
    that other load hardly moves.
 2. `i2i --help` start-up (best of 5). Target: < 2 s.
-3. Peak RSS (ru_maxrss of a fresh subprocess, one at a time) translating one square PNG of
+3. Peak RSS (VmHWM of a fresh subprocess, one at a time) translating one square PNG of
    each `--peak-sizes` with each `--peak-models` ("tiny": resnet_6blocks width 4;
    "resnet_9blocks": width 64) and `--tile` (tile_pad 32; `--tile 0`: whole images, tiled
    automatically when they would not fit in the free memory). The PNGs are smooth pictures
    (noise blocks and a ramp), so a 13000x13000 one is about 0.6 MB.
    Target: under 2 GB for 13000x13000 with tiles (source and result as 8-bit arrays are
-   about 1 GB of it). `--peak-memory` measures only this, by default for 13000 and 6000 px
-   with both models. To measure another checkout, run it with PYTHONPATH=/that/checkout.
+   about 1 GB of it). Beside it, the peak of each phase (setup: imports and the model;
+   decode, translate, encode). `--peak-memory` measures only this, by default
+   for 13000 and 6000 px with both models. To measure another checkout, run it with
+   PYTHONPATH=/that/checkout.
 
 Prints the CPU model: on a shared machine, rerun before comparing numbers.
 """
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -158,15 +159,58 @@ def peak(args: argparse.Namespace, work: Path) -> None:
 
 
 def peak_child(image: Path, name: str, tile: int) -> None:
-    """Runs in a fresh process, so ru_maxrss is this case's peak only."""
+    """Runs in a fresh process, so its peak RSS is this case's only: the largest of its
+    phases' (setup: imports and the model; decode, translate, encode), which are printed
+    too, with the output file's size. (ru_maxrss cannot serve: resetting the peak per
+    phase resets it too.)"""
+    from i2i.data import io
     from i2i.infer import Translator
 
+    phases = Phases()
     translator = Translator(make_net(name), device="cpu")
-    summary = translator.translate_folder(image, image.parent / "out", tile=tile, tile_pad=32, overwrite=True,
-                                          progress=False)
+    read, write = io.read_image, io.write_image
+    io.read_image = phases.around(read, "decode", "translate")  # the folder runner calls them through `io`
+    io.write_image = phases.around(write, "encode", "end")
+    try:
+        summary = translator.translate_folder(image, image.parent / "out", tile=tile, tile_pad=32,
+                                              overwrite=True, progress=False)
+    finally:
+        io.read_image, io.write_image = read, write
+    phases.begin(None)
     assert summary.done == 1, summary
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(f"{kib * 1024 / 1e9:.2f} GB [{translator.precision}{' + cl' if translator.channels_last else ''}]")
+    config = f"{translator.precision}{' + cl' if translator.channels_last else ''}"
+    output = (image.parent / "out" / image.name).stat().st_size
+    print(f"{max(phases.peaks.values()):.2f} GB [{config}]; {phases}; output PNG {output / 1e6:.0f} MB")
+
+
+class Phases:
+    """Peak RSS per phase of a one-image folder run, from /proc/self/status (VmHWM, reset
+    through /proc/self/clear_refs at each phase's start; Linux)."""
+
+    def __init__(self):
+        self.peaks: dict[str, float] = {}
+        self.current: str | None = "setup"
+
+    def begin(self, phase: str | None) -> None:
+        with open("/proc/self/status") as f:
+            peak = next(int(line.split()[1]) * 1024 / 1e9 for line in f if line.startswith("VmHWM"))
+        if self.current is not None:
+            self.peaks[self.current] = max(peak, self.peaks.get(self.current, 0.0))
+        self.current = phase
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM := VmRSS
+
+    def around(self, call, phase: str, after: str):
+        def wrapped(*args, **kwargs):
+            self.begin(phase)
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.begin(after)
+        return wrapped
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {peak:.2f}" for phase, peak in self.peaks.items() if phase != "end")
 
 
 def main() -> None:
