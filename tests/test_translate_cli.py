@@ -137,9 +137,9 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, models):
             "from i2i.infer import folder, load_model\n"
             "folder._Heartbeat.__init__.__defaults__ = (0.01,)\n"
             f"t = load_model({str(models['sr'])!r}, device='cpu')\n"
-            "original = t.translate_tensor\n"
+            "original = t.translate_arrays\n"
             "def slow(*a, **k):\n    time.sleep(0.5)\n    return original(*a, **k)\n"
-            "t.translate_tensor = slow\n"
+            "t.translate_arrays = slow\n"
             f"t.translate_folder({str(src)!r}, {str(tmp_path / 'out')!r}, workers=1)\n")
     assert folder._Heartbeat.__init__.__defaults__ == (10.0,)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
