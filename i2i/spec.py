@@ -130,6 +130,18 @@ class ModelSpec:
         return cls(**kwargs)
 
 
+def to_network_range(x: Any, value_range: tuple[float, float]) -> Any:
+    """[0, 1] image pixels -> a network's `value_range` (e.g. x*2-1 for (-1, 1))."""
+    lo, hi = value_range
+    return x * (hi - lo) + lo
+
+
+def to_image_range(y: Any, value_range: tuple[float, float]) -> Any:
+    """A network's output in `value_range` -> [0, 1] image pixels, clamped."""
+    lo, hi = value_range
+    return ((y - lo) / (hi - lo)).clamp(0, 1)
+
+
 def spec_for_network(net: Any, pipeline: str = "", **fields: Any) -> ModelSpec:
     """A spec for a bare generator: its own channels, scale and size multiple, and `fields`."""
     return ModelSpec(pipeline=pipeline, in_channels=int(getattr(net, "in_channels", 3)),

@@ -47,7 +47,7 @@ from i2i.infer import tiles
 from i2i.infer.images import ArrayPixels, ArrayResult, Pixels, Result, TensorPixels, TensorResult
 from i2i.infer.speed import Candidate, Speed
 from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
-from i2i.spec import TEST_MODES, ModelSpec, spec_for_network
+from i2i.spec import TEST_MODES, ModelSpec, spec_for_network, to_image_range, to_network_range
 
 
 class ImageModel:
@@ -234,13 +234,11 @@ class ImageModel:
             x = luminance(x)
         elif x.shape[1] != self.in_channels:
             raise I2IError(f"{self.source}: takes {self.in_channels}-channel images, got {x.shape[1]} channels")
-        lo, hi = self.input_range
-        return x * (hi - lo) + lo
+        return to_network_range(x, self.input_range)
 
     def _from_network(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The network's output -> [0,1] image; `x` is the input (for Lab's L and gray SR)."""
-        lo, hi = self.output_range
-        y = ((y - lo) / (hi - lo)).clamp(0, 1)
+        y = to_image_range(y, self.output_range)
         if self.lab:
             return lab_to_rgb(_lightness01(x), y).clamp(0, 1)
         if self.keep_gray and x.shape[1] == 1 and y.shape[1] == 3:

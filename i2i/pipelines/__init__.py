@@ -175,10 +175,14 @@ class Pipeline:
 
     @staticmethod
     def to_model_range(x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] (datasets) -> [-1, 1] (networks)."""
-        return x * 2 - 1
+        """[0, 1] (datasets) -> [-1, 1] (the CycleGAN/pix2pix networks)."""
+        from i2i.spec import to_network_range
+
+        return to_network_range(x, (-1.0, 1.0))
 
     @staticmethod
     def to_image_range(x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] (networks) -> [0, 1] (images), clamped, float32."""
-        return ((x.float() + 1) / 2).clamp(0, 1)
+        from i2i.spec import to_image_range
+
+        return to_image_range(x.float(), (-1.0, 1.0))
