@@ -126,3 +126,62 @@ def test_srgan_trains_on_realesrgan_degradations(tmp_path):
     assert torch.equal(augmented["B"], batch["B"]) and augmented["A"].shape == batch["A"].shape
     assert not torch.equal(augmented["A"], batch["A"])  # not the bicubic LR
     assert math.isfinite(float(pipe.step(augmented)["G"]))
+
+
+def test_clean_share_keeps_the_bicubic_lr_and_first_order_skips_the_second_round():
+    hr = torch.nn.functional.interpolate(torch.rand(64, 3, 8, 8), size=(32, 32), mode="bicubic").clamp(0, 1)
+    clean = torch.nn.functional.interpolate(hr, size=(8, 8), mode="area")
+    settings = D.settings_from_mapping({"clean_prob": 0.25})
+    lr = D.RealESRGANDegradation(settings, torch.Generator().manual_seed(1))(hr, 4, clean=clean)
+    kept = [i for i in range(64) if torch.equal(lr[i], clean[i])]
+    assert 6 <= len(kept) <= 26  # about a quarter, exactly the clean LR
+    with pytest.raises(ValueError, match="clean LR"):
+        D.RealESRGANDegradation(settings)(hr, 4)
+
+    # second_order_prob 0: one round only (the published default draws the same numbers as before)
+    first = D.RealESRGANDegradation(D.settings_from_mapping({"second_order_prob": 0.0}),
+                                    torch.Generator().manual_seed(2))
+    calls = []
+    original = first._round
+    first._round = lambda x, r, size: calls.append(r) or original(x, r, size)
+    first(hr, 4)
+    assert calls == [first.settings.round1]
+    published = D.RealESRGANDegradation(generator=torch.Generator().manual_seed(2))(hr, 4)
+    explicit = D.RealESRGANDegradation(D.settings_from_mapping({"second_order_prob": 1.0}),
+                                       torch.Generator().manual_seed(2))(hr, 4)
+    assert torch.equal(published, explicit)
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"noise": 1}, "unknown setting 'noise'"),
+    ({"round1": {"jpeg_range": [95, 30]}}, r"round1.jpeg_range must be \[low, high\]"),
+    ({"round2": {"noise_range": [1, 2, 3]}}, "round2.noise_range must be a list of 2"),
+    ({"clean_prob": 1.5}, "clean_prob is a probability"),
+    ({"blur1": {"kernel_prob": [1, 0]}}, "blur1.kernel_prob must be a list of 6"),
+    ({"blur1": 3}, "blur1 must be a mapping"),
+])
+def test_degradation_settings_are_checked_by_name(mapping, message):
+    from i2i.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        D.settings_from_mapping(mapping)
+
+
+def test_degradation_settings_from_a_file_or_inline_are_recorded_and_used(tmp_path):
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training import make_settings
+    from i2i.errors import UsageError
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("clean_prob: 0.5\nround2:\n  jpeg_range: [60, 90]\n")
+    for given in (str(recipe), "{clean_prob: 0.5, round2: {jpeg_range: [60, 90]}}"):
+        config, options = make_settings("srgan", {"degradation": "realesrgan", "degradation_settings": given,
+                                                  "width": 4, "num_blocks": 1, "scale": 2, "image_size": 32})
+        SRGAN.resolve(options, config, quiet=True)
+        assert options.degradation_settings == {"clean_prob": 0.5, "round2": {"jpeg_range": [60, 90]}}
+        pipe = SRGAN(options, config, torch.device("cpu"))
+        assert pipe.degrade.settings.clean_prob == 0.5 and pipe.degrade.settings.round2.jpeg_range == (60.0, 90.0)
+        assert pipe.degrade.settings.round1 == D.RoundSettings()
+    config, options = make_settings("srgan", {"degradation_settings": "{clean_prob: 0.5}"})
+    with pytest.raises(UsageError, match="add --degradation realesrgan"):
+        SRGAN.resolve(options, config, quiet=True)

@@ -15,8 +15,11 @@ generalized Gaussian and plateau kernels nor Poisson noise); JPEG is kornia's ba
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +64,47 @@ class RealESRGANSettings:
         resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0),
         poisson_scale_range=(0.05, 2.5)))
     final_sinc_prob: float = 0.8
+    # i2i's additions (published recipe: 1.0 and 0.0): how often the second round runs at all,
+    # and the share of samples that keep their clean bicubic LR, so a model trained on the mix
+    # still sharpens clean inputs instead of smoothing them as if they were noisy
+    second_order_prob: float = 1.0
+    clean_prob: float = 0.0
+
+
+def settings_from_mapping(values: Mapping[str, Any], source: str = "degradation settings") -> RealESRGANSettings:
+    """RealESRGANSettings with the fields `values` names replaced (nested for blur1, round1,
+    blur2, round2; lists for ranges), every name and length checked: a YAML block's typo is a
+    one-line error, not a silently ignored key."""
+    return _replaced(RealESRGANSettings(), values, source)
+
+
+def _replaced(settings: Any, values: Any, where: str) -> Any:
+    from i2i.errors import UsageError
+
+    if not isinstance(values, Mapping):
+        raise UsageError(f"{where} must be a mapping of name: value, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(settings)}
+    changes = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise UsageError(f"{where}: unknown setting {name!r} (known: {', '.join(fields)})")
+        current, here = getattr(settings, name), f"{where}.{name}"
+        if dataclasses.is_dataclass(current):
+            changes[name] = _replaced(current, value, here)
+        elif isinstance(current, tuple):
+            if not isinstance(value, (list, tuple)) or len(value) != len(current) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value):
+                raise UsageError(f"{here} must be a list of {len(current)} non-negative numbers, got {value!r}")
+            if len(current) == 2 and value[0] > value[1]:
+                raise UsageError(f"{here} must be [low, high], got {value!r}")
+            changes[name] = tuple(float(v) for v in value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            if name.endswith("_prob") and value > 1:
+                raise UsageError(f"{here} is a probability, got {value!r}")
+            changes[name] = float(value)
+        else:
+            raise UsageError(f"{here} must be a non-negative number, got {value!r}")
+    return dataclasses.replace(settings, **changes)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -220,21 +264,29 @@ class RealESRGANDegradation:
         self.draw = _Draw(generator)
 
     @torch.no_grad()
-    def __call__(self, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    def __call__(self, hr: torch.Tensor, scale: int, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """`clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples."""
         s, n = self.settings, hr.shape[0]
         height, width = hr.shape[-2] // scale, hr.shape[-1] // scale
         out = filter2d(hr.float(), self._kernels(lambda: random_blur_kernel(s.blur1, self.draw), n))
         out = self._round(out, s.round1, size=None)
-        if self.draw.uniform() < s.second_blur_prob:
-            out = filter2d(out, self._kernels(lambda: random_blur_kernel(s.blur2, self.draw), n))
-        out = self._round(out, s.round2, size=(height, width))
+        if s.second_order_prob >= 1 or self.draw.uniform() < s.second_order_prob:
+            if self.draw.uniform() < s.second_blur_prob:
+                out = filter2d(out, self._kernels(lambda: random_blur_kernel(s.blur2, self.draw), n))
+            out = self._round(out, s.round2, size=(height, width))
         sinc = self._kernels(lambda: final_sinc_kernel(s.final_sinc_prob, self.draw), n)
         quality = self._uniform(n, *s.round2.jpeg_range)
         if self.draw.uniform() < 0.5:  # [resize back + sinc] then JPEG, or the other way round
             out = jpeg(filter2d(self._resize(out, (height, width)), sinc), quality)
         else:
             out = filter2d(self._resize(jpeg(out, quality), (height, width)), sinc)
-        return ((out * 255.0).round().clamp(0, 255) / 255.0).to(hr.dtype)
+        out = ((out * 255.0).round().clamp(0, 255) / 255.0).to(hr.dtype)
+        if s.clean_prob > 0:
+            if clean is None or clean.shape != out.shape:
+                raise ValueError(f"clean_prob {s.clean_prob} needs the clean LR batch of shape {tuple(out.shape)}")
+            keep = (torch.rand(n, generator=self.generator) < s.clean_prob).view(n, 1, 1, 1).to(out.device)
+            out = torch.where(keep, clean.to(out), out)
+        return out
 
     def _round(self, x: torch.Tensor, r: RoundSettings, size: tuple[int, int] | None) -> torch.Tensor:
         """Random resize (relative to the input, or to `size` for the second round), noise, JPEG."""

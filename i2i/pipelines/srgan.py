@@ -84,6 +84,11 @@ class SRGANOptions:
     degradation: str = setting("bicubic", "How LR patches are made from HR: bicubic (MATLAB-exact, clean) or "
                                "realesrgan (Real-ESRGAN's blur, resize, noise and JPEG, twice, on the device).",
                                choices=DEGRADATIONS)
+    degradation_settings: dict | None = setting(
+        None, "realesrgan's ranges and probabilities changed from the published recipe: a YAML file or an "
+        "inline YAML mapping, e.g. '{clean_prob: 0.2, round2: {jpeg_range: [50, 95]}}' (names: "
+        "i2i.data.degradations.RealESRGANSettings); config.yaml records the mapping.", value_type=str,
+        shown="the published recipe")
     vgg_weights: str = setting("", "VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth).", path="file",
                                shown="$I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth")
     lr_data: str = setting("", "LR images matching --data's HR ones by name.", path="dir",
@@ -140,6 +145,7 @@ class SRGAN(Pipeline):
         _choice("degradation", o.degradation, DEGRADATIONS)
         if o.degradation == "realesrgan" and o.lr_data:
             raise UsageError("--degradation realesrgan makes its own LR images; drop --lr-data")
+        o.degradation_settings = _degradation_mapping(o)
         if o.stage == "gan" or o.pretrained:
             pretrained = _adopt_pretrained(o)
         if o.stage == "gan":
@@ -205,9 +211,9 @@ class SRGAN(Pipeline):
             self.G.load_state_dict(pretrained.state_dict())
         self.degrade = None
         if o.degradation == "realesrgan":
-            from i2i.data.degradations import RealESRGANDegradation
+            from i2i.data.degradations import RealESRGANDegradation, settings_from_mapping
 
-            self.degrade = RealESRGANDegradation()
+            self.degrade = RealESRGANDegradation(settings_from_mapping(o.degradation_settings or {}))
         if o.stage == "gan":
             self.D = self.create("vgg128", in_channels=o.channels, width=o.ndf, input_size=config.image_size)
             self.networks["D"] = self.D
@@ -228,7 +234,7 @@ class SRGAN(Pipeline):
         batch = super().augment(batch)
         if self.degrade is None:
             return batch
-        return {**batch, "A": self.degrade(batch["B"], self.options.scale)}
+        return {**batch, "A": self.degrade(batch["B"], self.options.scale, clean=batch["A"])}
 
     def step(self, batch: dict) -> dict[str, torch.Tensor]:
         if self.options.stage == "psnr":
@@ -320,6 +326,31 @@ def _choice(what: str, value: object, choices: tuple) -> None:
 def _rgb(x: torch.Tensor) -> torch.Tensor:
     """Gray -> 3 channels for the VGG19 (an ImageNet network)."""
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def _degradation_mapping(options: SRGANOptions) -> dict | None:
+    """--degradation-settings as the mapping config.yaml records (a file or inline YAML),
+    checked against RealESRGANSettings."""
+    import yaml
+
+    from i2i.data.degradations import settings_from_mapping
+    from i2i.training.settings import read_yaml
+
+    value = options.degradation_settings
+    if value in (None, "", {}):
+        return None
+    if options.degradation != "realesrgan":
+        raise UsageError("--degradation-settings changes the realesrgan degradation; add --degradation realesrgan")
+    if isinstance(value, str):
+        if Path(value).is_file():
+            value = read_yaml(Path(value))
+        else:
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise UsageError(f"--degradation-settings {value!r} is neither a file nor a YAML mapping") from None
+    settings_from_mapping(value, "degradation_settings")
+    return value
 
 
 def _vgg_path(options: SRGANOptions) -> Path:
