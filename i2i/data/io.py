@@ -26,6 +26,7 @@ import io
 import os
 import warnings
 import zlib
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from i2i.atomic import write_bytes
+from i2i.atomic import atomic_path, write_bytes, write_errors
 from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -116,7 +117,7 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
         raise _Problem("empty file (0 bytes)")
     pil = _open_pil(data, max_pixels)
     with pil:
-        layout = _sixteen_bit_layout(pil, data)
+        layout = _sixteen_bit_layout(pil, data) or _plain_png_layout(pil, data)
         if layout is not None:
             _verify_pil(data)
             pixels, alpha = _decode_cv2(data, gray=layout == "gray")
@@ -233,6 +234,23 @@ def _sixteen_bit_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
     return None
 
 
+def _plain_png_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
+    """"gray" or "colour" for 8-bit gray, RGB and RGBA PNGs without a tRNS colour key, which
+    OpenCV decodes straight into the array (Pillow holds RGB as 4 bytes a pixel and copies it
+    twice more on the way to numpy: 3.3x the memory of the pixels for a huge image). Without
+    OpenCV (an SR-only install may lack it) Pillow decodes them."""
+    if pil.format != "PNG" or not data.startswith(_PNG_SIGNATURE) or "transparency" in pil.info:
+        return None
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return None
+    bit_depth, colour_type = data[24], data[25]
+    if bit_depth == 8 and colour_type in (0, 2, 6):
+        return "gray" if colour_type == 0 else "colour"
+    return None
+
+
 def _verify_pil(data: bytes) -> None:
     """For PNG, check chunk lengths and CRCs (cheap, no inflating): catches truncated and
     damaged files before OpenCV, whose libpng would print its own error lines."""
@@ -244,7 +262,7 @@ def _verify_pil(data: bytes) -> None:
 
 
 def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """16-bit colour PNG/TIFF, which Pillow cannot keep at 16 bits."""
+    """16-bit colour PNG/TIFF, which Pillow cannot keep at 16 bits, and plain 8-bit PNG."""
     try:
         import cv2
     except ImportError:
@@ -262,6 +280,8 @@ def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | No
     channels = decoded.shape[2]
     if channels == 2:  # gray + alpha
         return np.ascontiguousarray(decoded[..., :1]), np.ascontiguousarray(decoded[..., 1])
+    if channels == 3:  # BGR -> RGB in place: no second copy
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB, dst=decoded), None
     alpha = np.ascontiguousarray(decoded[..., 3]) if channels == 4 else None
     if gray:  # OpenCV expands gray+alpha to BGRA with B = G = R
         return np.ascontiguousarray(decoded[..., :1]), alpha
@@ -419,6 +439,10 @@ def write_image(
             f"use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
         )
     pixels, alpha = _check_arrays(pixels, alpha)
+    if extension == ".png":  # streamed straight into the file: no second copy of a huge image
+        with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
+            write_png(file, pixels, alpha)
+        return
     try:
         data = _encode(extension, pixels, alpha, quality)
     except I2IError:
@@ -464,8 +488,8 @@ def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int) -> bytes:
     sixteen = pixels.dtype == np.uint16
-    if extension == ".png" and sixteen:
-        return encode_png16(pixels if alpha is None else np.dstack([pixels, alpha]))
+    if extension == ".png":
+        return encode_png(pixels, alpha)
     if extension in (".tif", ".tiff") and sixteen:
         if alpha is not None and pixels.shape[2] == 1:  # Pillow cannot open 16-bit gray+alpha TIFF
             pixels = np.repeat(pixels, 3, axis=2)
@@ -478,9 +502,7 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         alpha = to_dtype(alpha, pixels.dtype)
     pil = _to_pil(pixels, alpha)
     buffer = io.BytesIO()
-    if extension == ".png":
-        pil.save(buffer, "PNG")
-    elif extension in (".jpg", ".jpeg"):
+    if extension in (".jpg", ".jpeg"):
         pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0")
     elif extension == ".webp":
         pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100)
@@ -497,29 +519,53 @@ def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.dstack([pixels, alpha]))  # LA or RGBA
 
 
-def encode_png16(samples: np.ndarray) -> bytes:
-    """A 16-bit PNG (gray, gray+alpha, RGB or RGBA by channel count) from H x W x C uint16.
+def write_png(file: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, *, band: int = 256) -> None:
+    """PNG (gray, gray+alpha, RGB or RGBA; 8 or 16 bits as the dtype) written to `file` a band
+    of rows at a time, so a huge image never exists a second time in memory (Pillow copies it
+    and then holds the whole compressed file).
 
-    Pillow cannot write 16-bit colour PNG; the format is simple enough to write here:
-    big-endian samples, the "Up" row filter (vectorised), zlib level 6 as Pillow uses.
+    Our own encoder because Pillow cannot write 16-bit colour and needs that copy: the "Sub"
+    row filter (vectorised; smaller files than Pillow's adaptive filters on photos, and
+    faster), zlib level 6 as Pillow uses. `alpha`, of the pixels' dtype, is interleaved band
+    by band.
     """
-    height, width, channels = samples.shape
-    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    rows = samples.astype(">u2").view(np.uint8).reshape(height, width * channels * 2)
-    filtered = rows.copy()
-    filtered[1:] -= rows[:-1]  # "Up": difference to the row above, modulo 256
-    scanlines = np.concatenate([np.full((height, 1), 2, np.uint8), filtered], axis=1)
+    height, width, channels = pixels.shape
+    channels += alpha is not None
+    depth = pixels.dtype.itemsize  # 1 or 2 bytes a sample
+    stride = channels * depth  # bytes a pixel: Sub subtracts the byte this far to the left
 
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    def chunk(kind: bytes, body: bytes | memoryview) -> None:
+        crc = zlib.crc32(body, zlib.crc32(kind))
+        file.write(len(body).to_bytes(4, "big") + kind)
+        file.write(body)
+        file.write(crc.to_bytes(4, "big"))
 
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, colour_type, 0, 0, 0])
-    return (
-        _PNG_SIGNATURE
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6))
-        + chunk(b"IEND", b"")
-    )
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    file.write(_PNG_SIGNATURE)
+    chunk(b"IHDR", header + bytes([8 * depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0]))
+    compressor = zlib.compressobj(6)
+    for top in range(0, height, band):
+        rows = pixels[top:top + band]
+        if alpha is not None:
+            rows = np.dstack([rows, alpha[top:top + band]])
+        raw = np.ascontiguousarray(rows, dtype=">u2" if depth == 2 else np.uint8).view(np.uint8)
+        raw = raw.reshape(len(rows), width * stride)
+        scanlines = np.empty((len(rows), width * stride + 1), np.uint8)
+        scanlines[:, 0] = 1  # filter type Sub
+        scanlines[:, 1:stride + 1] = raw[:, :stride]
+        np.subtract(raw[:, stride:], raw[:, :-stride], out=scanlines[:, stride + 1:])  # modulo 256
+        compressed = compressor.compress(memoryview(scanlines).cast("B"))
+        if compressed:
+            chunk(b"IDAT", compressed)
+    chunk(b"IDAT", compressor.flush())
+    chunk(b"IEND", b"")
+
+
+def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
+    """`write_png` into memory (H x W x C, C 1-4, uint8 or uint16)."""
+    buffer = io.BytesIO()
+    write_png(buffer, pixels, alpha)
+    return buffer.getvalue()
 
 
 def encode_tiff16(samples: np.ndarray) -> bytes:
