@@ -1,100 +1,327 @@
-"""Pretrained models by name: `pretrained/registry.json` maps a name to a file and its sha256.
+"""Pretrained models by name: `pretrained/registry.json` (and `$I2I_REGISTRY`) -> a verified model file.
 
-A model shipped in the repository (`pretrained/<file>`) is used from there, offline. Any other
-is downloaded once from its `url` into the cache (`$I2I_CACHE` or `~/.cache/i2i`), verified
-against its sha256 and moved into place atomically; a bad download is deleted, never used.
+A registry row names a file and says how to check it (sha256) and, for a model not shipped in
+`pretrained/`, where to get it (url). `format` says what the url serves: "i2i", an i2i model file
+(safetensors with its architecture), or "pth", a foreign generator state dict (the reference
+CycleGAN/pix2pix `latest_net_G.pth`, a BasicSR/Real-ESRGAN file) that is converted after download
+into an i2i model file with the row's `arch` (an `i2i.nn` network) and `spec` (the model contract
+beyond what the network tells: pipeline, pixel ranges, test mode). Rows also say `license` and `source`.
+
+Downloads go to `$I2I_HOME/models` (default `~/.cache/i2i`; the old `$I2I_CACHE` still works),
+resume where they stopped, and are checked against the row's sha256, or, where the publisher gives
+none, against the hash the first download had (pinned in `<file>.json` beside the model, which also
+holds the model file's own hash, checked at every use). After that a model works offline.
+
+Names are the publishers' own. The reference publishes sat2map, map2sat and facades_label2photo as
+both a CycleGAN and a pix2pix model: those carry a `-cyclegan` / `-pix2pix` suffix, on both sides,
+so that neither silently wins (an unknown name suggests the close ones).
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
+import difflib
 import json
 import os
-import urllib.error
-import urllib.request
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from i2i.atomic import atomic_path
-from i2i.errors import I2IError
+from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_record, sha256_of
+from i2i.errors import I2IError, one_line
+
+__all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "home", "cache_dir", "sha256_of",
+           "convert_checkpoint", "list_rows"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 REGISTRY_FILE = PRETRAINED_DIR / "registry.json"
+FORMATS = ("i2i", "pth")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+_HEX = re.compile(r"[0-9a-f]*")
+# ModelSpec fields a row may set; channels, scale and size multiple come from the network itself.
+_FIELD_TYPES = {"file": str, "url": str, "description": str, "format": str, "sha256_prefix": str, "license": str,
+                "source": str, "size": int, "metrics": dict, "spec": dict}
+_SPEC_FIELDS = {"pipeline", "directions", "default_direction", "input_range", "output_range", "color_space",
+                "task", "test_mode"}
 
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One registry row: where the model file is, how to check it, what it does."""
+    """One registry row: where the model file is, how to check it, what it is."""
 
     name: str
-    file: str
-    sha256: str
+    file: str = ""
+    """The i2i model file's name: in the registry's folder when shipped, else in the cache
+    (a row without one gets `<name>.safetensors`)."""
+    sha256: str | None = None
+    """Of the file at `url` (for format "i2i": the model file itself); None: pinned at first download."""
     url: str = ""
     description: str = ""
     metrics: dict = field(default_factory=dict)
+    format: str = "i2i"
+    """"i2i": the url serves an i2i model file; "pth": a foreign state dict, converted after download."""
+    size: int = 0
+    """About how many bytes the download is (its weights), for `i2i models list`; 0: not known."""
+    sha256_prefix: str = ""
+    """The first hex digits of the sha256, as BasicSR puts them in its file names (checked)."""
+    arch: dict | None = None
+    """"pth": the `i2i.nn` network (name and options) its weights load into, strictly."""
+    spec: dict = field(default_factory=dict)
+    """"pth": ModelSpec fields beyond the network's own channels, scale and size multiple."""
+    license: str = ""
+    source: str = ""
+    home: Path = PRETRAINED_DIR
+    """The folder of the registry file the row came from (where a shipped file lives)."""
+
+
+def home() -> Path:
+    """Where i2i keeps what it downloads: `$I2I_HOME`, else the old `$I2I_CACHE`, else the user
+    cache dir (`$XDG_CACHE_HOME/i2i`, `~/.cache/i2i`)."""
+    for variable in ("I2I_HOME", "I2I_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "i2i"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("I2I_CACHE", Path.home() / ".cache" / "i2i")) / "models"
+    """Downloaded (and converted) model files."""
+    return home() / "models"
 
 
-def registry(path: Path = REGISTRY_FILE) -> dict[str, ZooEntry]:
-    """All registered models by name (empty when the registry file is absent)."""
-    if not path.is_file():
-        return {}
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    return {name: ZooEntry(name=name, **row) for name, row in rows.items()}
+def registry(path: str | os.PathLike | None = None) -> dict[str, ZooEntry]:
+    """All registered models by name: `path` alone, or the shipped registry and then
+    `$I2I_REGISTRY` (a user's own file, whose rows add to or replace the shipped ones)."""
+    if path is not None:
+        return _read_registry(Path(path))
+    entries = _read_registry(REGISTRY_FILE)
+    if os.environ.get("I2I_REGISTRY"):
+        user = Path(os.environ["I2I_REGISTRY"]).expanduser()
+        if not user.is_file():
+            raise I2IError(f"{user}: registry file not found ($I2I_REGISTRY)")
+        entries.update(_read_registry(user))
+    return entries
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def resolve(name: str, *, registry_path: Path = REGISTRY_FILE, progress: bool = True) -> Path:
-    """The verified local path of a registered model, downloading it into the cache if needed."""
+def lookup(name: str, registry_path: str | os.PathLike | None = None) -> ZooEntry:
+    """The row of `name` (exact, else the one name equal but for case); unknown: one line with the
+    close names."""
     models = registry(registry_path)
-    if name not in models:
-        known = ", ".join(sorted(models)) or "none"
-        raise I2IError(f"{name!r} is neither a model file, a run folder nor a known model (known: {known})")
-    entry = models[name]
-    shipped, cached = registry_path.parent / entry.file, cache_dir() / entry.file
-    for local in (shipped, cached):
-        if local.is_file():
-            _verify(local, entry)
-            return local
+    if name in models:
+        return models[name]
+    folded = [n for n in models if n.lower() == name.lower()]
+    if len(folded) == 1:
+        return models[folded[0]]
+    close = difflib.get_close_matches(name, list(models), n=4, cutoff=0.6) or [
+        n for n in models if n.lower().startswith(name.lower())][:4]
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(models)) or 'none'}"
+    raise I2IError(f"{name!r} is neither a model file, a run folder nor a known model ({hint})")
+
+
+def where(entry: ZooEntry) -> str:
+    """"shipped" (in the registry's folder), "cached" (downloaded) or "download" (not here)."""
+    if (entry.home / entry.file).is_file():
+        return "shipped"
+    return "cached" if (cache_dir() / entry.file).is_file() else "download"
+
+
+def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progress: bool = True,
+            timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """The verified local model file of a registered name, downloaded (and converted) on first use."""
+    entry = lookup(name, registry_path)
+    shipped, cached = entry.home / entry.file, cache_dir() / entry.file
+    if shipped.is_file():
+        if entry.sha256:
+            _verify(shipped, entry.sha256, entry, "the registry")
+        return shipped
+    if cached.is_file():
+        _verify_cached(entry, cached)
+        return cached
+    return pull(entry, progress=progress, timeout=timeout)
+
+
+def pull(entry: ZooEntry, *, progress: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """Download `entry` into the cache (converting a foreign file), verified; returns the model file."""
+    from i2i.checkpoint import read_header
+
+    cached = cache_dir() / entry.file
     if not entry.url:
-        raise I2IError(f"model {name!r}: {shipped} is missing and the registry gives no url to download it from")
-    _download(entry, cached, progress=progress)
+        raise I2IError(f"model {entry.name!r}: {entry.home / entry.file} is missing and the registry gives "
+                       "no url to download it from")
+    record = _record_path(entry)
+    pinned = read_record(record).get("source_sha256")
+    expected = entry.sha256 or pinned
+    source = "the registry" if entry.sha256 else (f"the first download (recorded in {record}; delete that file "
+                                                  "if the publisher changed the model)")
+    if entry.format == "i2i":
+        actual = fetch(entry.url, cached, sha256=expected, sha256_prefix=entry.sha256_prefix, hash_source=source,
+                       timeout=timeout, progress=progress, label=entry.name)
+        model_hash = actual
+        try:
+            read_header(cached)  # e.g. an error page served with status 200 and no known hash
+        except I2IError as error:
+            cached.unlink()
+            raise I2IError(f"{entry.name}: the download from {entry.url} is not an i2i model file "
+                           f"({one_line(error, 200)}); nothing was kept") from None
+    else:
+        download = home() / "downloads" / f"{entry.name}{Path(urlsplit(entry.url).path).suffix or '.pth'}"
+        actual = fetch(entry.url, download, sha256=expected, sha256_prefix=entry.sha256_prefix, hash_source=source,
+                       timeout=timeout, progress=progress, label=entry.name)
+        try:
+            convert_checkpoint(download, cached, entry)
+        finally:
+            download.unlink(missing_ok=True)
+        model_hash = sha256_of(cached)
+    pin(record, entry.url, model_hash, source_sha256=actual, format=entry.format)
     return cached
 
 
-def _verify(path: Path, entry: ZooEntry) -> None:
+def convert_checkpoint(source: Path, target: Path, entry: ZooEntry) -> None:
+    """A foreign generator state dict -> an i2i model file with the row's architecture and contract.
+
+    The weights must fit `entry.arch` exactly (strict loading), forgiving only what the reference's
+    own loader forgives: InstanceNorm running statistics and counters saved by PyTorch < 0.4 (its
+    `__patch_instance_norm_state_dict` drops them; the published CycleGAN generators hold them, see
+    its issues #262 and #318) and BatchNorm counters missing from files older than PyTorch 0.4.1
+    (PyTorch adds them). The registry names the architecture, so nothing is guessed from keys (the
+    old InstanceNorm statistics look like BatchNorm's). This is the one place a download is converted.
+    """
+    import torch
+
+    import i2i.nn
+    from i2i.checkpoint import load_state_dict_file, save_model
+    from i2i.spec import ModelSpec, spec_for_network
+
+    state = load_state_dict_file(source)
+    net = i2i.nn.rebuild(entry.arch)
+    expected = net.state_dict()
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    state = {k: v for k, v in state.items() if k in expected or not k.endswith(stats)}
+    for key, value in expected.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise I2IError(f"{entry.name}: the downloaded weights do not fit {entry.arch['name']} "
+                       f"({one_line(error, 300)})") from None
+    spec = ModelSpec.from_dict({**spec_for_network(net).to_dict(), **entry.spec})
+    save_model(target, {"G": net.eval()}, spec)
+
+
+def list_rows() -> list[dict]:
+    """What `i2i models list` shows: name, task, size, where and description of every model."""
+    rows = []
+    for entry in registry().values():
+        place = where(entry)
+        local = (entry.home if place == "shipped" else cache_dir()) / entry.file
+        task, size = _task_and_size(entry, local if place != "download" else None)
+        rows.append({"name": entry.name, "task": task, "size": size, "where": place,
+                     "description": entry.description, "metrics": entry.metrics})
+    return rows
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_registry(path: Path) -> dict[str, ZooEntry]:
+    if not path.is_file():
+        return {}
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise I2IError(f"{path}: unreadable registry ({one_line(error, 200)})") from None
+    if not isinstance(rows, dict):
+        raise I2IError(f"{path}: a registry maps names to rows (a JSON object)")
+    return {name: _entry(path, name, row) for name, row in rows.items()}
+
+
+def _entry(path: Path, name: str, row: object) -> ZooEntry:
+    """One checked row; anything wrong is one line naming the registry file and the row."""
+    context = f"{path}: model {name!r}"
+    if not _NAME.fullmatch(name):
+        raise I2IError(f"{context}: a name is letters, digits and _ . + - only")
+    if not isinstance(row, dict):
+        raise I2IError(f"{context}: the row must be a JSON object")
+    known = {f.name for f in dataclasses.fields(ZooEntry)} - {"name", "home"}
+    unknown = sorted(set(row) - known)
+    if unknown:
+        raise I2IError(f"{context}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    entry = ZooEntry(name=name, home=path.parent, **{"file": f"{name}.safetensors", **row})
+    wrong = [name for name, kind in _FIELD_TYPES.items() if not isinstance(getattr(entry, name), kind)]
+    if wrong:
+        raise I2IError(f"{context}: {', '.join(wrong)} must be {' / '.join(_FIELD_TYPES[w].__name__ for w in wrong)}")
+    problems = []
+    if not _NAME.fullmatch(entry.file) or entry.file.endswith(".json"):
+        problems.append(f"file {entry.file!r} must be a plain file name")
+    if entry.format not in FORMATS:
+        problems.append(f"format must be one of {', '.join(FORMATS)}")
+    if entry.sha256 is not None and not (isinstance(entry.sha256, str) and len(entry.sha256) == 64
+                                         and _HEX.fullmatch(entry.sha256)):
+        problems.append("sha256 must be 64 lower-case hex digits or null")
+    if not _HEX.fullmatch(entry.sha256_prefix):
+        problems.append("sha256_prefix must be lower-case hex digits")
+    if entry.format == "pth" and not (isinstance(entry.arch, dict) and isinstance(entry.arch.get("name"), str)):
+        problems.append('a "pth" model needs "arch": {"name": NETWORK, options...}')
+    if set(entry.spec) - _SPEC_FIELDS:
+        problems.append(f"spec may set only {', '.join(sorted(_SPEC_FIELDS))}")
+    if problems:
+        raise I2IError(f"{context}: {'; '.join(problems)}")
+    return entry
+
+
+def _record_path(entry: ZooEntry) -> Path:
+    return cache_dir() / f"{entry.file}.json"
+
+
+def _verify(path: Path, expected: str, entry: ZooEntry, source: str) -> None:
     actual = sha256_of(path)
-    if actual != entry.sha256:
-        raise I2IError(f"{path}: sha256 {actual[:12]}... does not match the registry's {entry.sha256[:12]}... "
+    if actual != expected:
+        raise I2IError(f"{path}: sha256 {actual[:12]}... does not match {source}'s {expected[:12]}... "
                        f"for {entry.name!r}; delete the file to fetch it again")
 
 
-def _download(entry: ZooEntry, target: Path, *, progress: bool) -> None:
-    from tqdm import tqdm
+def _verify_cached(entry: ZooEntry, cached: Path) -> None:
+    """A cached model file must have the hash recorded when it was made (or the registry's)."""
+    if entry.format == "i2i" and entry.sha256:
+        _verify(cached, entry.sha256, entry, "the registry")
+        return
+    record = _record_path(entry)
+    recorded = read_record(record).get("sha256")
+    if not isinstance(recorded, str):
+        raise I2IError(f"{cached}: no download record ({record}) to check it against; "
+                       f"delete it and run `i2i models pull {entry.name}`")
+    _verify(cached, recorded, entry, f"the download record {record}")
 
+
+def _task_and_size(entry: ZooEntry, local: Path | None) -> tuple[str, str]:
+    """("CycleGAN" / "pix2pix" / "SR x4" ..., "45.5 MB" here or "~45.5 MB" to download), without
+    importing torch: a local file's own contract is read from its safetensors header."""
+    pipeline = entry.spec.get("pipeline", "")
+    scale = int((entry.arch or {}).get("scale", 1))
+    size = f"~{_megabytes(entry.size)}" if entry.size else "?"
+    if local is not None:
+        size = _megabytes(local.stat().st_size)
+        spec = _file_spec(local)
+        pipeline, scale = spec.get("pipeline", pipeline), spec.get("scale", scale)
+    task = f"SR x{scale}" if pipeline == "srgan" or scale > 1 else {"cyclegan": "CycleGAN"}.get(pipeline, pipeline)
+    return task or "?", size
+
+
+def _file_spec(path: Path) -> dict:
+    """Pipeline and scale from an i2i model file's safetensors header ({} when it is not one);
+    files older than the model contract have only the networks' architectures."""
     try:
-        with urllib.request.urlopen(entry.url, timeout=60) as response, atomic_path(target) as tmp:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            digest = hashlib.sha256()  # hashed as it arrives, not read back
-            with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=entry.name,
-                                              disable=not progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-            actual = digest.hexdigest()
-            if actual != entry.sha256:
-                raise I2IError(f"download of {entry.name!r} from {entry.url} is corrupt "
-                               f"(sha256 {actual[:12]}..., expected {entry.sha256[:12]}...); nothing was kept")
-    except (urllib.error.URLError, OSError) as error:
-        raise I2IError(f"cannot download {entry.name!r} from {entry.url}: {error}") from None
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            metadata = json.loads(f.read(min(length, 1 << 24)))["__metadata__"]
+        if "spec" in metadata:
+            spec = json.loads(metadata["spec"])
+            return {"pipeline": spec["pipeline"], "scale": int(spec.get("scale", 1))}
+        archs = json.loads(metadata["networks"]).values()
+        return {"pipeline": metadata["pipeline"], "scale": max(int(a.get("scale", 1)) for a in archs)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
