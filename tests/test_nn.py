@@ -142,7 +142,7 @@ def test_full_width_parameter_count(name, kwargs, expected):
 def test_available_lists_every_network():
     assert i2i.nn.available() == sorted([
         "resnet_9blocks", "resnet_6blocks", "unet_32", "unet_64", "unet_128", "unet_256",
-        "srresnet", "rrdbnet", "patchgan", "pixelgan", "vgg128",
+        "srresnet", "rrdbnet", "srvggnet_compact", "patchgan", "pixelgan", "vgg128",
     ])
 
 

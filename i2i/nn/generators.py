@@ -279,3 +279,50 @@ def rrdbnet(*, in_channels: int = 3, out_channels: int = 3, width: int = 64, num
             growth: int = 32, scale: int = 4) -> nn.Module:
     """ESRGAN's generator as BasicSR's RRDBNet (num_feat=width, num_block, num_grow_ch=growth)."""
     return RRDBNet(in_channels, out_channels, width, num_blocks, growth, scale)
+
+
+class SRVGGNetCompact(nn.Module):
+    """Real-ESRGAN's compact upscaler (realesr-general-x4v3, realesr-animevideov3): keys body.<i>.
+
+    body = [conv3 in->width, act, (conv3 width->width, act) * num_blocks (Real-ESRGAN's num_conv),
+    conv3 width->out*s*s], then one pixel shuffle by s, plus the nearest-upsampled input (the net
+    learns the residual). No conv runs at the output size: the fastest real-world upscaler. With act "prelu"
+    (Real-ESRGAN's default) each activation has `width` weights at `body.<odd i>.weight`; "relu"
+    and "lrelu" (slope 0.1) hold none. Images in [0, 1], as Real-ESRGAN; PyTorch's default init.
+    """
+
+    ACTS = ("prelu", "relu", "lrelu")
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 64,
+                 num_blocks: int = 16, scale: int = 4, act: str = "prelu"):
+        super().__init__()
+        check_int("in_channels", in_channels, 1)
+        check_int("out_channels", out_channels, 1)
+        check_int("width", width, 1)
+        check_int("num_blocks", num_blocks, 0)
+        check_int("scale", scale, 1)
+        check_choice("act", act, self.ACTS)
+        layers: list[nn.Module] = []
+        for conv_in in [in_channels] + [width] * num_blocks:
+            layers += [nn.Conv2d(conv_in, width, 3, 1, 1), self._activation(act, width)]
+        layers.append(nn.Conv2d(width, out_channels * scale * scale, 3, 1, 1))
+        self.body = nn.Sequential(*layers)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.scale, self.size_multiple = scale, 1
+
+    @staticmethod
+    def _activation(act: str, width: int) -> nn.Module:
+        if act == "prelu":
+            return nn.PReLU(num_parameters=width)
+        return nn.ReLU(inplace=True) if act == "relu" else nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.pixel_shuffle(self.body(x), self.scale)
+        return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+@register("srvggnet_compact")
+def srvggnet_compact(*, in_channels: int = 3, out_channels: int = 3, width: int = 64, num_blocks: int = 16,
+                     scale: int = 4, act: str = "prelu") -> nn.Module:
+    """Real-ESRGAN's SRVGGNetCompact (num_feat=width, num_conv=num_blocks, upscale=scale, act_type=act)."""
+    return SRVGGNetCompact(in_channels, out_channels, width, num_blocks, scale, act)

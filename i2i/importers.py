@@ -1,0 +1,386 @@
+"""Import foreign generator checkpoints: recognise the architecture from keys and shapes.
+
+Recognised layouts (state dicts as their own code saves them):
+
+- junyanz pytorch-CycleGAN-and-pix2pix `*_net_G*.pth`: ResnetGenerator (6 / 9 blocks) and
+  UnetGenerator (5-8 levels: unet_32 ... unet_256); i2i's networks use its key names.
+- BasicSR / Real-ESRGAN: MSRResNet (`srresnet`) and RRDBNet (`rrdbnet`), in `params_ema`
+  (preferred, the weights BasicSR tests with) or `params`, with or without DataParallel's
+  `module.` prefix; the original ESRGAN layout (`model.1.sub.N.RDB1.conv1.0.weight`, as in
+  RRDB_ESRGAN_x4.pth), renamed to RRDBNet's keys.
+- Real-ESRGAN's SRVGGNetCompact (`srvggnet_compact`, keys `body.N`).
+
+Whatever the keys cannot say (reflect vs replicate padding, U-Net dropout, the test mode the
+weights were meant for) is taken from the reference's defaults and listed as "assumed"; what
+they do say is listed as "inferred". Files are read with `torch.load(weights_only=True)` or
+safetensors only: no code in a file ever runs, and any file that is not one of these layouts
+is one I2IError line naming it.
+"""
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from i2i.errors import I2IError, one_line
+from i2i.spec import ModelSpec, spec_for_network
+
+#: The architectures `import_checkpoint(arch=...)` accepts (i2i.nn registry names).
+ARCHS = ("resnet_6blocks", "resnet_9blocks", "unet_32", "unet_64", "unet_128", "unet_256",
+         "srresnet", "rrdbnet", "srvggnet_compact")
+_UNETS = {5: "unet_32", 6: "unet_64", 7: "unet_128", 8: "unet_256"}
+_WRAPPERS = ("params_ema", "params", "state_dict")
+
+State = dict[str, torch.Tensor]
+
+
+@dataclass
+class ImportResult:
+    """An imported generator: `networks` ({"G": net}, eval mode), its model contract, and
+    notes, each starting "inferred:" or "assumed:"."""
+
+    networks: dict[str, nn.Module]
+    spec: ModelSpec
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def arch(self) -> dict:
+        """The generator's i2i.nn architecture: {"name": ..., options...}."""
+        return dict(self.networks["G"].arch)
+
+    def save(self, path: str | Path) -> None:
+        """Write it as an i2i model file (atomically)."""
+        from i2i.checkpoint import save_model
+
+        save_model(path, self.networks, self.spec)
+
+
+def import_checkpoint(path: Path, arch: str | None = None) -> ImportResult:
+    """Read a foreign generator checkpoint and rebuild it as an i2i network and model spec.
+
+    `arch` (one of ARCHS) makes the import fail unless the file is that architecture.
+    """
+    path = Path(path)
+    if arch is not None and arch not in ARCHS:
+        raise I2IError(f"unknown architecture {arch!r} to import; one of: {', '.join(ARCHS)}")
+    notes: list[str] = []
+    state = read_state_dict(path, notes)
+    try:
+        options, fields = _recognise(state, notes)
+    except _Mismatch as error:
+        raise I2IError(f"{path}: {error}") from None
+    if arch is not None and options["name"] != arch:
+        raise I2IError(f"{path}: holds a {options['name']}, not the {arch} asked for")
+    if options.get("norm") == "instance":
+        state = _drop_old_instance_stats(state, notes)
+    net = _build(path, options, state)
+    return ImportResult({"G": net}, spec_for_network(net, **fields), notes)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
+    """A flat {key: tensor} from a `.pth` (weights_only) or safetensors file, unwrapped from
+    BasicSR's params_ema / params and DataParallel's `module.`; one I2IError line otherwise."""
+    notes = [] if notes is None else notes
+    if not path.is_file():
+        raise I2IError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if not head:
+        raise I2IError(f"{path}: the file is empty")
+    state = _read_safetensors(path) if head[8:9] == b"{" else _read_torch(path)
+    if isinstance(state, dict):
+        for wrapper in _WRAPPERS:
+            if isinstance(state.get(wrapper), dict):
+                others = [w for w in _WRAPPERS if w != wrapper and w in state]
+                notes.append(f"inferred: weights from '{wrapper}'" + (f" (also holds {', '.join(others)})" if others else ""))
+                state = state[wrapper]
+                break
+    if not isinstance(state, dict):
+        raise I2IError(f"{path}: not a state dict (it holds a {type(state).__name__})")
+    if not state:
+        raise I2IError(f"{path}: the state dict is empty")
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        shown = ", ".join(repr(k)[:40] for k in bad[:3])
+        raise I2IError(f"{path}: not a bare state dict: {shown} {'is' if len(bad) == 1 else 'are'} not tensors "
+                       f"(a training checkpoint? top-level keys: {', '.join(repr(k)[:40] for k in list(state)[:6])})")
+    if all(k.startswith("module.") for k in state):
+        notes.append("inferred: DataParallel's 'module.' prefix removed")
+        state = {k[len("module."):]: v for k, v in state.items()}
+    halves = {v.dtype for v in state.values() if v.is_floating_point() and v.dtype != torch.float32}
+    if halves:
+        notes.append(f"inferred: weights stored as {', '.join(sorted(str(d).removeprefix('torch.') for d in halves))}; "
+                     "imported as float32")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _read_safetensors(path: Path) -> State:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own error types for a bad header or data
+        raise I2IError(f"{path}: broken safetensors file ({one_line(error, 200)})") from None
+
+
+def _read_torch(path: Path) -> object:
+    """torch.load with weights_only=True; its long errors turned into what they mean."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        text = one_line(error)
+        refused = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", text)
+        if refused:
+            reason = (f"refused: loading it would import {refused.group(1)} (a pickle that runs code or builds "
+                      "objects; i2i reads weights only)")
+        elif "PytorchStreamReader" in text or "zip archive" in text or isinstance(error, EOFError):
+            reason = "truncated or corrupt PyTorch file"
+        elif isinstance(error, (pickle.UnpicklingError, KeyError, ValueError)):
+            reason = "not a PyTorch weights file (unreadable as a weights-only checkpoint)"
+        else:
+            reason = f"cannot read it ({one_line(error, 200, typed=True)})"
+        raise I2IError(f"{path}: {reason}") from None
+
+
+# ----------------------------------------------------------------------------- recognising
+
+
+class _Mismatch(Exception):
+    """The keys look like a known layout but something does not fit (message: what)."""
+
+
+def _recognise(state: State, notes: list[str]) -> tuple[dict, dict]:
+    """(i2i architecture {"name", options}, ModelSpec fields) for a state dict; `state` is
+    renamed in place for the old ESRGAN layout."""
+    if "model.1.sub.0.RDB1.conv1.0.weight" in state:
+        state.update(_from_old_esrgan(state))
+        notes.append("inferred: original ESRGAN key layout (model.1.sub.N.RDBk), renamed to RRDBNet's")
+    if any(re.fullmatch(r"model\.\d+\.conv_block\..+", k) for k in state):
+        return _resnet(state, notes)
+    if "model.model.0.weight" in state:
+        return _unet(state, notes)
+    if "conv_first.weight" in state and "body.0.rdb1.conv1.weight" in state:
+        return _rrdbnet(state, notes)
+    if "conv_first.weight" in state and "upconv1.weight" in state:
+        return _srresnet(state, notes)
+    if all(re.fullmatch(r"body\.\d+\.(weight|bias)", k) for k in state):
+        return _srvgg(state, notes)
+    keys = list(state)
+    raise _Mismatch("not a generator i2i can import: its keys fit none of the reference CycleGAN/pix2pix "
+                    "ResNet or U-Net, BasicSR MSRResNet / RRDBNet, original ESRGAN or Real-ESRGAN "
+                    f"SRVGGNetCompact layouts (keys: {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})")
+
+
+def _shape(state: State, key: str) -> torch.Size:
+    if key not in state:
+        raise _Mismatch(f"tensor {key} is missing")
+    return state[key].shape
+
+
+def _indices(state: State, pattern: str) -> list[int]:
+    """The sorted distinct integers captured by `pattern`'s group 1 over the keys."""
+    return sorted({int(m.group(1)) for k in state if (m := re.fullmatch(pattern, k))})
+
+
+def _norm(state: State, norm_key: str, conv_bias_key: str) -> str:
+    """The reference's norm from what it leaves in a state dict. Running statistics without
+    affine weights are InstanceNorm's from PyTorch < 0.4 (the reference's published CycleGAN
+    generators hold them; its loader drops them): instance, and `_drop_old_instance_stats`."""
+    if f"{norm_key}.running_mean" in state:
+        return "batch" if f"{norm_key}.weight" in state else "instance"
+    return "instance" if conv_bias_key in state else "none"
+
+
+def _drop_old_instance_stats(state: State, notes: list[str]) -> State:
+    """Without the running statistics and counters of old InstanceNorm layers (as the
+    reference's `__patch_instance_norm_state_dict` does when it loads them)."""
+    stats = (".running_mean", ".running_var", ".num_batches_tracked")
+    old = {k for k in state if k.endswith(stats) and k.rsplit(".", 1)[0] + ".weight" not in state}
+    if old:
+        notes.append(f"inferred: {len(old)} InstanceNorm running statistics from PyTorch < 0.4, dropped "
+                     "as the reference's loader does")
+    return {k: v for k, v in state.items() if k not in old}
+
+
+_NORM_EVIDENCE = {"batch": "BatchNorm running statistics", "instance": "biased convs, no norm weights",
+                  "none": "no norm weights, unbiased convs"}
+
+# The reference's ResnetBlock: (first conv index, second conv index) -> (padding, dropout)
+_BLOCK_LAYOUTS = {(1, 5): ("reflect", False), (1, 6): ("reflect", True), (0, 3): ("zero", False), (0, 4): ("zero", True)}
+
+
+def _translation_fields(pipeline: str, norm: str, dropout: bool, notes: list[str]) -> dict:
+    """Spec fields of a reference CycleGAN/pix2pix generator ([-1, 1] images; test mode)."""
+    if norm == "batch" or dropout:
+        notes.append("assumed: test mode 'train' (each image's own BatchNorm statistics, dropout on), as the "
+                     "reference's test.py runs without --eval; `i2i translate --eval` uses running statistics")
+    return {"pipeline": pipeline, "input_range": (-1.0, 1.0), "output_range": (-1.0, 1.0),
+            "test_mode": "train" if norm == "batch" or dropout else "eval"}
+
+
+def _resnet(state: State, notes: list[str]) -> tuple[dict, dict]:
+    blocks = _indices(state, r"model\.(\d+)\.conv_block\..+")
+    first = 10  # pad, conv, norm, relu, then two (conv, norm, relu) downsamples
+    if blocks != list(range(first, first + len(blocks))):
+        raise _Mismatch(f"ResNet generator with residual blocks at model.{blocks}, not model.{first}, {first + 1}, ...")
+    count = len(blocks)
+    if count not in (6, 9):
+        raise _Mismatch(f"ResNet generator with {count} residual blocks; i2i builds resnet_6blocks and resnet_9blocks")
+    stem = _shape(state, "model.1.weight")
+    last = _shape(state, f"model.{first + count + 7}.weight")  # convT, norm, relu x2, pad, conv
+    convs = tuple(_indices(state, rf"model\.{first}\.conv_block\.(\d+)\.weight"))
+    convs = tuple(i for i in convs if state[f"model.{first}.conv_block.{i}.weight"].dim() == 4)
+    if convs not in _BLOCK_LAYOUTS:
+        raise _Mismatch(f"ResNet block with convs at conv_block.{list(convs)}: not the reference's layout")
+    padding, dropout = _BLOCK_LAYOUTS[convs]
+    norm = _norm(state, "model.2", "model.1.bias")
+    name = f"resnet_{count}blocks"
+    notes += [f"inferred: {name} ({count} residual blocks), width {stem[0]}, {stem[1]} -> {last[0]} channels",
+              f"inferred: norm {norm} ({_NORM_EVIDENCE[norm]})",
+              f"inferred: dropout {'on' if dropout else 'off'} (block layout: second conv at conv_block.{convs[1]})"]
+    if padding == "zero":
+        notes.append("inferred: zero padding in the residual blocks (no pad layers)")
+    else:
+        notes.append("assumed: reflect padding in the residual blocks (the reference's default; replicate "
+                     "has the same keys)")
+    options = {"name": name, "in_channels": stem[1], "out_channels": last[0], "width": stem[0], "norm": norm,
+               "dropout": dropout, "padding_type": padding}
+    return options, _translation_fields("cyclegan", norm, dropout, notes)
+
+
+def _unet(state: State, notes: list[str]) -> tuple[dict, dict]:
+    # "model.model.<i>" is the outermost level; every deeper level adds ".model.<i>.model"
+    levels = max(k.count("model.") for k in state) - 1
+    if levels not in _UNETS:
+        raise _Mismatch(f"U-Net with {levels} levels; i2i builds 5 to 8 (unet_32 ... unet_256)")
+    name = _UNETS[levels]
+    down, up = _shape(state, "model.model.0.weight"), _shape(state, "model.model.3.weight")  # up: ConvTranspose
+    norm = _norm(state, "model.model.1.model.2", "model.model.1.model.1.bias")
+    dropout = norm == "batch"
+    why = ("pix2pix, which trains with batch norm, defaults to it" if dropout
+           else "CycleGAN, which trains with instance norm, defaults to no dropout")
+    notes += [(f"inferred: {name} ({levels} levels, bottleneck 1x1 at {2 ** levels}x{2 ** levels}), "
+               f"width {down[0]}, {down[1]} -> {up[1]} channels"),
+              f"inferred: norm {norm} ({_NORM_EVIDENCE[norm]})",
+              f"assumed: dropout {'on' if dropout else 'off'} (U-Net dropout holds no weights; {why})"]
+    options = {"name": name, "in_channels": down[1], "out_channels": up[1], "width": down[0], "norm": norm,
+               "dropout": dropout}
+    return options, _translation_fields("pix2pix", norm, dropout, notes)
+
+
+_SR_FIELDS = {"pipeline": "srgan", "input_range": (0.0, 1.0), "output_range": (0.0, 1.0), "task": "sr",
+              "test_mode": "eval"}
+
+
+def _srresnet(state: State, notes: list[str]) -> tuple[dict, dict]:
+    first, last = _shape(state, "conv_first.weight"), _shape(state, "conv_last.weight")
+    width = first[0]
+    blocks = len(_indices(state, r"body\.(\d+)\.conv1\.weight"))
+    factor = _shape(state, "upconv1.weight")[0] // width
+    scale = {4: 4 if "upconv2.weight" in state else 2, 9: 3}.get(factor)
+    if scale is None or factor * width != _shape(state, "upconv1.weight")[0]:
+        raise _Mismatch(f"MSRResNet whose upconv1 gives {_shape(state, 'upconv1.weight')[0]} channels from {width}: "
+                        "not a x2, x3 or x4 pixel shuffle")
+    notes.append(f"inferred: srresnet (BasicSR MSRResNet) x{scale}, width {width}, {blocks} blocks, "
+                 f"{first[1]} -> {last[0]} channels")
+    options = {"name": "srresnet", "in_channels": first[1], "out_channels": last[0], "width": width,
+               "num_blocks": blocks, "scale": scale}
+    return options, dict(_SR_FIELDS)
+
+
+def _rrdbnet(state: State, notes: list[str]) -> tuple[dict, dict]:
+    first, last = _shape(state, "conv_first.weight"), _shape(state, "conv_last.weight")
+    out_channels = last[0]
+    unshuffle = math.isqrt(first[1] // out_channels) if first[1] % out_channels == 0 else 0
+    scale = {1: 4, 2: 2, 4: 1}.get(unshuffle) if unshuffle ** 2 * out_channels == first[1] else None
+    if scale is None:
+        raise _Mismatch(f"RRDBNet whose conv_first takes {first[1]} channels for {out_channels} out: "
+                        "not 1, 4 or 16 times (scale 4, 2, 1)")
+    blocks = len(_indices(state, r"body\.(\d+)\.rdb1\.conv1\.weight"))
+    growth = _shape(state, "body.0.rdb1.conv1.weight")[0] if blocks else 32
+    notes += [f"inferred: rrdbnet (ESRGAN RRDBNet) x{scale}, width {first[0]}, {blocks} blocks, growth {growth}",
+              f"assumed: {out_channels} input channels like its output"
+              + (f" (so conv_first's {first[1]} channels are a x{unshuffle} pixel-unshuffle)" if unshuffle > 1 else "")]
+    if scale == 4:
+        notes.append("assumed: scale 4 (BasicSR's layout; i2i's x3 variant has the same keys)")
+    options = {"name": "rrdbnet", "in_channels": out_channels, "out_channels": out_channels, "width": first[0],
+               "num_blocks": blocks, "growth": growth, "scale": scale}
+    return options, dict(_SR_FIELDS)
+
+
+def _srvgg(state: State, notes: list[str]) -> tuple[dict, dict]:
+    convs = [i for i in _indices(state, r"body\.(\d+)\.weight") if state[f"body.{i}.weight"].dim() == 4]
+    prelus = [i for i in _indices(state, r"body\.(\d+)\.weight") if state[f"body.{i}.weight"].dim() == 1]
+    if len(convs) < 2 or convs != list(range(0, 2 * len(convs), 2)):
+        raise _Mismatch(f"body.N keys with convs at {convs}: not Real-ESRGAN's SRVGGNetCompact layout")
+    if not prelus:
+        raise _Mismatch("SRVGGNetCompact whose activations hold no weights (relu or leakyrelu, which the keys "
+                        "cannot tell apart); only the prelu variant (Real-ESRGAN's) is imported")
+    if prelus != list(range(1, 2 * len(convs) - 1, 2)):
+        raise _Mismatch(f"SRVGGNetCompact with PReLU weights at body.{prelus}: expected one after every conv but the last")
+    first, last = state["body.0.weight"].shape, state[f"body.{convs[-1]}.weight"].shape
+    in_channels = first[1]
+    scale = math.isqrt(last[0] // in_channels)
+    if scale < 1 or scale * scale * in_channels != last[0]:
+        raise _Mismatch(f"SRVGGNetCompact whose last conv gives {last[0]} channels: not {in_channels} x scale^2")
+    notes += [(f"inferred: srvggnet_compact (Real-ESRGAN SRVGGNetCompact) x{scale}, width {first[0]}, "
+               f"{len(convs) - 2} body convs, PReLU activations"),
+              (f"assumed: {in_channels} output channels like its input (so its last conv's {last[0]} "
+               f"channels are a x{scale} pixel shuffle)")]
+    options = {"name": "srvggnet_compact", "in_channels": in_channels, "out_channels": in_channels,
+               "width": first[0], "num_blocks": len(convs) - 2, "scale": scale, "act": "prelu"}
+    return options, dict(_SR_FIELDS)
+
+
+def _from_old_esrgan(state: State) -> State:
+    """The original ESRGAN's keys (model.0, model.1.sub.<i>.RDB<j>.conv<k>.0, model.1.sub.<n>,
+    model.3, model.6, model.8, model.10) as RRDBNet's; pops the old keys from `state`."""
+    blocks = len(_indices(state, r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight"))
+    tops = _indices(state, r"model\.(\d+)\.weight")
+    if tops != [0, 3, 6, 8, 10]:  # model.1 is the trunk (model.1.sub...)
+        raise _Mismatch(f"original ESRGAN layout with top-level convs at model.{tops}: only the x4 layout "
+                        "(model.0, 3, 6, 8, 10) is imported")
+    renames = {"model.0": "conv_first", f"model.1.sub.{blocks}": "conv_body", "model.3": "conv_up1",
+               "model.6": "conv_up2", "model.8": "conv_hr", "model.10": "conv_last"}
+    renamed: State = {}
+    for key in list(state):
+        m = re.fullmatch(r"model\.1\.sub\.(\d+)\.RDB(\d)\.conv(\d)\.0\.(weight|bias)", key)
+        prefix, _, leaf = key.rpartition(".")
+        if m:
+            new = f"body.{m.group(1)}.rdb{m.group(2)}.conv{m.group(3)}.{m.group(4)}"
+        elif prefix in renames:
+            new = f"{renames[prefix]}.{leaf}"
+        else:
+            raise _Mismatch(f"original ESRGAN layout with an unexpected tensor {key}")
+        renamed[new] = state.pop(key)
+    return renamed
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _build(path: Path, options: dict, state: State) -> nn.Module:
+    """The i2i network `options` describes, holding `state` (strict: every key must fit).
+
+    Built on the CPU, not the meta device: the SR nets' init on meta tensors imports
+    torch._dynamo (seconds), drawing their initial weights costs far less."""
+    import i2i.nn
+
+    try:
+        net = i2i.nn.rebuild(options)
+    except I2IError as error:
+        raise I2IError(f"{path}: {one_line(error)}") from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise I2IError(f"{path}: its tensors do not fit the inferred {options['name']} "
+                       f"({one_line(error, 300)})") from None
+    return net.eval()
