@@ -452,6 +452,12 @@ def write_image(
     write_bytes(path, data)
 
 
+def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95) -> bytes:
+    """The bytes `write_image` writes for a file with this extension (e.g. for an HTTP reply)."""
+    pixels, alpha = _check_arrays(pixels, alpha)
+    return _encode(extension.lower(), pixels, alpha, quality)
+
+
 def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate and normalise to (HxWxC with C in 1/3, alpha HxW of the same dtype)."""
     pixels = np.asarray(pixels)

@@ -1,0 +1,119 @@
+"""Image bytes in, PNG bytes out, through the code `i2i translate` runs, one job at a time.
+
+A request's image is decoded by `i2i.data.io` (the reader's guards: pixel limit, bad files),
+translated by `i2i.infer.images.translate_batch` with the model's `translate_arrays` (what
+`Translator.translate_folder` hands its folder runner) and encoded by `io.write_image`, so
+the bytes are those of the file `i2i translate MODEL image.png out/` writes: 16-bit, gray
+and RGBA come back as it writes them.
+
+Models load when first asked for and stay loaded (again when their file changes, e.g. a run
+saving a newer model). Translations take turns on the device (one lock): on a CPU two at
+once would only share the same cores, each slower, and hold twice the memory. The queue is
+visible (`status`), so the page can say when a job waits.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from i2i.errors import I2IError
+from i2i.serve.catalog import ModelEntry
+
+TILE_PAD = 16  # `i2i translate`'s default --tile-pad
+
+
+class Engine:
+    """Loaded models, the turn-taking lock and the queue of jobs waiting for it."""
+
+    def __init__(self, device: str = "auto", precision: str = "auto"):
+        self.device, self.precision = device, precision
+        self.turn = threading.Lock()  # held by the job that translates; the others wait for it
+        self._state = threading.Lock()  # guards the fields below
+        self._loaded: dict[tuple[str, str], tuple[int, Any]] = {}  # (ref, direction) -> (mtime_ns, Translator)
+        self._jobs: OrderedDict[str, str] = OrderedDict()  # job id -> phase, in arrival order
+
+    def device_name(self) -> str:
+        """The device models run on ("cpu", "cuda:0", ...); imports torch."""
+        from i2i.device import resolve_device
+
+        return str(resolve_device(self.device))
+
+    def status(self, job: str | None = None) -> dict[str, Any]:
+        """The queue: how many jobs are in it, and where `job` stands: its phase and, while it
+        waits, how many jobs that came before it still wait or translate (0 once it runs)."""
+        with self._state:
+            if job not in self._jobs:
+                return {"jobs": len(self._jobs), "job": None}
+            phase, ahead = self._jobs[job], 0
+            if phase == "waiting":
+                for other, other_phase in self._jobs.items():
+                    if other == job:
+                        break
+                    ahead += other_phase != "encoding"  # encoding happens outside the turn
+            return {"jobs": len(self._jobs), "job": {"position": ahead, "phase": phase}}
+
+    def translate(self, entry: ModelEntry, data: bytes, *, direction: str, tile: int, job: str,
+                  max_pixels: int | None = None) -> bytes:
+        """The PNG `i2i translate` writes for the image file `data` (errors: I2IError)."""
+        from i2i.data import io
+        from i2i.infer.images import translate_batch
+
+        image = io.decode_bytes(data, max_pixels=max_pixels)  # before waiting: a bad file fails at once
+        self._set(job, "waiting")
+        try:
+            with self.turn:
+                self._set(job, "loading model")
+                translator = self._translator(entry, direction)
+                self._set(job, "translating")
+                translate = functools.partial(translator.translate_arrays, tile=tile, tile_pad=TILE_PAD)
+                ((pixels, alpha),) = translate_batch([image], translate=translate)
+            self._set(job, "encoding")
+            return _png(pixels, alpha)
+        finally:
+            with self._state:
+                self._jobs.pop(job, None)
+
+    def _set(self, job: str, phase: str) -> None:
+        with self._state:
+            self._jobs[job] = phase
+
+    def _translator(self, entry: ModelEntry, direction: str) -> Any:
+        """The loaded model for `entry` and `direction`, loaded (again) if its file is new."""
+        from i2i.infer import load_model
+
+        try:
+            mtime = entry.path.stat().st_mtime_ns
+        except OSError as error:
+            raise I2IError(f"model {entry.name!r}: cannot read its file ({error.strerror})") from None
+        key = (entry.ref, direction)
+        loaded = self._loaded.get(key)
+        if loaded is None or loaded[0] != mtime:
+            started = time.perf_counter()
+            translator = load_model(_model_file(entry), device=self.device, precision=self.precision,
+                                    direction=direction)
+            self._loaded[key] = (mtime, translator)
+            print(f"i2i serve: loaded {entry.name} ({direction}) on {translator.device} "
+                  f"in {time.perf_counter() - started:.1f} s", flush=True)
+        return self._loaded[key][1]
+
+
+def _model_file(entry: ModelEntry) -> str:
+    """The file to load: a zoo model's through the zoo (which checks its sha256, as for
+    `i2i translate NAME`), but only while it is here: the server downloads nothing."""
+    if entry.source != "zoo":
+        return entry.ref
+    if not entry.path.is_file():
+        raise I2IError(f"model {entry.name!r}: its file {entry.path} is gone")
+    from i2i.infer import zoo_model_path
+
+    return str(zoo_model_path(entry.ref))
+
+
+def _png(pixels: Any, alpha: Any) -> bytes:
+    """The PNG `io.write_image` writes (the reader's only encoder), as bytes."""
+    from i2i.data import io
+
+    return io.encode_image(".png", pixels, alpha)
