@@ -5,6 +5,9 @@
                                    [--peak-sizes 4096] [--peak-models resnet_9blocks]
                                    [--skip-speed] [--skip-peak] [--peak-memory]
 
+(`i2i bench translate` measures one configuration the way a user runs it, `i2i translate` in a
+fresh process, start-up included; this script compares configurations inside one process.)
+
 1. images/s for resnet_9blocks (width 64, random init) on the CPU, `--images` PNGs of
    `--size` px generated in a temp folder, read and written as files (decode ahead and
    write behind included), for fp32, fp32 + channels_last, bf16, bf16 + channels_last and
@@ -40,24 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def picture(size: int, seed: int) -> np.ndarray:
-    """A smooth picture with noise: PNG sizes like a photo's, not like flat colour."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / size
-    base = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + rng.uniform(0, 40, 3)
-    return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-
-
-def make_net(name: str = "resnet_9blocks"):
-    """resnet_9blocks (width 64) or "tiny" (resnet_6blocks, width 4), instance norm, random init."""
-    import torch
-
-    import i2i.nn
-
-    torch.manual_seed(0)
-    arch, width = ("resnet_6blocks", 4) if name == "tiny" else (name, 64)
-    return i2i.nn.init_weights(i2i.nn.create(arch, width=width, norm="instance"), "normal", 0.02)
+from i2i.bench import make_network as make_net  # shared with `i2i bench translate`
+from i2i.bench import picture
 
 
 def big_picture(path: Path, size: int) -> None:

@@ -20,8 +20,17 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except I2IError as error:
-            click.echo(f"error: {error}", err=True)
+            rank = _torchrun_rank()
+            if not (rank and getattr(error, "same_on_every_rank", False)):  # rank 0 says it for all
+                click.echo(f"error: {f'rank {rank}: ' if rank else ''}{error}", err=True)
             sys.exit(error.exit_code)
+
+
+def _torchrun_rank() -> int:
+    """This process's rank under torchrun (0 alone, or without torchrun)."""
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,6 +92,25 @@ def data_derive(task: str, src: str, dst: str, scale: int) -> None:
     click.echo(f"wrote {result.written} pair{'s' if result.written != 1 else ''} to {dst}/A and {dst}/B")
     if result.problems:
         sys.exit(1)
+
+
+@data_group.command("download")
+@click.argument("name", required=False)
+def data_download(name: str | None) -> None:
+    """Fetch dataset NAME into $I2I_HOME/datasets/NAME in the layout `i2i train` reads.
+
+    Without NAME: the datasets known. Resumes an interrupted download; archives are checked
+    before anything is extracted.
+    """
+    from i2i.data.download import DATASETS, download_dataset, layout_note
+
+    if name is None:
+        for entry in DATASETS.values():
+            click.echo(f"{entry.name:<24} {entry.pipeline:<9} {entry.url}")
+        click.echo(f"{'cityscapes':<24} {'pix2pix':<9} needs your own login (`i2i data download cityscapes` says how)")
+        return
+    path = download_dataset(name)
+    click.echo(f"{path} ({layout_note(path)})")
 
 
 # --- eval commands ---------------------------------------------------------
@@ -378,6 +406,52 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
         sys.exit(1)
 
 
+@main.group(name="bench")
+def bench_group() -> None:
+    """Time training steps and folder translation here; each prints one JSON line
+    (seconds, images/s, peak memory, precision, threads, CPU model and flags or GPU)."""
+
+
+@bench_group.command(name="train")
+@click.argument("pipeline")
+@click.option("--image-size", type=click.IntRange(min=0), default=0, help="Crop size.  [default: the pipeline's]")
+@click.option("--batch-size", type=click.IntRange(min=0), default=0, help="Images per step.  [default: the pipeline's]")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed steps.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="[default: training's default, auto]")
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads.  [default: one per core]")
+def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, warmup: int, device: str,
+                precision: str | None, threads: int) -> None:
+    """Seconds per training step of PIPELINE (its reference defaults, random data on the device)."""
+    import json
+
+    from i2i.bench import time_train_steps
+
+    click.echo(json.dumps(time_train_steps(pipeline, image_size=image_size, batch_size=batch_size, steps=steps,
+                                           warmup=warmup, device=device, precision=precision or "",
+                                           threads=threads)))
+
+
+@bench_group.command(name="translate")
+@click.option("--image-size", type=click.IntRange(min=1), default=256, show_default=True, help="PNG size.")
+@click.option("--images", type=click.IntRange(min=1), default=20, show_default=True, help="PNGs to translate.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--model", type=click.Choice(["resnet_9blocks", "tiny"]), default="resnet_9blocks", show_default=True,
+              help="The reference CycleGAN generator, or a tiny one (resnet_6blocks, width 4).")
+def bench_translate(image_size: int, images: int, device: str, precision: str, model: str) -> None:
+    """Seconds per image of `i2i translate` on random PNGs, disk to disk, in a fresh process
+    (start-up included)."""
+    import json
+
+    from i2i.bench import time_translate
+
+    click.echo(json.dumps(time_translate(image_size=image_size, images=images, device=device, precision=precision,
+                                         model=model)))
+
+
 @main.group(name="models")
 def models_group() -> None:
     """Pretrained models: `i2i translate NAME in/ out/` uses one by name."""
@@ -385,16 +459,73 @@ def models_group() -> None:
 
 @models_group.command(name="list")
 def models_list() -> None:
-    """The registered pretrained models, whether each is here, and its figures."""
+    """The registered models: name, task, size, where (shipped, cached or download) and what it is."""
     from i2i import zoo
 
-    entries = zoo.registry()
-    if not entries:
+    rows = zoo.list_rows()
+    if not rows:
         click.echo("no pretrained models registered")
-    for entry in entries.values():
-        where = "shipped" if (zoo.REGISTRY_FILE.parent / entry.file).is_file() else "download"
-        scores = ", ".join(f"{name} {m['psnr_y']:.2f} dB" for name, m in entry.metrics.items() if "psnr_y" in m)
-        click.echo(f"{entry.name:<16} {where:<9} {entry.description}" + (f" ({scores})" if scores else ""))
+    width = max((len(row["name"]) for row in rows), default=0)
+    for row in rows:
+        scores = ", ".join(f"{name} {m['psnr_y']:.2f} dB" for name, m in row["metrics"].items() if "psnr_y" in m)
+        click.echo(f"{row['name']:<{width}}  {row['task']:<8} {row['size']:>10}  {row['where']:<8}  "
+                   f"{row['description']}" + (f" ({scores})" if scores else ""))
+
+
+@models_group.command(name="pull")
+@click.argument("name")
+def models_pull(name: str) -> None:
+    """Download model NAME into $I2I_HOME/models (resuming, verified), or check the copy here."""
+    from i2i import zoo
+
+    click.echo(zoo.resolve(name))
+
+
+@models_group.command(name="import")
+@click.argument("file", type=click.Path(path_type=str))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=str),
+              help="The i2i model file to write (.safetensors).")
+@click.option("--arch", default=None,
+              help="Fail unless FILE is this architecture: resnet_6blocks, resnet_9blocks, unet_32/64/128/256, "
+                   "srresnet, rrdbnet or srvggnet_compact.  [default: recognised from its keys]")
+def models_import(file: str, out: str, arch: str | None) -> None:
+    """Convert a foreign generator checkpoint into an i2i model file.
+
+    FILE: a reference CycleGAN/pix2pix *_net_G*.pth, a BasicSR / ESRGAN / Real-ESRGAN .pth or
+    .safetensors. Prints what was inferred from its keys and shapes, and what was assumed."""
+    from pathlib import Path
+
+    from i2i.importers import import_checkpoint
+
+    result = import_checkpoint(Path(file), arch=arch)
+    for note in result.notes:
+        click.echo(note)
+    result.save(out)
+    click.echo(f"wrote {out} ({result.arch['name']})")
+
+
+@models_group.command(name="export")
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+              help="Export format.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="The file to write.  [default: MODEL with .onnx]")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN models: which generator (default: the direction it was trained for).")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
+              help="torch.onnx's exporter: TorchScript (fast) or torch.export (dynamo=True).")
+def models_export(model: str, fmt: str, out: str | None, direction: str | None, opset: int, exporter: str) -> None:
+    """Export MODEL's generator to ONNX.
+
+    Dynamic batch, height and width; input and output in the model's ranges (in the file's
+    metadata, with the opset). Needs the export extra: pip install 'i2i[export]'."""
+    from i2i.export import export_onnx
+
+    result = export_onnx(model, out, direction=direction, opset=opset, exporter=exporter)
+    for note in result.notes:
+        click.echo(note)
+    click.echo(f"wrote {result.path} ({result.arch['name']}, ONNX opset {result.opset}, dynamic batch/height/width)")
 
 
 # --- demo --------------------------------------------------------------------
@@ -413,3 +544,31 @@ def demo(out: str, steps: int, device: str, overwrite: bool, threads: int) -> No
     from i2i.demo import run_demo
 
     run_demo(out, steps=steps, device=device, overwrite=overwrite, threads=threads)
+
+
+# --- serve -------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--models", "models", multiple=True, metavar="DIR_OR_NAME",
+              help="A model file, a run folder, a folder of them, or a model name (repeatable). "
+                   "Shipped and downloaded models are always listed.")
+@click.option("--runs", type=click.Path(file_okay=False, exists=True), help="Show the training runs under this folder.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but a loopback address lets others use the server.")
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="As for i2i translate.")
+@click.option("--max-upload-mb", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Largest image file accepted.")
+def serve(models: tuple[str, ...], runs: str | None, host: str, port: int, device: str, precision: str,
+          max_upload_mb: int) -> None:
+    """A local web page and HTTP API: translate images with any model, watch runs train.
+
+    POST /api/translate?model=NAME[&direction=AtoB][&tile=N] with an image file as the body
+    returns the PNG `i2i translate` would write; GET /api/models lists the names.
+    """
+    from i2i.serve import serve as run_server
+
+    run_server(models, runs, host=host, port=port, device=device, precision=precision, max_upload_mb=max_upload_mb)

@@ -33,25 +33,54 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+#: the CPU flags that decide the speed of training and inference (printed by `i2i bench`)
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags, from /proc/cpuinfo (Linux); empty where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated, ~100x slower."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
+    if not cpu_flags():
         return platform.machine() == "arm64"  # Apple silicon
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def auto_precision(device_type: str, *, native_cpu_bf16: bool = False, cuda_bf16: bool = False) -> str:
+    """What `precision="auto"` means, for training and inference alike: the fast precision that
+    keeps the numerics safe on this hardware.
+
+    CPU: bf16 where it is native (AVX-512 BF16, AMX), fp32 elsewhere (AVX2-only CPUs emulate bf16
+    about 100x slower: never bf16 there). CUDA: bf16 where the GPU computes it (Ampere and later),
+    else fp16 (with a GradScaler when training). Other devices (MPS): fp32.
+    """
+    if device_type == "cpu":
+        return "bf16" if native_cpu_bf16 else "fp32"
+    if device_type == "cuda":
+        return "bf16" if cuda_bf16 else "fp16"
+    return "fp32"
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """`auto`: bf16 on CUDA with bf16 support and on CPUs with native bf16, else fp32."""
+    """`name`, or for `auto` this hardware's choice (`auto_precision`); one-line errors."""
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        if device.type == "cpu" and cpu_has_native_bf16():
-            return "bf16"
-        return "fp32"
+        return auto_precision(
+            device.type,
+            native_cpu_bf16=device.type == "cpu" and cpu_has_native_bf16(),
+            cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False))
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision {name!r} (use auto, {', '.join(PRECISIONS)})")
     if name == "fp16" and device.type == "cpu":
@@ -104,6 +133,7 @@ def describe() -> dict[str, str]:
         "device": device_text,
         "cpu": cpu_model(),
         "threads": str(torch.get_num_threads()),
+        "cpu flags": " ".join(f for f in SPEED_FLAGS if f in cpu_flags()) or "unknown",
         "cpu bf16": "native" if cpu_has_native_bf16() else "emulated (slow)",
         "cuda bf16": str(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
     }

@@ -16,6 +16,8 @@ from i2i.device import PRECISIONS
 from i2i.errors import UsageError, one_line
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
+#: keys config.yaml holds beside the settings: records of the run, ignored when settings are read
+RECORDS = ("pipeline", "precision_resolved")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), shown: str | None = None, old_names: tuple[str, ...] = (),
@@ -72,8 +74,10 @@ class TrainConfig:
     ema: float = setting(0.0, "EMA decay of the generator weights for the model file, e.g. 0.999.", shown="0: off")
     # machine
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
-    precision: str = setting("fp32", "Autocast precision (auto: bf16 where it is native, else fp32).",
-                           choices=(*PRECISIONS, "auto"))
+    precision: str = setting("auto", "Autocast precision. auto: bf16 on CPUs with native bf16 (AVX-512 BF16, AMX) "
+                             "and on GPUs that have it, fp16 on other GPUs, else fp32; a run keeps what it chose "
+                             "(config.yaml: precision_resolved).", choices=("auto", *PRECISIONS))
+    sync_bn: bool = setting(False, "Under torchrun: BatchNorm statistics over every process's batch (GPUs only).")
     seed: int = setting(0, "Seed of weights, data order and augmentation.")
     deterministic: bool = setting(False, "Deterministic algorithms (slower).")
     threads: int = setting(0, "CPU threads for torch; 1 can be much faster on a busy machine.",
@@ -114,7 +118,8 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
             raise UsageError(f"{config_file} holds {from_file['pipeline']} settings, not {pipeline}")
         merged.update(_current_names(from_file, renamed))
     merged.update(_current_names(values or {}, renamed))
-    merged.pop("pipeline", None)
+    for record in RECORDS:  # what a run wrote down about itself, not a setting
+        merged.pop(record, None)
     source = f" in {config_file}" if config_file else ""
     return _to_dataclass(TrainConfig, merged, source), _to_dataclass(cls.Options, merged, source, TrainConfig)
 

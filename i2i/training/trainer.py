@@ -3,10 +3,14 @@
     config, options = make_settings("cyclegan", {"data": "horse2zebra", "out": "runs/h2z"})
     run = train("cyclegan", config, options)
 
-`Trainer.run` is meant to be read top to bottom: next batch -> learning rate for this step
--> `pipeline.step(batch)` -> check the losses are finite -> EMA -> log / sample /
-checkpoint. A pipeline plugs in through the protocol of `i2i.pipelines`; the files go
-through `RunFolder`.
+`Trainer.run` is meant to be read top to bottom: next batch -> `Stepper` (learning rate for
+this step -> `pipeline.step(batch)` -> EMA) -> log / sample / checkpoint. A pipeline plugs in
+through the protocol of `i2i.pipelines`; the files go through `RunFolder`; under torchrun
+the processes meet through `i2i.training.distributed` (rank 0 writes the files).
+
+The step never waits for the device: losses stay tensors until a log line, an epoch's end or
+a checkpoint needs them (`_flush`: one sync, and under torchrun one all-reduce, for all the
+steps since), where they are checked for NaN and infinity, step by step.
 
 Resuming is exact: a checkpoint holds networks, optimisers, schedule, GradScaler, EMA, the
 pipeline's own state (image pools) and every RNG, and the data order is a pure function of
@@ -30,7 +34,9 @@ import numpy as np
 import torch
 
 from i2i.errors import I2IError, UsageError, one_line
-from i2i.training.data_order import make_loader, to_device
+from i2i.training import distributed
+from i2i.training.data_order import make_loader, steps_per_epoch, to_device
+from i2i.training.distributed import print_main, unwrap
 from i2i.training.ema import EMA
 from i2i.training.rng import rng_state, set_rng_state, untouched
 from i2i.training.run_folder import RunFolder
@@ -40,6 +46,8 @@ from i2i.training.settings import TrainConfig, check_config, renamed_settings, s
 
 class TrainingDiverged(I2IError):
     """A loss became NaN or infinite; the run stops, its last good checkpoint stays."""
+
+    same_on_every_rank = True  # under torchrun, rank 0 alone prints it
 
 
 class Interrupted(I2IError):
@@ -66,8 +74,48 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
     return Trainer(pipeline, config, options, resume=resume).run()
 
 
+class Stepper:
+    """A pipeline's training step with what the trainer wraps around it: the learning rate,
+    the GradScaler, fused Adam, EMA, and the losses kept on the device. Nothing about files,
+    data loading or other processes: the Trainer drives it, and so does `i2i bench train`
+    on random batches (so the benchmark times the trainer's own step).
+    """
+
+    def __init__(self, name: str, config: TrainConfig, options: Any, device: torch.device, precision: str,
+                 steps_per_epoch: int, total_steps: int) -> None:
+        from i2i.device import autocast
+        from i2i.pipelines import get_pipeline
+
+        self.device, self.precision = device, precision
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = not config.deterministic
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.pipe = get_pipeline(name)(options, config, device, scaler=self.scaler,
+                                       autocast=lambda: autocast(device, precision))
+        self.pipe.optimizers = {key: fused_adam(opt, device) for key, opt in self.pipe.optimizers.items()}
+        _check_sizes(self.pipe.inference_networks(), config.image_size)
+        self.schedule = Schedule(config, steps_per_epoch, total_steps)
+        self.ema = EMA(self.pipe.inference_networks(), config.ema) if config.ema > 0 else None
+
+    def __call__(self, batch: dict, step: int) -> tuple[dict[str, torch.Tensor], float]:
+        """Step number `step` (0-based) on a batch already on the device: the losses as
+        detached scalar tensors (no device sync) and the learning rate."""
+        lr = self.schedule.apply(self.pipe.optimizers, step)
+        losses = self.pipe.step(batch)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(unwrap(self.pipe.inference_networks()))
+        return losses, lr
+
+
 class Trainer:
-    """One run: its pipeline, schedule, EMA and counters (step, epoch, batch in epoch).
+    """One run: its pipeline (through a Stepper), schedule, EMA and counters (step, epoch,
+    batch in epoch).
 
     Construction checks everything and builds everything (data first, so a wrong layout
     fails before any work), restores the newest checkpoint when resuming, and writes
@@ -75,6 +123,7 @@ class Trainer:
     """
 
     def __init__(self, pipeline: str, config: TrainConfig, options: Any = None, *, resume: bool = False) -> None:
+        from i2i.device import resolve_device
         from i2i.pipelines import get_pipeline
 
         self.name, self.cls = pipeline, get_pipeline(pipeline)
@@ -86,33 +135,76 @@ class Trainer:
             raise UsageError("no data folder given (--data DIR)")
         check_config(self.config)
         _absolute_paths(self.config, self.options)
+        self.world = distributed.from_environment()
         self.run_folder = RunFolder(self.config.out)
-        self.run_folder.check_usable(pipeline, resume)
-        self.device, self.precision = _device_and_precision(self.config)
-        self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
-        if resume:
-            self.run_folder.check_same_model(self._settings(), self.cls.model_options,
-                                             renamed_settings(TrainConfig, self.cls.Options))
-        self.run_folder.lock()
+        if self.world.main:  # the others would see the folder rank 0 is filling
+            self.run_folder.check_usable(pipeline, resume)
+        self.device = distributed.start(self.world, resolve_device(self.config.device))
         try:
-            self.run_folder.check_usable(pipeline, resume)  # again, under the lock
+            self.precision = self._choose_precision(resume)
+            self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
+            if resume:
+                self.run_folder.check_same_model(self._settings(), self.cls.model_options,
+                                                 renamed_settings(TrainConfig, self.cls.Options))
+            if self.world.main:
+                self.run_folder.lock()
+        except BaseException:
+            distributed.finish(self.world)
+            raise
+        try:
+            if self.world.main:
+                self.run_folder.check_usable(pipeline, resume)  # again, under the lock
+            distributed.barrier(self.world)  # the other ranks start once rank 0 holds the folder
             self._prepare(resume)
         except BaseException:
             self.run_folder.unlock(remove_if_empty=not resume)
+            distributed.finish(self.world)
             raise
 
     def _prepare(self, resume: bool) -> None:
-        self.steps_per_epoch = math.ceil(len(self.dataset) / self.config.batch_size)
-        self.total_steps = self.config.max_steps or self.steps_per_epoch * (self.config.n_epochs +
-                                                                            self.config.n_epochs_decay)
-        self._build_pipeline()
+        config, world = self.config, self.world
+        self.steps_per_epoch = steps_per_epoch(len(self.dataset), config.batch_size, world.size)
+        self.total_steps = config.max_steps or self.steps_per_epoch * (config.n_epochs + config.n_epochs_decay)
+        threads = distributed.default_threads(world)
+        if config.threads <= 0 and threads:
+            torch.set_num_threads(threads)
+        self.stepper = Stepper(self.name, config, self.options, self.device, self.precision,
+                               self.steps_per_epoch, self.total_steps)
+        self.pipe, self.scaler = self.stepper.pipe, self.stepper.scaler
+        self.schedule, self.ema = self.stepper.schedule, self.stepper.ema
+        if world.rank:  # the same weights everywhere, then each rank its own random streams
+            seed_everything(distributed.seed_of_rank(config.seed, world.rank))
         self.step = self.epoch = self.batch_in_epoch = 0
+        self.pending: list[tuple[int, int, tuple[str, ...], torch.Tensor]] = []
+        self.losses: dict[str, float] = {}
         self.resumed = resume and self._restore_newest()
-        if self.resumed:
+        if self.resumed and world.main:
             self._report_changes(self.run_folder.saved_settings())
-        self.run_folder.create(self._settings())
+        distributed.wrap(self.pipe, world, self.device, config.sync_bn)
+        if world.main:
+            self.run_folder.create(self._settings())
 
     # ------------------------------------------------------------------ building
+
+    def _choose_precision(self, resume: bool) -> str:
+        """The precision of this run: `auto` resolved for this hardware (`i2i.device`), except
+        that a resumed `auto` run keeps what it chose when it started (config.yaml's
+        precision_resolved), where this device can run it."""
+        from i2i.device import cpu_has_native_bf16, resolve_precision
+
+        precision = resolve_precision(self.config.precision, self.device)
+        if resume and self.config.precision == "auto":
+            chosen = self.run_folder.saved_settings().get("precision_resolved")
+            if chosen and chosen != precision:
+                try:
+                    precision = resolve_precision(str(chosen), self.device)
+                except UsageError:
+                    print_main(self.world, f"note: this run chose {chosen}, which {self.device} cannot run; "
+                                           f"continuing in {precision}")
+        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+            print_main(self.world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
+                                   "(use --precision fp32)")
+        return precision
 
     def _build_dataset(self) -> Any:
         """The pipeline's dataset; the settings are final after this (channels from the data)."""
@@ -124,33 +216,19 @@ class Trainer:
                 setattr(self.options, side, getattr(dataset, side))
         return dataset
 
-    def _build_pipeline(self) -> None:
-        from i2i.device import autocast
-
-        config = self.config
-        if config.threads > 0:
-            torch.set_num_threads(config.threads)
-        random.seed(config.seed)
-        np.random.seed(config.seed % 2**32)
-        torch.manual_seed(config.seed)
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = not config.deterministic
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        self.pipe = self.cls(self.options, config, self.device, scaler=self.scaler,
-                             autocast=lambda: autocast(self.device, self.precision))
-        _check_sizes(self.pipe.inference_networks(), config.image_size)
-        self.schedule = Schedule(config, self.steps_per_epoch, self.total_steps)
-        self.ema = EMA(self.pipe.inference_networks(), config.ema) if config.ema > 0 else None
-
     def _settings(self) -> dict:
-        return settings_dict(self.name, self.config, self.options)
+        return {**settings_dict(self.name, self.config, self.options), "precision_resolved": self.precision}
 
     # ------------------------------------------------------------------ state
 
-    def state_dict(self) -> dict:
-        """Everything a resume needs, as tensors and plain Python (read with weights_only=True)."""
+    def state_dict(self) -> dict | None:
+        """Everything a resume needs, as tensors and plain Python (read with weights_only=True).
+        Under torchrun every rank calls it (each one's image pools and random streams are
+        gathered); rank 0 gets the state, the others None."""
+        own = {"pipeline_state": self.pipe.state_dict(), "rng": rng_state()}
+        ranks = distributed.gather_to_main(own, self.world)
+        if ranks is None:
+            return None
         return {
             "pipeline": self.name,
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -158,14 +236,18 @@ class Trainer:
             "optimizers": {name: opt.state_dict() for name, opt in self.pipe.optimizers.items()},
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "pipeline_state": self.pipe.state_dict(),
+            "pipeline_state": ranks[0]["pipeline_state"],
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": rng_state(),
+            "rng": ranks[0]["rng"],
+            "world_size": self.world.size,
+            "other_ranks": ranks[1:],
         }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a checkpoint. Learning rates are this run's (a resume may change --lr):
-        the optimiser states keep their moments, the schedule scales the new rate."""
+        the optimiser states keep their moments, the schedule scales the new rate. Under
+        torchrun each rank takes its own pools and random streams; a rank the checkpoint
+        did not have (more processes than before) starts them afresh."""
         if state.get("pipeline") != self.name:
             raise ValueError(f"a checkpoint of {state.get('pipeline')!r}, not {self.name}")
         for name, net in self.pipe.networks.items():
@@ -177,39 +259,62 @@ class Trainer:
                 group["initial_lr"] = rate
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
-        self.pipe.load_state_dict(state["pipeline_state"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
+        ranks = [{"pipeline_state": state["pipeline_state"], "rng": state["rng"]}, *state.get("other_ranks", [])]
+        if self.world.rank < len(ranks):
+            self.pipe.load_state_dict(ranks[self.world.rank]["pipeline_state"])
+            set_rng_state(ranks[self.world.rank]["rng"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world.size:  # the same samples seen, in steps of another size
+            seen = self.batch_in_epoch * self.config.batch_size * saved_world
+            self.batch_in_epoch = -(-seen // (self.config.batch_size * self.world.size))
+            print_main(self.world, f"note: the run had {saved_world} process(es), this one {self.world.size}: "
+                                   "the global batch and the data order change from here")
 
     def _restore_newest(self) -> bool:
         """Resume from the newest checkpoint valid for this run (False: none yet); a truncated,
-        foreign or malformed newer one is reported on one line and skipped."""
+        foreign or malformed newer one is reported on one line and skipped. Under torchrun,
+        rank 0 chooses and every rank loads the same one."""
         from i2i.checkpoint import load_training_state
 
-        found = self.run_folder.checkpoints()
-        if not found:  # killed before its first checkpoint: start again
-            self.run_folder.metrics_path.unlink(missing_ok=True)
-            return False
-        for path in reversed(found):
-            try:
-                self.load_state_dict(load_training_state(path))
-                break
-            except I2IError as error:
-                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
-            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-                print(f"warning: {path}: not a checkpoint of this run ({one_line(error, 200, typed=True)}); "
-                      "trying an older checkpoint", file=sys.stderr)
+        if not self.world.main:
+            chosen = distributed.broadcast_from_main(None, self.world)
+            if chosen is not None:
+                self.load_state_dict(load_training_state(Path(chosen)))
         else:
-            raise I2IError(f"no usable checkpoint in {self.run_folder.checkpoint_dir}/ for this run")
+            chosen = self._choose_checkpoint()
+            distributed.broadcast_from_main(None if chosen is None else str(chosen), self.world)
+        if chosen is None:
+            return False
         if self.config.max_steps and self.config.max_steps < self.step:
             raise UsageError(f"{self.run_folder}/ is at step {self.step} already; --max-steps "
                              f"{self.config.max_steps} would undo nothing (give more steps, or none)")
         if self.batch_in_epoch >= self.steps_per_epoch:  # the dataset shrank since
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        self.run_folder.truncate_metrics(self.step)
+        if self.world.main:
+            self.run_folder.truncate_metrics(self.step)
         return True
+
+    def _choose_checkpoint(self) -> Path | None:
+        """Load the newest checkpoint that loads (rank 0); None when there is none yet."""
+        from i2i.checkpoint import load_training_state
+
+        found = self.run_folder.checkpoints()
+        if not found:  # killed before its first checkpoint: start again
+            self.run_folder.metrics_path.unlink(missing_ok=True)
+            return None
+        for path in reversed(found):
+            try:
+                self.load_state_dict(load_training_state(path))
+                return path
+            except I2IError as error:
+                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+                print(f"warning: {path}: not a checkpoint of this run ({one_line(error, 200, typed=True)}); "
+                      "trying an older checkpoint", file=sys.stderr)
+        raise I2IError(f"no usable checkpoint in {self.run_folder.checkpoint_dir}/ for this run")
 
     def _report_changes(self, saved: dict) -> None:
         """One line naming the settings this resume changes (they take effect)."""
@@ -220,100 +325,153 @@ class Trainer:
             print(f"resuming with {', '.join(changed)}", file=sys.stderr)
 
     def save(self) -> None:
-        """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic."""
-        nets = self.ema.networks if self.ema is not None else self.pipe.inference_networks()
+        """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic
+        (under torchrun every rank calls it; rank 0 writes)."""
+        nets = self.ema.networks if self.ema is not None else unwrap(self.pipe.inference_networks())
         _check_finite_weights(self.pipe.networks, self.step, self.run_folder)
-        self.run_folder.save_checkpoint(self.step, self.state_dict(), self.config.keep_last)
+        state = self.state_dict()
+        if state is None:
+            return
+        self.run_folder.save_checkpoint(self.step, state, self.config.keep_last)
         self.run_folder.save_model(nets, self.pipe.model_spec())
 
     def sample(self) -> None:
+        """Sample grids (every rank computes them, so collectives such as SyncBatchNorm's stay
+        in step; rank 0 writes them)."""
         with untouched(self.pipe.networks, self.device):
             columns = self.pipe.sample(self.sample_batch)
-        self.run_folder.write_samples(self.step, columns)
-        self.run_folder.write_page(self.pipe.sample_columns)
+        if self.world.main:
+            self.run_folder.write_samples(self.step, columns)
+            self.run_folder.write_page(self.pipe.sample_columns)
 
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> Path:
-        """Train to the last step (or a signal); the run folder's lock is released however it ends."""
+        """Train to the last step (or a signal); the run folder's lock is released however it
+        ends. Under torchrun, a collective broken by another process's end is one line."""
         try:
             return self._run()
+        except RuntimeError as error:
+            lost = distributed.peer_lost(error, self.world, self.step, self.run_folder.last_good())
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             self.run_folder.unlock()
+            distributed.finish(self.world)
 
     def _run(self) -> Path:
         from torch.utils.data import default_collate
         from tqdm import tqdm
 
-        config, folder = self.config, self.run_folder
-        loader = make_loader(self.dataset, config, self.device, self.epoch, self.batch_in_epoch)
+        config, folder, world = self.config, self.run_folder, self.world
+        loader = make_loader(self.dataset, config, self.device, self.epoch, self.batch_in_epoch,
+                             world.rank, world.size)
         keys = [(0, i) for i in range(min(len(self.dataset), 4))]
         with torch.random.fork_rng(devices=[]):  # the same sample batch at every (re)start
             torch.manual_seed(config.seed)
             self.sample_batch = self.pipe.augment(
                 to_device(default_collate([loader.dataset[key] for key in keys]), self.device))
-        print(f"{self.name}: {len(self.dataset)} images ({self.steps_per_epoch} steps/epoch), steps {self.step} -> "
-              f"{self.total_steps}, {self.device} {self.precision} -> {folder}/", file=sys.stderr)
+        processes = f", {world.size} processes" if world.distributed else ""
+        print_main(world, f"{self.name}: {len(self.dataset)} images ({self.steps_per_epoch} steps/epoch), steps "
+                          f"{self.step} -> {self.total_steps}, {self.device} {self.precision}"
+                          f"{' (precision auto)' if config.precision == 'auto' else ''}, "
+                          f"{torch.get_num_threads()} threads{processes} -> {folder}/")
         # a finished run resumed with nothing left to do has all of these already
         last_logged = last_checkpoint = last_sample = self.step if self.resumed else -1
-        self.log = _Log(folder, config.batch_size)
-        losses: dict[str, float] = {}
+        self.log = _Log(folder, config.batch_size * world.size)
+        epoch_of_step = self.epoch
         data = iter(loader)
         with _StopSignal() as stop, tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                                         mininterval=1.0, file=sys.stderr) as self.log.bar:
-            while self.step < self.total_steps and stop.name is None:
-                losses, epoch_of_step = self._train_one_step(data)
+                                         mininterval=1.0, file=sys.stderr, disable=not world.main) as self.log.bar:
+            stopped = False
+            while self.step < self.total_steps:
+                stopped = distributed.any_rank(stop.name is not None, world)
+                if stopped:
+                    break
+                epoch_of_step = self._train_one_step(data)
                 if self.step % config.log_every == 0 or self.step == self.total_steps:
-                    self.log.write(self.step, epoch_of_step, losses)
+                    self._log_line(epoch_of_step)
                     last_logged = self.step
                 if self.step % config.sample_every == 0 or self.step == self.total_steps:
                     self.sample()
                     last_sample = self.step
                 if self.step % config.checkpoint_every == 0:
+                    self._flush()  # never checkpoint after a NaN
                     self.save()
                     last_checkpoint = self.step
             # the end of the run, or a signal: always log, checkpoint and report the last step
-            if losses and last_logged != self.step:
-                self.log.write(self.step, epoch_of_step, losses)
+            if last_logged != self.step and (self.pending or self.losses):
+                self._log_line(epoch_of_step)
             if last_sample != self.step:
                 self.sample()
             if last_checkpoint != self.step:
+                self._flush()
                 self.save()
-        if stop.name is not None:
-            raise Interrupted(f"{stop.name}: stopped at step {self.step} of {self.total_steps}; checkpoint saved. "
-                              f"Continue with --resume (same --out).", stop.signum)
-        print(f"done: {folder.model_path} (step {self.step}); report {folder}/index.html", file=sys.stderr)
+        if stopped:
+            name = stop.name or "a signal to another process"
+            raise Interrupted(f"{name}: stopped at step {self.step} of {self.total_steps}; checkpoint saved. "
+                              f"Continue with --resume (same --out).", stop.signum or signal.SIGTERM)
+        print_main(world, f"done: {folder.model_path} (step {self.step}); report {folder}/index.html")
         return folder.path
 
-    def _train_one_step(self, data: Any) -> tuple[dict[str, float], int]:
-        """Next batch, learning rate, `pipeline.step`, finiteness, EMA, counters; returns the
-        losses and the (0-based) epoch the step belonged to."""
+    def _train_one_step(self, data: Any) -> int:
+        """Next batch, the Stepper, counters; returns the (0-based) epoch the step belonged to.
+        The losses wait on the device (`pending`) until `_flush`."""
         started = time.perf_counter()
         batch = self.pipe.augment(to_device(next(data), self.device))
         loaded = time.perf_counter()
-        lr = self.schedule.apply(self.pipe.optimizers, self.step)
-        losses = _as_floats(self.pipe.step(batch))
-        self.scaler.update()
-        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-        if bad:
-            self._diverged(bad, self.step + 1)
+        losses, lr = self.stepper(batch, self.step)
         self.step += 1
         epoch_of_step = self.epoch
         self.batch_in_epoch += 1
-        if self.ema is not None:
-            self.ema.update(self.pipe.inference_networks())
-        if self.pipe.monitor in losses:
-            self.schedule.observe(losses[self.pipe.monitor])
+        names = tuple(losses)
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
+                              for v in losses.values()]) if names else torch.zeros(0, device=self.device)
+        self.pending.append((self.step, epoch_of_step, names, values))
+        self.log.add(time.perf_counter() - started, loaded - started, lr)
         if self.batch_in_epoch == self.steps_per_epoch:
+            if self.schedule.policy == "plateau":
+                self._flush()  # the epoch's losses, observed before its end
             self.schedule.end_epoch()
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        self.log.add(time.perf_counter() - started, loaded - started, lr)
-        return losses, epoch_of_step
+        return epoch_of_step
+
+    def _flush(self) -> dict[str, float]:
+        """The pending steps' losses as floats (averaged over the ranks under torchrun), with
+        one device sync for all of them: each step's checked for NaN and infinity in order,
+        the monitored one observed by the schedule. Returns the last step's."""
+        if not self.pending:
+            return self.losses
+        started = time.perf_counter()
+        pending, self.pending = self.pending, []
+        if all(names == pending[0][2] for _, _, names, _ in pending):
+            rows = distributed.mean_over_ranks(torch.stack([v for *_, v in pending]), self.world).tolist()
+        else:  # a pipeline whose loss names change from step to step
+            rows = [distributed.mean_over_ranks(v, self.world).tolist() for *_, v in pending]
+        for (step, _, names, _), row in zip(pending, rows):
+            losses = dict(zip(names, row))
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                self._diverged(bad, step)
+            if self.pipe.monitor in losses:
+                self.schedule.observe(losses[self.pipe.monitor])
+            self.losses = losses
+        self.log.add_wait(time.perf_counter() - started)
+        return self.losses
+
+    def _log_line(self, epoch_of_step: int) -> None:
+        losses = self._flush()
+        if self.world.main:
+            self.log.write(self.step, epoch_of_step, losses)
+        else:
+            self.log.reset()
 
     def _diverged(self, bad: dict[str, float], step: int) -> None:
         what = ", ".join(f"{k} = {v}" for k, v in bad.items())
-        with contextlib.suppress(Exception):
-            self.run_folder.write_page()
+        if self.world.main:
+            with contextlib.suppress(Exception):
+                self.run_folder.write_page()
         raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {self.run_folder.last_good()} "
                                "(try a lower --lr, or --precision fp32)")
 
@@ -329,6 +487,13 @@ class _Log:
         self.steps, self.seconds, self.data, self.lr = self.steps + 1, self.seconds + seconds, \
             self.data + data_seconds, lr
 
+    def add_wait(self, seconds: float) -> None:
+        """Time spent waiting for the device at a flush: the queued steps' compute."""
+        self.seconds += seconds
+
+    def reset(self) -> None:
+        self.steps, self.seconds, self.data = 0, 0.0, 0.0
+
     def write(self, step: int, epoch: int, losses: dict[str, float]) -> None:
         steps = max(1, self.steps)
         sec = self.seconds / steps
@@ -338,18 +503,27 @@ class _Log:
             "images_per_sec": round(self.batch_size / sec, 3) if sec > 0 else None})
         if self.bar is not None:
             self.bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items()), refresh=False)
-        self.steps, self.seconds, self.data = 0, 0.0, 0.0
+        self.reset()
 
 
-def _device_and_precision(config: TrainConfig) -> tuple[torch.device, str]:
-    from i2i.device import cpu_has_native_bf16, resolve_device, resolve_precision
+def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's generators from one seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
-    device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        print("warning: this CPU has no native bf16; bf16 autocast will be slow (use --precision fp32)",
-              file=sys.stderr)
-    return device, precision
+
+def fused_adam(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.optim.Optimizer:
+    """The same Adam with its fused kernel (one pass over all parameters instead of a Python
+    loop over tensors: 4x faster on the CPU, benchmarks/README.md); other optimisers and
+    devices as they are. Called before any step, so there is no state to carry over."""
+    if type(optimizer) is not torch.optim.Adam or device.type not in ("cpu", "cuda") or optimizer.state:
+        return optimizer
+    if optimizer.defaults.get("differentiable") or optimizer.defaults.get("fused"):
+        return optimizer
+    settings = {k: v for k, v in optimizer.defaults.items() if k not in ("foreach", "fused")}
+    groups = [{k: v for k, v in group.items() if k not in ("foreach", "fused")} for group in optimizer.param_groups]
+    return torch.optim.Adam(groups, **settings, fused=True)
 
 
 def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
@@ -379,13 +553,6 @@ def _absolute_paths(config: TrainConfig, options: Any) -> None:
         value = getattr(options, name, "")
         if value and Path(value).exists():
             setattr(options, name, str(Path(value).absolute()))
-
-
-def _as_floats(losses: Mapping[str, Any]) -> dict[str, float]:
-    """Loss tensors to floats with one device sync."""
-    names = list(losses)
-    tensors = [torch.as_tensor(losses[k], dtype=torch.float32).detach().reshape(()).cpu() for k in names]
-    return dict(zip(names, torch.stack(tensors).tolist())) if names else {}
 
 
 class _StopSignal:

@@ -1,0 +1,61 @@
+"""`i2i bench train` and `i2i bench translate`: one JSON line each, with the figures and the
+machine they were measured on. Tiny sizes: this checks the machinery, not the speed."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from i2i.cli import main
+from i2i.device import SPEED_FLAGS, cpu_flags, resolve_precision
+from test_train import one_thread  # noqa: F401
+
+MACHINE_KEYS = {"cpu", "cpu_flags", "cores", "threads", "torch", "gpu", "precision", "device", "peak_rss_mb",
+                "images_per_sec"}
+
+
+def _json_line(output: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, output
+    return json.loads(lines[0])
+
+
+def test_bench_train_prints_one_json_line():
+    result = CliRunner().invoke(main, ["bench", "train", "cyclegan", "--image-size", "32", "--steps", "2",
+                                       "--warmup", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    figures = _json_line(result.output)
+    assert MACHINE_KEYS | {"sec_per_step", "sec_per_step_min", "sec_per_step_max", "steps"} <= set(figures)
+    assert figures["pipeline"] == "cyclegan" and figures["image_size"] == 32 and figures["batch_size"] == 1
+    assert figures["steps"] == 2 and figures["sec_per_step_min"] <= figures["sec_per_step"] <= figures["sec_per_step_max"]
+    assert figures["images_per_sec"] > 0 and figures["peak_rss_mb"] > 100
+    assert figures["precision_asked"] == "auto" and figures["precision"] == resolve_precision("auto", _cpu())
+    assert figures["threads"] == 1 and figures["gpu"] is None
+    assert set(figures["cpu_flags"]) <= set(SPEED_FLAGS) and set(figures["cpu_flags"]) <= cpu_flags()
+
+
+def test_bench_train_uses_the_pipelines_defaults_and_refuses_unknown_ones():
+    from i2i.bench import time_train_steps
+
+    figures = time_train_steps("srgan", image_size=16, batch_size=2, steps=1, warmup=0, device="cpu",
+                               precision="fp32", scale=2, num_blocks=1, width=4)
+    assert (figures["image_size"], figures["batch_size"], figures["precision"]) == (16, 2, "fp32")
+    result = CliRunner().invoke(main, ["bench", "train", "nope"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "unknown pipeline 'nope'" in result.output
+
+
+def test_bench_translate_runs_i2i_translate_in_a_fresh_process():
+    result = CliRunner().invoke(main, ["bench", "translate", "--image-size", "32", "--images", "3", "--model", "tiny",
+                                       "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    figures = _json_line(result.output)
+    assert MACHINE_KEYS | {"sec_per_image", "seconds", "images"} <= set(figures)
+    assert figures["images"] == 3 and figures["precision"] == "fp32"
+    assert abs(figures["sec_per_image"] * 3 - figures["seconds"]) < 0.01
+    assert figures["peak_rss_mb"] > 100  # the child's (it imported torch), not this process's
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")
