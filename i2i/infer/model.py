@@ -166,6 +166,8 @@ class ImageModel:
         height, width = source.shape[-2:]
         padded, s = self.size.padded(height, width), self.scale
         tile = tile or self._auto_tile(source.shape, tile_pad, name)
+        if tile and self.device.type == "cpu":
+            tiles.return_freed_buffers()
         for part in tiles.plan(*padded, tile, tile_pad, self.size):
             (top, bottom), (left, right) = part.region
             bottom, right = min(bottom, height), min(right, width)  # crop the padding
