@@ -23,8 +23,10 @@ fresh process, start-up included; this script compares configurations inside one
    automatically when they would not fit in the free memory). The PNGs are smooth pictures
    (noise blocks and a ramp), so a 13000x13000 one is about 0.6 MB.
    Target: under 2 GB for 13000x13000 with tiles (source and result as 8-bit arrays are
-   about 1 GB of it). Beside it, the peak of each phase (setup: imports and the model;
-   decode, translate, encode). `--peak-memory` measures only this, by default
+   about 1 GB of it; inputs of 4096x4096 and more now stream their result to the PNG a row
+   of tiles at a time, so the result never exists whole). Beside it, the peak of each phase
+   (setup: imports and the model; decode; translate, which includes the streamed encode;
+   encode, for images written whole). `--peak-memory` measures only this, by default
    for 13000 and 6000 px with both models. To measure another checkout, run it with
    PYTHONPATH=/that/checkout.
 
@@ -147,8 +149,9 @@ def peak(args: argparse.Namespace, work: Path) -> None:
 
 def peak_child(image: Path, name: str, tile: int) -> None:
     """Runs in a fresh process, so its peak RSS is this case's only: the largest of its
-    phases' (setup: imports and the model; decode, translate, encode), which are printed
-    too, with the output file's size. (ru_maxrss cannot serve: resetting the peak per
+    phases' (setup: imports and the model; decode; translate, with the encode when the result
+    is streamed to the file; encode, when it is written whole), which are printed too, with
+    the output file's size. (ru_maxrss cannot serve: resetting the peak per
     phase resets it too.)"""
     from i2i.data import io
     from i2i.infer import Translator

@@ -268,3 +268,67 @@ def test_pix2pix_file_in_train_mode_tiles_bit_for_bit(tmp_path):
     (out, out_alpha), = model.translate_arrays([image], [alpha], tile=64, tile_pad=64)
     np.testing.assert_array_equal(out, _reference(model, [image], 64, 64)[0])
     assert out.dtype == np.uint16 and np.array_equal(out_alpha, alpha)
+
+
+class FailsOnCall(torch.nn.Module):
+    """A network whose `fail_at`-th forward pass gives NaN: a run that breaks half way."""
+
+    def __init__(self, net: torch.nn.Module, fail_at: int):
+        super().__init__()
+        self.net, self.fail_at, self.calls = net, fail_at, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        y = self.net(x)
+        return y * float("nan") if self.calls == self.fail_at else y
+
+
+def test_a_huge_image_goes_to_its_png_a_row_of_tiles_at_a_time(monkeypatch, tmp_path):
+    """Inputs of STREAM_PIXELS or more are written as they are computed: the same pixels as the
+    tiled result in memory, but the result never exists whole (numpy's allocations traced)."""
+    from i2i.infer import folder
+
+    model = Translator(tiny_sr().eval(), spec_for_network(tiny_sr(), **SR_RANGES), device="cpu",
+                       precision="fp32", channels_last=False)
+    image = pattern(300, 260, seed=7)
+    io.write_image(tmp_path / "in/huge.png", image)
+    (expected, _), = model.translate_arrays([image], tile=64, tile_pad=16)
+    model.translate_folder(tmp_path / "in", tmp_path / "whole", tile=64, tile_pad=16, progress=False)
+
+    def traced_run(out: str) -> tuple[object, int]:
+        tracemalloc.start()
+        try:
+            summary = model.translate_folder(tmp_path / "in", tmp_path / out, tile=64, tile_pad=16, progress=False)
+            return summary, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    _, whole_peak = traced_run("whole-traced")
+    monkeypatch.setattr(folder, "STREAM_PIXELS", 300 * 260)
+    summary, peak = traced_run("out")
+    assert summary.done == 1 and summary.failed == 0
+    np.testing.assert_array_equal(io.read_image(tmp_path / "out/huge.png").pixels, expected)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "whole/huge.png").pixels, expected)
+    assert peak + expected.nbytes / 2 < whole_peak, (peak, whole_peak, expected.nbytes)  # one row of tiles held
+
+    broken = Translator(FailsOnCall(tiny_sr().eval(), fail_at=9), spec_for_network(tiny_sr(), **SR_RANGES),
+                        device="cpu", precision="fp32", channels_last=False)
+    summary = broken.translate_folder(tmp_path / "in", tmp_path / "broken", tile=64, tile_pad=16, progress=False)
+    assert summary.failed == 1 and "NaN" in summary.failures[0]
+    assert not (tmp_path / "broken").exists() or list((tmp_path / "broken").iterdir()) == []
+
+
+def test_streamed_tiles_must_come_row_by_row():
+    from i2i.infer.images import StreamResult
+
+    bands = []
+    result = StreamResult(8, lambda rows, height: bands.append((rows.shape, height)))
+    tile = torch.zeros(1, 3, 4, 5)
+    for top, left in ((0, 0), (0, 5), (4, 0), (4, 5)):
+        result.write(top, left, tile, (8, 10))
+    result.flush()
+    assert bands == [((4, 10, 3), 8), ((4, 10, 3), 8)]
+    result = StreamResult(8, lambda rows, height: None)
+    result.write(0, 0, tile, (8, 10))
+    with pytest.raises(RuntimeError, match="5 of 10 columns"):
+        result.write(4, 0, tile, (8, 10))

@@ -689,3 +689,27 @@ def test_streamed_png_round_trips_through_independent_decoders(tmp_path: Path, c
     image = iio.read_image(tmp_path / "x.png")
     np.testing.assert_array_equal(image.pixels, pixels)
     np.testing.assert_array_equal(image.alpha, alpha) if with_alpha else None
+
+
+def test_png_writer_takes_rows_in_any_pieces_and_refuses_a_short_image(tmp_path: Path) -> None:
+    """What a streamed translation hands over (rows of tiles of any height) gives the same
+    picture as one write_png call; a file missing rows is an error, not a short PNG."""
+    pixels = np.random.default_rng(4).integers(0, 256, (40, 13, 3)).astype(np.uint8)
+    buffer = io.BytesIO()
+    png = iio.PngWriter(buffer, 40, 13, 3, np.uint8, band=6)
+    for top, bottom in ((0, 7), (7, 8), (8, 39), (39, 40)):
+        png.write(pixels[top:bottom])
+    png.close()
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(io.BytesIO(buffer.getvalue()))), pixels)
+
+    short = iio.PngWriter(io.BytesIO(), 40, 13, 3, np.uint8)
+    short.write(pixels[:39])
+    with pytest.raises(ValueError, match="39 of the PNG's 40 rows"):
+        short.close()
+    with pytest.raises(ValueError, match="more than the PNG's 40 rows"):
+        short.write(pixels[:2])
+
+    with pytest.raises(I2IError, match="no rows were computed"):
+        with iio.stream_png(tmp_path / "empty.png"):
+            pass
+    assert list(tmp_path.iterdir()) == []  # nothing half-written stays behind

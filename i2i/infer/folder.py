@@ -4,7 +4,8 @@ threads that keep the model busy.
 The calling thread only plans and keeps count; thread pools decode ahead, compute and
 encode behind (torch, Pillow and zlib release the GIL), as Real-ESRGAN keeps its reader
 and writer threads apart from compute. Images of one size are batched; a bad file costs
-one line naming it and the run goes on.
+one line naming it and the run goes on. A huge image going to a PNG skips the writers: the
+model thread hands its rows to the file as the tiles are computed (`STREAM_PIXELS`).
 """
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ _WRITERS = 2  # encode/write threads
 
 # decoded images of one size -> (pixels, alpha) to write, one per image
 BatchCall = Callable[[list[io.Image]], list[tuple[np.ndarray, np.ndarray | None]]]
+# one decoded image (no alpha) -> its output rows handed to write_rows(rows, height), top to bottom
+StreamCall = Callable[[io.Image, Callable[[np.ndarray, int], None]], None]
+
+# Inputs this large (4096 x 4096) whose output is a PNG go to their file a row of tiles at a
+# time (io.stream_png): the result of a huge image never exists whole in memory.
+STREAM_PIXELS = 4096 * 4096
 
 
 @dataclass
@@ -53,8 +60,10 @@ class Summary:
 
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
                batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
-               split_threads: bool, progress: bool, ab_side: str | None = None) -> Summary:
-    """`Translator.translate_folder` (see there), given how a batch is computed.
+               split_threads: bool, progress: bool, ab_side: str | None = None,
+               stream: StreamCall | None = None) -> Summary:
+    """`Translator.translate_folder` (see there), given how a batch is computed and, for
+    huge images going to PNG files (`STREAM_PIXELS`), how one is streamed to its file.
 
     `workers` model workers (or `default_workers`, never more than there are batches); with
     `split_threads` (the CPU), the torch threads are split between them for the run.
@@ -72,7 +81,7 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
-                    total=len(todo), ab_side=ab_side)
+                    total=len(todo), ab_side=ab_side, stream=stream)
     run.summary.skipped = len(jobs) - len(todo)
     for message in collisions:
         run.fail(message)
@@ -101,11 +110,11 @@ class FolderRun:
     """One run's pools, its batches and writes in flight, its counts and its progress bar."""
 
     def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
-                 total: int, ab_side: str | None = None):
+                 total: int, ab_side: str | None = None, stream: StreamCall | None = None):
         from tqdm import tqdm
 
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
-        self.ab_side, self.total = ab_side, total
+        self.ab_side, self.total, self.stream = ab_side, total, stream
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
         on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
@@ -154,6 +163,10 @@ class FolderRun:
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
+            if self._streams(job, image):
+                self.runs.append(([(job, image)], self._model_pool.submit(self._stream_to_file, job, image)))
+                self._finish(limit=self.workers)
+                continue
             key = (image.pixels.shape, image.alpha is None)
             groups.setdefault(key, []).append((job, image))
             if len(groups[key]) >= self.batch_size:
@@ -167,6 +180,17 @@ class FolderRun:
         self.runs.append((group, self._model_pool.submit(self.compute, [image for _, image in group])))
         self._finish(limit=self.workers)  # one batch waits for each worker; the next is being read
 
+    def _streams(self, job: _Job, image: io.Image) -> bool:
+        height, width = image.pixels.shape[:2]
+        return (self.stream is not None and image.alpha is None and job.dst.suffix.lower() == ".png"
+                and height * width >= STREAM_PIXELS)
+
+    def _stream_to_file(self, job: _Job, image: io.Image) -> None:
+        """Translate one huge image straight into its PNG file; None: nothing left to write."""
+        assert self.stream is not None
+        with io.stream_png(job.dst) as write_rows:
+            self.stream(image, write_rows)
+
     def _finish(self, limit: int) -> None:
         """Hand the oldest batches' outputs to the writers until at most `limit` run."""
         while len(self.runs) > limit:
@@ -177,6 +201,10 @@ class FolderRun:
                 for job, _ in group:
                     self.fail(_message(job.src, error))
                     self.bar.update(1)
+                continue
+            if outputs is None:  # streamed to its file already
+                self.summary.done += 1
+                self.bar.update(1)
                 continue
             for (job, _), (pixels, alpha) in zip(group, outputs):
                 write = self._write_pool.submit(io.write_image, job.dst, pixels, alpha, quality=self.quality)

@@ -88,6 +88,39 @@ class ArrayResult:
             self.arrays[i][top: top + block.shape[0], left: left + block.shape[1]] = block
 
 
+class StreamResult:
+    """One image's output handed on a row of tiles at a time (`write_rows(rows, height)`, top to
+    bottom, with the output's full height): only that row of tiles ever exists, so a huge
+    image's result goes to its file as it is computed (io.stream_png). Relies on
+    `i2i.infer.tiles.plan` giving tiles row by row, left to right."""
+
+    def __init__(self, bit_depth: int, write_rows: Callable[[np.ndarray, int], None]):
+        self.bit_depth, self.write_rows = bit_depth, write_rows
+        self.band: np.ndarray | None = None
+        self.top = self.filled = self.height = 0
+
+    def write(self, top: int, left: int, y: torch.Tensor, size: tuple[int, int]) -> None:
+        block = io.from_tensor(y[0], self.bit_depth)
+        if self.band is None or top != self.top:
+            self.flush()
+            if top != self.top:
+                raise RuntimeError(f"tiles out of order: rows from {top}, expected {self.top}")
+            self.band = np.empty((block.shape[0], size[1], block.shape[2]), block.dtype)
+            self.height = size[0]
+        self.band[:, left: left + block.shape[1]] = block
+        self.filled += block.shape[1]
+
+    def flush(self) -> None:
+        """Hand on the finished row of tiles (all of its columns must have been written)."""
+        if self.band is None:
+            return
+        if self.filled != self.band.shape[1]:
+            raise RuntimeError(f"rows {self.top}+: {self.filled} of {self.band.shape[1]} columns written")
+        self.write_rows(self.band, self.height)
+        self.top += self.band.shape[0]
+        self.band, self.filled = None, 0
+
+
 class TensorResult:
     """One N x C x H x W float tensor, on the device the model computes on."""
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ from i2i.data.color import lab_to_rgb, luminance, rgb_to_lab01
 from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
-from i2i.infer.images import ArrayPixels, ArrayResult, Pixels, Result, TensorPixels, TensorResult
+from i2i.infer.images import ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult
 from i2i.infer.speed import Candidate, Speed
 from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
 from i2i.spec import TEST_MODES, ModelSpec, spec_for_network, to_image_range, to_network_range
@@ -152,6 +153,17 @@ class ImageModel:
         resized = self._resize_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas])).cpu()
         return [(out, io.from_tensor(resized[i, 0], bits)[..., 0])
                 for i, (out, bits) in enumerate(zip(result.arrays, result.bit_depths))]
+
+    @torch.inference_mode()
+    def translate_streamed(self, pixels: np.ndarray, write_rows: Callable[[np.ndarray, int], None], *,
+                           tile: int | None = None, tile_pad: int | None = None, name: str = "") -> None:
+        """One HxWxC uint8/uint16 image without alpha -> its output handed to
+        `write_rows(rows, height)` a row of tiles at a time, top to bottom (`StreamResult`):
+        with tiles, neither the source nor the result ever exists as floats, and the result
+        never exists whole (how `i2i translate` bounds the memory of huge images)."""
+        result = StreamResult(16 if pixels.dtype == np.uint16 else 8, write_rows)
+        self.translate_pixels(ArrayPixels([pixels]), result, tile=tile, tile_pad=tile_pad, name=name)
+        result.flush()
 
     @torch.inference_mode()
     def translate_pixels(self, source: Pixels, result: Result, *, tile: int | None = None,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from i2i.data import io
 from i2i.infer.folder import Summary, run_folder
 from i2i.infer.images import translate_batch, translate_image
 from i2i.infer.model import ImageModel
@@ -79,7 +81,12 @@ class Translator(ImageModel):
         """
         tile = self.tile if tile is None else tile
         translate = functools.partial(self.translate_arrays, tile=tile, tile_pad=tile_pad)
+
+        def stream(image: io.Image, write_rows: Callable[[np.ndarray, int], None]) -> None:
+            self.translate_streamed(image.pixels, write_rows, tile=tile, tile_pad=tile_pad, name=str(image.path))
+
         return run_folder(src, dst, functools.partial(translate_batch, translate=translate), ext=ext, suffix=suffix,
                           batch_size=batch_size, overwrite=overwrite, quality=quality, workers=workers,
                           default_workers=1 if tile else self.default_workers(),
-                          split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side)
+                          split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side,
+                          stream=stream)
