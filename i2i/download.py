@@ -103,15 +103,23 @@ def pin(record: str | os.PathLike, url: str, sha256: str, **extra) -> None:
 
 def read_record(record: str | os.PathLike) -> dict:
     """A record's values ({} when there is none); a damaged record is one line naming it."""
-    path = Path(record)
+    return read_json_object(record, "unreadable download record ({reason}); delete it",
+                            "unreadable download record (not a JSON object); delete it")
+
+
+def read_json_object(path: str | os.PathLike, unreadable: str, not_object: str) -> dict:
+    """The JSON object a small file holds ({} when there is no file), for download records and
+    registries; a damaged file is one line naming it: `unreadable` (its `{reason}` says why, e.g.
+    bad JSON) or `not_object` (JSON, but not an object)."""
+    path = Path(path)
     if not path.is_file():
         return {}
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise I2IError(f"{path}: unreadable download record ({one_line(error, 200)}); delete it") from None
+        raise I2IError(f"{path}: {unreadable.format(reason=one_line(error, 200))}") from None
     if not isinstance(values, dict):
-        raise I2IError(f"{path}: unreadable download record (not a JSON object); delete it")
+        raise I2IError(f"{path}: {not_object}")
     return values
 
 

@@ -23,6 +23,7 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -76,10 +77,34 @@ def import_checkpoint(path: Path, arch: str | None = None) -> ImportResult:
         raise I2IError(f"{path}: {error}") from None
     if arch is not None and options["name"] != arch:
         raise I2IError(f"{path}: holds a {options['name']}, not the {arch} asked for")
-    if options.get("norm") == "instance":
-        state = _drop_old_instance_stats(state, notes)
-    net = _build(path, options, state)
-    return ImportResult({"G": net}, spec_for_network(net, **fields), notes)
+    return _build(path, options, fields, state, notes)
+
+
+def load_generator(net: nn.Module, state: State, fields: Mapping[str, Any], mismatch: str,
+                   notes: list[str] | None = None) -> ImportResult:
+    """`net` holding `state`, with a model contract of the network's own channels, scale and size
+    multiple and `fields` (ModelSpec fields, JSON values welcome): the one place a foreign state
+    dict becomes an i2i generator, for `i2i import` (architecture inferred) and `i2i models pull`
+    (architecture from the registry, nothing guessed).
+
+    Loading is strict, forgiving only what the reference's own loader forgives: InstanceNorm
+    running statistics and counters saved by PyTorch < 0.4 (its `__patch_instance_norm_state_dict`
+    drops them; the published CycleGAN generators hold them, see its issues #262 and #318) and
+    BatchNorm counters missing from files older than PyTorch 0.4.1 (PyTorch adds them). Anything
+    else that does not fit is one I2IError line: `mismatch` (what PyTorch says).
+    """
+    notes = [] if notes is None else notes
+    expected = net.state_dict()
+    state = _drop_old_instance_stats(state, expected, notes)
+    for key, value in expected.items():
+        if key.endswith(".num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise I2IError(f"{mismatch} ({one_line(error, 300)})") from None
+    spec = ModelSpec.from_dict({**spec_for_network(net).to_dict(), **fields})
+    return ImportResult({"G": net.eval()}, spec, notes)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -193,17 +218,19 @@ def _indices(state: State, pattern: str) -> list[int]:
 def _norm(state: State, norm_key: str, conv_bias_key: str) -> str:
     """The reference's norm from what it leaves in a state dict. Running statistics without
     affine weights are InstanceNorm's from PyTorch < 0.4 (the reference's published CycleGAN
-    generators hold them; its loader drops them): instance, and `_drop_old_instance_stats`."""
+    generators hold them; its loader drops them): instance, and `load_generator` drops them."""
     if f"{norm_key}.running_mean" in state:
         return "batch" if f"{norm_key}.weight" in state else "instance"
     return "instance" if conv_bias_key in state else "none"
 
 
-def _drop_old_instance_stats(state: State, notes: list[str]) -> State:
+def _drop_old_instance_stats(state: State, expected: State, notes: list[str]) -> State:
     """Without the running statistics and counters of old InstanceNorm layers (as the
-    reference's `__patch_instance_norm_state_dict` does when it loads them)."""
+    reference's `__patch_instance_norm_state_dict` does when it loads them): those the network
+    has no place for, of a layer without weights (affine-less InstanceNorm; BatchNorm has them)."""
     stats = (".running_mean", ".running_var", ".num_batches_tracked")
-    old = {k for k in state if k.endswith(stats) and k.rsplit(".", 1)[0] + ".weight" not in state}
+    old = {k for k in state
+           if k.endswith(stats) and k not in expected and k.rsplit(".", 1)[0] + ".weight" not in state}
     if old:
         notes.append(f"inferred: {len(old)} InstanceNorm running statistics from PyTorch < 0.4, dropped "
                      "as the reference's loader does")
@@ -367,7 +394,7 @@ def _from_old_esrgan(state: State) -> State:
 # ----------------------------------------------------------------------------- building
 
 
-def _build(path: Path, options: dict, state: State) -> nn.Module:
+def _build(path: Path, options: dict, fields: dict, state: State, notes: list[str]) -> ImportResult:
     """The i2i network `options` describes, holding `state` (strict: every key must fit).
 
     Built on the CPU, not the meta device: the SR nets' init on meta tensors imports
@@ -378,9 +405,4 @@ def _build(path: Path, options: dict, state: State) -> nn.Module:
         net = i2i.nn.rebuild(options)
     except I2IError as error:
         raise I2IError(f"{path}: {one_line(error)}") from None
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise I2IError(f"{path}: its tensors do not fit the inferred {options['name']} "
-                       f"({one_line(error, 300)})") from None
-    return net.eval()
+    return load_generator(net, state, fields, f"{path}: its tensors do not fit the inferred {options['name']}", notes)

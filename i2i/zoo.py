@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_record, sha256_of
+from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
 from i2i.errors import I2IError, one_line
 
 __all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "home", "cache_dir", "sha256_of",
@@ -178,34 +178,18 @@ def pull(entry: ZooEntry, *, progress: bool = True, timeout: float = DEFAULT_TIM
 def convert_checkpoint(source: Path, target: Path, entry: ZooEntry) -> None:
     """A foreign generator state dict -> an i2i model file with the row's architecture and contract.
 
-    The weights must fit `entry.arch` exactly (strict loading), forgiving only what the reference's
-    own loader forgives: InstanceNorm running statistics and counters saved by PyTorch < 0.4 (its
-    `__patch_instance_norm_state_dict` drops them; the published CycleGAN generators hold them, see
-    its issues #262 and #318) and BatchNorm counters missing from files older than PyTorch 0.4.1
-    (PyTorch adds them). The registry names the architecture, so nothing is guessed from keys (the
-    old InstanceNorm statistics look like BatchNorm's). This is the one place a download is converted.
+    Read and loaded as `i2i import` does (`i2i.importers`: strict, forgiving only the old
+    PyTorch quirks the reference's own loader forgives), but into the row's `arch` as given: the
+    registry names the architecture, so nothing is guessed from keys (the old InstanceNorm
+    statistics look like BatchNorm's).
     """
-    import torch
-
     import i2i.nn
-    from i2i.checkpoint import load_state_dict_file, save_model
-    from i2i.spec import ModelSpec, spec_for_network
+    from i2i.importers import load_generator, read_state_dict
 
-    state = load_state_dict_file(source)
+    state = read_state_dict(source)
     net = i2i.nn.rebuild(entry.arch)
-    expected = net.state_dict()
-    stats = ("running_mean", "running_var", "num_batches_tracked")
-    state = {k: v for k, v in state.items() if k in expected or not k.endswith(stats)}
-    for key, value in expected.items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise I2IError(f"{entry.name}: the downloaded weights do not fit {entry.arch['name']} "
-                       f"({one_line(error, 300)})") from None
-    spec = ModelSpec.from_dict({**spec_for_network(net).to_dict(), **entry.spec})
-    save_model(target, {"G": net.eval()}, spec)
+    mismatch = f"{entry.name}: the downloaded weights do not fit {entry.arch['name']}"
+    load_generator(net, state, entry.spec, mismatch).save(target)
 
 
 def list_rows() -> list[dict]:
@@ -224,14 +208,7 @@ def list_rows() -> list[dict]:
 
 
 def _read_registry(path: Path) -> dict[str, ZooEntry]:
-    if not path.is_file():
-        return {}
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise I2IError(f"{path}: unreadable registry ({one_line(error, 200)})") from None
-    if not isinstance(rows, dict):
-        raise I2IError(f"{path}: a registry maps names to rows (a JSON object)")
+    rows = read_json_object(path, "unreadable registry ({reason})", "a registry maps names to rows (a JSON object)")
     return {name: _entry(path, name, row) for name, row in rows.items()}
 
 
