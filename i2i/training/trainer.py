@@ -15,7 +15,8 @@ steps since), where they are checked for NaN and infinity, step by step.
 Resuming is exact: a checkpoint holds networks, optimisers, schedule, GradScaler, EMA, the
 pipeline's own state (image pools) and every RNG, and the data order is a pure function of
 (seed, epoch, index) (`i2i.training.data_order`). So a resumed run sees the same batches,
-and on the CPU computes the same losses, as one that never stopped.
+and on the CPU computes the same losses, as one that never stopped. What a checkpoint holds,
+which one a resume loads and how it is restored: `i2i.training.resume`.
 """
 from __future__ import annotations
 
@@ -33,12 +34,13 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from i2i.errors import I2IError, UsageError, one_line
+from i2i.errors import I2IError, UsageError
 from i2i.training import distributed
 from i2i.training.data_order import make_loader, steps_per_epoch, to_device
 from i2i.training.distributed import print_main, unwrap
 from i2i.training.ema import EMA
-from i2i.training.rng import rng_state, set_rng_state, untouched
+from i2i.training.resume import capture_state, kept_precision, report_changes, restore_newest, restore_state
+from i2i.training.rng import untouched
 from i2i.training.run_folder import RunFolder
 from i2i.training.schedule import Schedule
 from i2i.training.settings import TrainConfig, check_config, renamed_settings, settings_dict
@@ -57,11 +59,6 @@ class Interrupted(I2IError):
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
-
-
-#: settings a resumed run may change; they take effect and are reported
-RESUMABLE = ("lr", "max_steps", "n_epochs", "n_epochs_decay", "lr_decay_iters", "lr_gamma", "log_every",
-             "checkpoint_every", "sample_every", "keep_last", "num_workers", "threads", "device", "precision")
 
 
 def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bool = False) -> Path:
@@ -141,7 +138,8 @@ class Trainer:
             self.run_folder.check_usable(pipeline, resume)
         self.device = distributed.start(self.world, resolve_device(self.config.device))
         try:
-            self.precision = self._choose_precision(resume)
+            self.precision = _choose_precision(self.config.precision, self.device, self.world,
+                                               self.run_folder, resume)
             self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
             if resume:
                 self.run_folder.check_same_model(self._settings(), self.cls.model_options,
@@ -177,34 +175,14 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.pending: list[tuple[int, int, tuple[str, ...], torch.Tensor]] = []
         self.losses: dict[str, float] = {}
-        self.resumed = resume and self._restore_newest()
+        self.resumed = resume and restore_newest(self)
         if self.resumed and world.main:
-            self._report_changes(self.run_folder.saved_settings())
+            report_changes(self.run_folder.saved_settings(), self._settings())
         distributed.wrap(self.pipe, world, self.device, config.sync_bn)
         if world.main:
             self.run_folder.create(self._settings())
 
     # ------------------------------------------------------------------ building
-
-    def _choose_precision(self, resume: bool) -> str:
-        """The precision of this run: `auto` resolved for this hardware (`i2i.device`), except
-        that a resumed `auto` run keeps what it chose when it started (config.yaml's
-        precision_resolved), where this device can run it."""
-        from i2i.device import cpu_has_native_bf16, resolve_precision
-
-        precision = resolve_precision(self.config.precision, self.device)
-        if resume and self.config.precision == "auto":
-            chosen = self.run_folder.saved_settings().get("precision_resolved")
-            if chosen and chosen != precision:
-                try:
-                    precision = resolve_precision(str(chosen), self.device)
-                except UsageError:
-                    print_main(self.world, f"note: this run chose {chosen}, which {self.device} cannot run; "
-                                           f"continuing in {precision}")
-        if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
-            print_main(self.world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
-                                   "(use --precision fp32)")
-        return precision
 
     def _build_dataset(self) -> Any:
         """The pipeline's dataset; the settings are final after this (channels from the data)."""
@@ -222,107 +200,13 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict | None:
-        """Everything a resume needs, as tensors and plain Python (read with weights_only=True).
-        Under torchrun every rank calls it (each one's image pools and random streams are
-        gathered); rank 0 gets the state, the others None."""
-        own = {"pipeline_state": self.pipe.state_dict(), "rng": rng_state()}
-        ranks = distributed.gather_to_main(own, self.world)
-        if ranks is None:
-            return None
-        return {
-            "pipeline": self.name,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "networks": {name: net.state_dict() for name, net in self.pipe.networks.items()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.pipe.optimizers.items()},
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "pipeline_state": ranks[0]["pipeline_state"],
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": ranks[0]["rng"],
-            "world_size": self.world.size,
-            "other_ranks": ranks[1:],
-        }
+        """Everything a resume needs (`resume.capture_state`); under torchrun every rank calls
+        it, rank 0 gets the state, the others None."""
+        return capture_state(self)
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a checkpoint. Learning rates are this run's (a resume may change --lr):
-        the optimiser states keep their moments, the schedule scales the new rate. Under
-        torchrun each rank takes its own pools and random streams; a rank the checkpoint
-        did not have (more processes than before) starts them afresh."""
-        if state.get("pipeline") != self.name:
-            raise ValueError(f"a checkpoint of {state.get('pipeline')!r}, not {self.name}")
-        for name, net in self.pipe.networks.items():
-            net.load_state_dict(state["networks"][name])
-        for name, opt in self.pipe.optimizers.items():
-            rates = [group["lr"] for group in opt.param_groups]
-            opt.load_state_dict(state["optimizers"][name])
-            for group, rate in zip(opt.param_groups, rates):
-                group["initial_lr"] = rate
-        self.schedule.load_state_dict(state["schedule"])
-        self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
-        ranks = [{"pipeline_state": state["pipeline_state"], "rng": state["rng"]}, *state.get("other_ranks", [])]
-        if self.world.rank < len(ranks):
-            self.pipe.load_state_dict(ranks[self.world.rank]["pipeline_state"])
-            set_rng_state(ranks[self.world.rank]["rng"])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        saved_world = state.get("world_size", 1)
-        if saved_world != self.world.size:  # the same samples seen, in steps of another size
-            seen = self.batch_in_epoch * self.config.batch_size * saved_world
-            self.batch_in_epoch = -(-seen // (self.config.batch_size * self.world.size))
-            print_main(self.world, f"note: the run had {saved_world} process(es), this one {self.world.size}: "
-                                   "the global batch and the data order change from here")
-
-    def _restore_newest(self) -> bool:
-        """Resume from the newest checkpoint valid for this run (False: none yet); a truncated,
-        foreign or malformed newer one is reported on one line and skipped. Under torchrun,
-        rank 0 chooses and every rank loads the same one."""
-        from i2i.checkpoint import load_training_state
-
-        if not self.world.main:
-            chosen = distributed.broadcast_from_main(None, self.world)
-            if chosen is not None:
-                self.load_state_dict(load_training_state(Path(chosen)))
-        else:
-            chosen = self._choose_checkpoint()
-            distributed.broadcast_from_main(None if chosen is None else str(chosen), self.world)
-        if chosen is None:
-            return False
-        if self.config.max_steps and self.config.max_steps < self.step:
-            raise UsageError(f"{self.run_folder}/ is at step {self.step} already; --max-steps "
-                             f"{self.config.max_steps} would undo nothing (give more steps, or none)")
-        if self.batch_in_epoch >= self.steps_per_epoch:  # the dataset shrank since
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-        if self.world.main:
-            self.run_folder.truncate_metrics(self.step)
-        return True
-
-    def _choose_checkpoint(self) -> Path | None:
-        """Load the newest checkpoint that loads (rank 0); None when there is none yet."""
-        from i2i.checkpoint import load_training_state
-
-        found = self.run_folder.checkpoints()
-        if not found:  # killed before its first checkpoint: start again
-            self.run_folder.metrics_path.unlink(missing_ok=True)
-            return None
-        for path in reversed(found):
-            try:
-                self.load_state_dict(load_training_state(path))
-                return path
-            except I2IError as error:
-                print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
-            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-                print(f"warning: {path}: not a checkpoint of this run ({one_line(error, 200, typed=True)}); "
-                      "trying an older checkpoint", file=sys.stderr)
-        raise I2IError(f"no usable checkpoint in {self.run_folder.checkpoint_dir}/ for this run")
-
-    def _report_changes(self, saved: dict) -> None:
-        """One line naming the settings this resume changes (they take effect)."""
-        now = self._settings()
-        changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in RESUMABLE
-                   if key in saved and key in now and saved[key] != now[key]]
-        if changed:
-            print(f"resuming with {', '.join(changed)}", file=sys.stderr)
+        """Restore a checkpoint (`resume.restore_state`); this run's learning rates stay."""
+        restore_state(self, state)
 
     def save(self) -> None:
         """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic
@@ -524,6 +408,21 @@ def fused_adam(optimizer: torch.optim.Optimizer, device: torch.device) -> torch.
     settings = {k: v for k, v in optimizer.defaults.items() if k not in ("foreach", "fused")}
     groups = [{k: v for k, v in group.items() if k not in ("foreach", "fused")} for group in optimizer.param_groups]
     return torch.optim.Adam(groups, **settings, fused=True)
+
+
+def _choose_precision(requested: str, device: torch.device, world: distributed.World, folder: RunFolder,
+                      resume: bool) -> str:
+    """The precision of this run: `auto` resolved for this hardware (`i2i.device`), except
+    that a resumed `auto` run keeps what it chose when it started (`resume.kept_precision`)."""
+    from i2i.device import cpu_has_native_bf16, resolve_precision
+
+    precision = resolve_precision(requested, device)
+    if resume and requested == "auto":
+        precision = kept_precision(precision, folder.saved_settings(), device, world)
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        print_main(world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
+                          "(use --precision fp32)")
+    return precision
 
 
 def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
