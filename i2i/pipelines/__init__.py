@@ -50,7 +50,11 @@ The protocol (`Pipeline` is the base class with the shared parts):
         def inference_networks(self) -> dict[str, nn.Module]  # what model.safetensors holds
         def model_spec(self) -> i2i.spec.ModelSpec           # and how to run it
         def state_dict(self) -> dict; def load_state_dict(self, state) -> None
-            # extra state for checkpoints (image pools, ...); tensors and plain Python only
+            # extra state for checkpoints (image pools, ...); tensors and plain Python only;
+            #   an override merges the base's (`{**super().state_dict(), ...}`: --diffaug's RNG)
+
+Every tensor a discriminator judges goes through `self.d_input(x)` first: `x` itself, or
+with `--diffaug` its DiffAugment (`i2i.data.diffaugment`), real and fake, in D's loss and G's.
 """
 from __future__ import annotations
 
@@ -105,6 +109,7 @@ class Pipeline:
     monitor: ClassVar[str] = "G"
     sample_columns: ClassVar[tuple[str, ...]] = ()
     unpaired: ClassVar[bool] = False  # True: A and B get their random geometry apart
+    network_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)  # images as the discriminators see them
 
     def __init__(self, options: Any, config: Any, device: torch.device,
                  autocast: Callable[[], Any] = _nullcontext, scaler: Any = None) -> None:
@@ -120,6 +125,9 @@ class Pipeline:
         from i2i.data.augment import device_augmentation
 
         self.augmentation = device_augmentation("none" if config.no_flip else config.augment, self.unpaired)
+        from i2i.data.diffaugment import for_run
+
+        self.diffaug = for_run(config.diffaug, config.seed, self.network_range)
 
     @classmethod
     def build_dataset(cls, options: Any, config: Any):
@@ -146,11 +154,18 @@ class Pipeline:
     def model_spec(self) -> ModelSpec:
         raise NotImplementedError
 
+    def d_input(self, x: torch.Tensor, groups: tuple[int, ...] | None = None) -> torch.Tensor:
+        """What a discriminator sees of `x`: `x` itself, or with --diffaug `x` through
+        DiffAugment with new random parameters (`groups`: the channel counts of a
+        concatenated conditional input, for colour; the geometry is shared)."""
+        return x if self.diffaug is None else self.diffaug(x, groups)
+
     def state_dict(self) -> dict:
-        return {}
+        return {"diffaug": self.diffaug.state_dict()} if self.diffaug is not None else {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        if self.diffaug is not None and "diffaug" in state:  # absent: a run that had it off
+            self.diffaug.load_state_dict(state["diffaug"])
 
     # --- helpers -------------------------------------------------------------
 

@@ -132,8 +132,8 @@ class CycleGAN(Pipeline):
                 loss_idt_B = F.l1_loss(G_B(real_A), real_A) * o.lambda_A * o.lambda_identity
             else:
                 loss_idt_A = loss_idt_B = real_A.new_zeros(())
-            loss_G_A = gan(D_A(fake_B), True, for_discriminator=False)
-            loss_G_B = gan(D_B(fake_A), True, for_discriminator=False)
+            loss_G_A = gan(D_A(self.d_input(fake_B)), True, for_discriminator=False)
+            loss_G_B = gan(D_B(self.d_input(fake_A)), True, for_discriminator=False)
             loss_cycle_A = F.l1_loss(rec_A, real_A) * o.lambda_A
             loss_cycle_B = F.l1_loss(rec_B, real_B) * o.lambda_B
             loss_G = loss_G_A + loss_G_B + loss_cycle_A + loss_cycle_B + loss_idt_A + loss_idt_B
@@ -144,12 +144,12 @@ class CycleGAN(Pipeline):
         self.set_requires_grad([D_A, D_B], True)
         opt_D.zero_grad()
         with self.autocast():
-            pooled_B = self.fake_B_pool.query(fake_B.detach())
-            loss_D_A = 0.5 * (gan(D_A(real_B), True) + gan(D_A(pooled_B), False)) + gan.penalty(D_A, real_B, pooled_B)
+            pooled_B, seen_B = self.d_input(self.fake_B_pool.query(fake_B.detach())), self.d_input(real_B)
+            loss_D_A = 0.5 * (gan(D_A(seen_B), True) + gan(D_A(pooled_B), False)) + gan.penalty(D_A, seen_B, pooled_B)
         scaler.scale(loss_D_A).backward()
         with self.autocast():
-            pooled_A = self.fake_A_pool.query(fake_A.detach())
-            loss_D_B = 0.5 * (gan(D_B(real_A), True) + gan(D_B(pooled_A), False)) + gan.penalty(D_B, real_A, pooled_A)
+            pooled_A, seen_A = self.d_input(self.fake_A_pool.query(fake_A.detach())), self.d_input(real_A)
+            loss_D_B = 0.5 * (gan(D_B(seen_A), True) + gan(D_B(pooled_A), False)) + gan.penalty(D_B, seen_A, pooled_A)
         scaler.scale(loss_D_B).backward()
         scaler.step(opt_D)
 
@@ -180,8 +180,10 @@ class CycleGAN(Pipeline):
             size=SizeRequirements(multiple=atob.size_multiple))
 
     def state_dict(self) -> dict:
-        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+        return {**super().state_dict(), "fake_A_pool": self.fake_A_pool.state_dict(),
+                "fake_B_pool": self.fake_B_pool.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)  # --diffaug's RNG
         self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
         self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

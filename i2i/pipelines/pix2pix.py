@@ -95,12 +95,14 @@ class Pix2Pix(Pipeline):
         # discriminator: the fake pair first, then the real one (order matters for BatchNorm)
         self.set_requires_grad([D], True)
         opt_D.zero_grad()
+        groups = (real_A.shape[1], real_B.shape[1])  # --diffaug: one geometry on both, colour per part
         with self.autocast():
             fake_AB = torch.cat((real_A, fake_B), 1)
             real_AB = torch.cat((real_A, real_B), 1)
-            loss_D_fake = gan(D(fake_AB.detach()), False)
-            loss_D_real = gan(D(real_AB), True)
-            loss_D = (loss_D_fake + loss_D_real) * 0.5 + gan.penalty(D, real_AB, fake_AB.detach())
+            seen_fake, seen_real = self.d_input(fake_AB.detach(), groups), self.d_input(real_AB, groups)
+            loss_D_fake = gan(D(seen_fake), False)
+            loss_D_real = gan(D(seen_real), True)
+            loss_D = (loss_D_fake + loss_D_real) * 0.5 + gan.penalty(D, seen_real, seen_fake)
         scaler.scale(loss_D).backward()
         scaler.step(opt_D)
 
@@ -108,7 +110,7 @@ class Pix2Pix(Pipeline):
         self.set_requires_grad([D], False)
         opt_G.zero_grad()
         with self.autocast():
-            loss_G_GAN = gan(D(fake_AB), True, for_discriminator=False)
+            loss_G_GAN = gan(D(self.d_input(fake_AB, groups)), True, for_discriminator=False)
             loss_G_L1 = F.l1_loss(fake_B, real_B) * self.options.lambda_L1
             loss_G = loss_G_GAN + loss_G_L1
         scaler.scale(loss_G).backward()

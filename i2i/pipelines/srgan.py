@@ -121,6 +121,7 @@ class SRGAN(Pipeline):
     shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR)}
     monitor = "G"
     sample_columns = ("LR", "SR", "HR")
+    network_range = (0.0, 1.0)  # SR networks work on [0, 1] images (--diffaug's fill and brightness)
 
     # ------------------------------------------------------------------ settings and data
 
@@ -263,9 +264,10 @@ class SRGAN(Pipeline):
         opt_G.zero_grad(set_to_none=True)
         with self.autocast():
             sr = G(lr_img)
-            fake_pred = D(sr).float()
+            fake_pred = D(self.d_input(sr)).float()
             if relativistic:  # ESRGAN: real judged against fake and fake against real
-                adversarial = relativistic_loss(D(hr).float().detach(), fake_pred, for_discriminator=False)
+                adversarial = relativistic_loss(D(self.d_input(hr)).float().detach(), fake_pred,
+                                                for_discriminator=False)
             else:
                 adversarial = gan(fake_pred, True, for_discriminator=False)
         zero = hr.new_zeros(())
@@ -284,13 +286,14 @@ class SRGAN(Pipeline):
         opt_D.zero_grad(set_to_none=True)
         fake = sr.detach()
         with self.autocast():
-            real_pred, fake_pred = D(hr).float(), D(fake).float()
+            seen_real, seen_fake = self.d_input(hr), self.d_input(fake)
+            real_pred, fake_pred = D(seen_real).float(), D(seen_fake).float()
             if relativistic:  # BasicSR's ESRGAN: each half sees the other's mean as a constant
                 loss_real = 0.5 * gan(real_pred - fake_pred.detach().mean(), True)
                 loss_fake = 0.5 * gan(fake_pred - real_pred.detach().mean(), False)
             else:
                 loss_real, loss_fake = gan(real_pred, True), gan(fake_pred, False)
-            loss_D = loss_real + loss_fake + gan.penalty(D, hr, fake)
+            loss_D = loss_real + loss_fake + gan.penalty(D, seen_real, seen_fake)
         scaler.scale(loss_D).backward()
         scaler.step(opt_D)
 

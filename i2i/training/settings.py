@@ -61,6 +61,9 @@ class TrainConfig:
     no_flip: bool = setting(False, "No random flips or rotations (the same as --augment none).")
     augment: str = setting("flip", "Random geometry on the device, per sample: flip (horizontal, the reference's), "
                            "dihedral (all 8 flips and rotations), none.", choices=tuple(AUGMENT))
+    diffaug: str = setting("", "DiffAugment (Zhao et al. 2020) on everything the discriminators see, real and fake: "
+                           "a comma list of color, translation, cutout (the paper's: color,translation,cutout).",
+                           shown="off")
     serial_batches: bool = setting(False, "Images in order, not shuffled (unpaired: B paired by index).")
     num_workers: int = setting(2, "Data loading processes.")
     # optimisation
@@ -205,5 +208,8 @@ def check_config(config: TrainConfig) -> None:
             raise UsageError(f"{name} must be >= 1, got {getattr(config, name)}")
     if not 0 <= config.ema < 1:
         raise UsageError(f"ema must be a decay in [0, 1) (0: off), got {config.ema}")
+    from i2i.data.diffaugment import parse_policy
+
+    parse_policy(config.diffaug)
     if config.lr_policy not in LR_POLICIES:
         raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
