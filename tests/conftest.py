@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("I2I_SHARED", REPO.parent / "shared"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_i2i_home(tmp_path_factory):
+    """Tests never read or write the user's $I2I_HOME (downloads, kept precision probes): one
+    fresh home for the session, inherited by the subprocesses tests start."""
+    old = os.environ.get("I2I_HOME")
+    os.environ["I2I_HOME"] = str(tmp_path_factory.mktemp("i2i_home"))
+    yield Path(os.environ["I2I_HOME"])
+    if old is None:
+        os.environ.pop("I2I_HOME", None)
+    else:
+        os.environ["I2I_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """../shared (or $I2I_SHARED); tests that need it skip cleanly when it is absent."""

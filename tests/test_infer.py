@@ -4,6 +4,8 @@ Tiny networks (width 4) saved as real model files; tiny images written as real f
 """
 from __future__ import annotations
 
+import json
+
 import io as bytes_io
 import time
 from pathlib import Path
@@ -421,6 +423,37 @@ def test_auto_speed_is_measured_at_the_first_call(models):
     again = load_model(models["sr"], device="cpu", precision="auto")
     again(pattern(6, 6))
     assert (again.precision, again.channels_last) == (translator.precision, translator.channels_last)
+
+
+def test_the_probe_winner_is_kept_for_later_processes(models, tmp_path, monkeypatch, capsys):
+    """A later process (here: the in-process table cleared) takes the kept winner without
+    measuring; a damaged file or a winner that is no longer a candidate is measured again."""
+    from i2i.infer import speed
+
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(speed, "_TUNED", {})
+    first = load_model(models["sr"], device="cpu", precision="auto")
+    first(pattern(6, 6))
+    assert "measuring which precision" in capsys.readouterr().err
+    store = tmp_path / "home" / speed.STORE_NAME
+    (key, winner), = json.loads(store.read_text()).items()
+    assert winner == [first.precision, first.channels_last]
+
+    speed._TUNED.clear()
+    other = [c for c in [["fp32", True], ["fp32", False]] if c != winner][0]
+    store.write_text(json.dumps({key: other}))  # what a later process finds: it is taken as it is
+    kept = load_model(models["sr"], device="cpu", precision="auto")
+    kept(pattern(6, 6))
+    assert "measuring" not in capsys.readouterr().err
+    assert [kept.precision, kept.channels_last] == other
+
+    for damaged in ("{not json", json.dumps({key: ["fp64", True]})):
+        speed._TUNED.clear()
+        store.write_text(damaged)
+        again = load_model(models["sr"], device="cpu", precision="auto")
+        again(pattern(6, 6))
+        assert "measuring which precision" in capsys.readouterr().err
+        assert json.loads(store.read_text())[key] == [again.precision, again.channels_last]
 
 
 class SlowIn(torch.nn.Module):

@@ -1,6 +1,7 @@
 """`i2i translate`: the CLI runs the API on a real folder tree; user errors are one line."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,7 +143,8 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, models):
             "t.translate_arrays = slow\n"
             f"t.translate_folder({str(src)!r}, {str(tmp_path / 'out')!r}, workers=1)\n")
     assert folder._Heartbeat.__init__.__defaults__ == (10.0,)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "I2I_HOME": str(tmp_path / "home")}  # no probe result kept from other tests
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert any(line.startswith("measuring which precision") for line in lines), done.stderr

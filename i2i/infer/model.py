@@ -277,7 +277,8 @@ class ImageModel:
     def _settle_speed(self, height: int, width: int) -> None:
         """Choose precision and layout at the first forward pass, on a probe of up to 128 px out."""
         side = tiles.round_up(max(32, 128 // self.scale), self.size.multiple)
-        self.speed.settle(lambda candidates: self._fastest(candidates, min(height, side), min(width, side)))
+        probe = (min(height, side), min(width, side))
+        self.speed.settle(lambda candidates: self._fastest(candidates, *probe), probe)
 
     @torch.inference_mode()
     def _fastest(self, candidates: list[Candidate], height: int, width: int) -> Candidate:

@@ -4,9 +4,12 @@
 (`i2i.device.resolve_precision`), and `channels_last=None` the faster layout. On the CPU
 no fixed rule holds (the ranking changes with the network and the image size, and tiny nets
 can run faster in fp32, where autocast's casts cost more than they save), so the candidates
-are timed at the first forward pass, once per process, network and thread count. On CUDA,
-half precision with channels_last is the known fast path for convolutions (tensor cores), so
-it is used there without measuring. Measured figures: benchmarks/README.md.
+are timed at the first forward pass, once per network, thread count and probe size, and the
+winner is kept in `$I2I_HOME/speed.json` (keyed also by the CPU model and the torch version), so
+later processes skip the probe (about 2 s for resnet_9blocks on 2 cores); delete the file to
+measure again. On CUDA, half precision with channels_last is the known fast path for
+convolutions (tensor cores), so it is used there without measuring. Measured figures:
+benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -24,7 +28,8 @@ from i2i.device import autocast, cpu_has_native_bf16, resolve_precision
 
 Candidate = tuple[str, bool]  # (precision, channels_last)
 
-_TUNED: dict[tuple, Candidate] = {}  # (arch, device, asked, threads) -> the winner
+_TUNED: dict[str, Candidate] = {}  # `_key` -> the winner, in this process
+STORE_NAME = "speed.json"  # in $I2I_HOME: the winners of earlier processes
 
 
 class Speed:
@@ -93,18 +98,24 @@ class Speed:
         with autocast(self.device, self.precision):
             return self.net(x)
 
-    def settle(self, fastest: Callable[[list[Candidate]], Candidate]) -> None:
-        """At the first forward pass: take the candidate `fastest` picks, timed once per
-        process, network and thread count (translate_folder's workers compute on fewer
-        threads than one call); concurrent callers wait for the first one's choice."""
+    def settle(self, fastest: Callable[[list[Candidate]], Candidate], probe: tuple[int, int]) -> None:
+        """At the first forward pass: take the candidate `fastest` picks on a `probe`-sized
+        input, timed once per network, thread count (translate_folder's workers compute on
+        fewer threads than one call) and probe size, and kept for later processes
+        (`STORE_NAME`); concurrent callers wait for the first one's choice."""
         with self._lock:
             if not self.candidates:
                 return
-            key = (*self._key, torch.get_num_threads())
+            key = json.dumps([*self._key, torch.get_num_threads(), list(probe), _machine()])
             if key not in _TUNED:
-                print("measuring which precision and memory layout run this model fastest (once)...",
-                      file=sys.stderr, flush=True)
-                _TUNED[key] = fastest(self.candidates)
+                kept = _read_store().get(key)
+                if kept in [list(c) for c in self.candidates]:
+                    _TUNED[key] = (kept[0], kept[1])
+                else:
+                    print("measuring which precision and memory layout run this model fastest (once)...",
+                          file=sys.stderr, flush=True)
+                    _TUNED[key] = fastest(self.candidates)
+                    _write_store(key, _TUNED[key])
             self.set(*_TUNED[key])
             self.candidates = []
             if self.precision != "bf16":
@@ -133,3 +144,37 @@ class Speed:
                 if not rivals:
                     break
         return min(rivals, key=best.__getitem__) if rivals else expected
+
+
+def _machine() -> list[str]:
+    """What else a kept winner depends on: the CPU and the torch build."""
+    from i2i.device import cpu_model
+
+    return [cpu_model(), torch.__version__]
+
+
+def _store_path() -> Path:
+    from i2i.zoo import home
+
+    return home() / STORE_NAME
+
+
+def _read_store() -> dict:
+    """The kept winners; an unreadable file counts as none (it is only a cache)."""
+    try:
+        values = json.loads(_store_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _write_store(key: str, winner: Candidate) -> None:
+    """Keep `winner` for later processes (atomic; a folder that cannot be written is skipped)."""
+    from i2i.atomic import write_bytes
+    from i2i.errors import I2IError
+
+    values = {**_read_store(), key: list(winner)}
+    try:
+        write_bytes(_store_path(), json.dumps(values, indent=0).encode())
+    except (I2IError, OSError):
+        pass

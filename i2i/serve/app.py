@@ -98,6 +98,30 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
     async def status(request: Request) -> Response:
         return JSONResponse(engine.status(request.query_params.get("job")))
 
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", static),
+        Route("/api/models", models),
+        Route("/api/translate", translate, methods=["POST"]),
+        Route("/api/status", status),
+        *_run_routes(catalog),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        # import torch and read the model headers now, while the page loads, not at the first click
+        threading.Thread(target=_warm_up, args=(catalog,), name="i2i-serve-warm-up", daemon=True).start()
+        yield
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={ApiError: _api_error, HTTPException: _http_error, I2IError: _i2i_error,
+                                        Exception: _internal_error})
+    return _Guard(app, hosts)
+
+
+def _run_routes(catalog: Catalog) -> list[Route]:
+    """The training-runs tab's endpoints: the runs the catalog lists, read-only, by name only."""
+
     async def runs(request: Request) -> Response:
         listed = await run_in_threadpool(catalog.runs)
         return JSONResponse({"runs": await run_in_threadpool(_runs_summary, listed)})
@@ -120,27 +144,7 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
             raise ApiError(404, f"unknown run {name!r}; GET /api/runs lists them")
         return entry
 
-    routes = [
-        Route("/", page),
-        Route("/static/{name}", static),
-        Route("/api/models", models),
-        Route("/api/translate", translate, methods=["POST"]),
-        Route("/api/status", status),
-        Route("/api/runs", runs),
-        Route("/api/run", run),
-        Route("/api/run/sample", sample),
-    ]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        # import torch and read the model headers now, while the page loads, not at the first click
-        threading.Thread(target=_warm_up, args=(catalog,), name="i2i-serve-warm-up", daemon=True).start()
-        yield
-
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={ApiError: _api_error, HTTPException: _http_error, I2IError: _i2i_error,
-                                        Exception: _internal_error})
-    return _Guard(app, hosts)
+    return [Route("/api/runs", runs), Route("/api/run", run), Route("/api/run/sample", sample)]
 
 
 class _Guard:
