@@ -82,12 +82,13 @@ def svg_chart(name: str, points: list[tuple[float, float]], width: int = 360, he
     )
 
 
-def _samples(run: Path) -> list[tuple[int, str]]:
+def sample_grids(run: str | Path) -> list[tuple[int, Path]]:
+    """The run's samples/step_N.png files as (N, path), newest first (run page and i2i serve)."""
     found = []
-    for path in (run / "samples").glob("step_*.png"):
+    for path in (Path(run) / "samples").glob("step_*.png"):
         match = re.fullmatch(r"step_(\d+)\.png", path.name)
         if match:
-            found.append((int(match.group(1)), f"samples/{path.name}"))
+            found.append((int(match.group(1)), path))
     return sorted(found, reverse=True)
 
 
@@ -95,6 +96,14 @@ _STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}
 .charts{display:flex;flex-wrap:wrap;gap:10px}
 img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px}td{padding:1px 8px;border-bottom:1px solid #eee}"""
+
+
+def plotted_keys(records: list[dict]) -> list[str]:
+    """The losses the records hold, in order of first appearance (not step, epoch or speed)."""
+    keys: list[str] = []
+    for record in records:
+        keys += [k for k in record if k not in keys and k not in _NOT_PLOTTED]
+    return keys
 
 
 def loss_charts(records: list[dict], keys: list[str] | tuple[str, ...]) -> str:
@@ -108,10 +117,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
     `columns` names the sample grids' columns (each row is one image of the batch)."""
     run = Path(run)
     records = read_metrics(run)
-    keys: list[str] = []
-    for record in records:
-        keys += [k for k in record if k not in keys and k not in _NOT_PLOTTED]
-    charts = loss_charts(records, keys)
+    charts = loss_charts(records, plotted_keys(records))
     last = records[-1] if records else {}
     config_path = run / "config.yaml"
     rows = ""
@@ -121,7 +127,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
             rows += f"<tr><td>{html.escape(key)}</td><td>{html.escape(value.strip())}</td></tr>"
     samples = "".join(
         f'<h3>step {step}</h3><img src="{html.escape(src)}" alt="samples at step {step}" loading="lazy">'
-        for step, src in _samples(run)
+        for step, src in ((step, f"samples/{path.name}") for step, path in sample_grids(run))
     )
     legend = f"<p>columns: {html.escape(' | '.join(columns))}</p>" if columns else ""
     summary = f"step {last.get('step', 0)}, epoch {last.get('epoch', 0)}"

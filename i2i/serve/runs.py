@@ -3,14 +3,10 @@ written (the trainer owns the folder). The loss curves are the run page's own SV
 (`i2i.report`), so they look the same in both places."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from i2i.report import loss_charts, read_metrics
-
-_NOT_PLOTTED = {"step", "epoch", "data_sec", "images_per_sec"}  # as on the run's index.html
-_SAMPLE = re.compile(r"step_(\d+)\.png")
+from i2i.report import loss_charts, plotted_keys, read_metrics, sample_grids
 
 
 def run_summary(run: Path) -> dict[str, Any]:
@@ -25,30 +21,19 @@ def run_summary(run: Path) -> dict[str, Any]:
 def run_details(run: Path) -> dict[str, Any]:
     """A run's step, speed, loss curves (SVG, one per loss) and its latest sample grid's step."""
     records = read_metrics(run)
-    keys: list[str] = []
-    for record in records:
-        keys += [key for key in record if key not in keys and key not in _NOT_PLOTTED]
     last = records[-1] if records else {}
-    found = _latest_sample(run)
+    grids = sample_grids(run)
     return {"step": last.get("step", 0), "epoch": last.get("epoch"), "sec_per_step": last.get("sec_per_step"),
-            "lr": last.get("lr"), "charts": loss_charts(records, keys),
-            "sample_step": found[0] if found else None}
+            "lr": last.get("lr"), "charts": loss_charts(records, plotted_keys(records)),
+            "sample_step": grids[0][0] if grids else None}
 
 
 def latest_sample(run: Path) -> bytes | None:
     """The newest samples/step_N.png's bytes, or None."""
-    found = _latest_sample(run)
-    if found is None:
+    grids = sample_grids(run)
+    if not grids:
         return None
     try:
-        return found[1].read_bytes()
+        return grids[0][1].read_bytes()
     except OSError:
         return None
-
-
-def _latest_sample(run: Path) -> tuple[int, Path] | None:
-    folder = run / "samples"
-    if not folder.is_dir():
-        return None
-    steps = [(int(match.group(1)), path) for path in folder.iterdir() if (match := _SAMPLE.fullmatch(path.name))]
-    return max(steps) if steps else None
