@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
 from i2i.errors import I2IError, one_line
 
-__all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "home", "cache_dir", "sha256_of",
+__all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "local_file", "home", "cache_dir", "sha256_of",
            "convert_checkpoint", "list_rows"]
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
@@ -124,6 +124,12 @@ def where(entry: ZooEntry) -> str:
     return "cached" if (cache_dir() / entry.file).is_file() else "download"
 
 
+def local_file(entry: ZooEntry) -> Path | None:
+    """The model file of `entry` if it is here (shipped, else downloaded), unchecked; None if not."""
+    place = where(entry)
+    return None if place == "download" else (entry.home if place == "shipped" else cache_dir()) / entry.file
+
+
 def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progress: bool = True,
             timeout: float = DEFAULT_TIMEOUT) -> Path:
     """The verified local model file of a registered name, downloaded (and converted) on first use."""
@@ -196,10 +202,8 @@ def list_rows() -> list[dict]:
     """What `i2i models list` shows: name, task, size, where and description of every model."""
     rows = []
     for entry in registry().values():
-        place = where(entry)
-        local = (entry.home if place == "shipped" else cache_dir()) / entry.file
-        task, size = _task_and_size(entry, local if place != "download" else None)
-        rows.append({"name": entry.name, "task": task, "size": size, "where": place,
+        task, size = _task_and_size(entry, local_file(entry))
+        rows.append({"name": entry.name, "task": task, "size": size, "where": where(entry),
                      "description": entry.description, "metrics": entry.metrics})
     return rows
 

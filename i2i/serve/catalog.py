@@ -99,7 +99,7 @@ class Catalog:
 
         entries = []
         for name, row in zoo.registry().items():
-            local = _local_zoo_file(row)
+            local = zoo.local_file(row)
             if local is not None:
                 entry = self._entry(name, name, local, "zoo")
                 if entry is not None:
@@ -172,21 +172,10 @@ def _check_model_args(models: list[str] | tuple[str, ...]) -> list[Path]:
         if value not in registry:
             raise UsageError(f"{value}: no such model file or folder, nor a known model name "
                              f"(known: {', '.join(sorted(registry)) or 'none'})")
-        if _local_zoo_file(registry[value]) is None:
+        if zoo.local_file(registry[value]) is None:
             raise UsageError(f"{value}: this model is not downloaded, and the server fetches nothing; "
                              f"download it first, e.g. with `i2i translate {value} image.png out/`")
     return roots
-
-
-def _local_zoo_file(row: Any) -> Path | None:
-    """A zoo model's file if it is shipped or already in the cache (never downloaded here)."""
-    from i2i import zoo
-
-    home = getattr(row, "home", zoo.REGISTRY_FILE.parent)  # the folder of the registry that lists it
-    for path in (home / row.file, zoo.cache_dir() / row.file):
-        if path.is_file():
-            return path
-    return None
 
 
 def _model_files(root: Path) -> list[tuple[str, Path, str]]:
