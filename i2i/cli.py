@@ -13,6 +13,10 @@ from i2i import __version__
 from i2i.errors import I2IError
 
 
+#: --precision's values (i2i.device.PRECISIONS and "auto"; spelled here so --help needs no torch)
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+
 class _Group(click.Group):
     """Turns I2IError into one line on stderr and its exit code."""
 
@@ -197,7 +201,7 @@ def _show_scores(result: dict, json_path: str | None) -> None:
 @click.option("--lr", "lr_dir", type=click.Path(file_okay=False),
               help="LR images named like DATA's (baby, babyx4, baby_x4) instead of MATLAB bicubic ones.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32",
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="fp32",
               show_default=True, help="fp32 gives hardware-independent figures.")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run large images in tiles of N LR pixels (0: whole images).")
@@ -370,7 +374,7 @@ def train_group() -> None:
               help="Batches translated at once; on the CPU they share the torch threads "
                    "[CPU: one per thread, each on one thread; with --tile or on a GPU: 1].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
               show_default=True, help="auto: bf16 where it is native and faster, else fp32.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
@@ -419,7 +423,7 @@ def bench_group() -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed steps.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default=None,
               help="[default: training's default, auto]")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads.  [default: one per core]")
 def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, warmup: int, device: str,
@@ -438,7 +442,7 @@ def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, war
 @click.option("--image-size", type=click.IntRange(min=1), default=256, show_default=True, help="PNG size.")
 @click.option("--images", type=click.IntRange(min=1), default=20, show_default=True, help="PNGs to translate.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto", show_default=True)
 @click.option("--model", type=click.Choice(["resnet_9blocks", "tiny"]), default="resnet_9blocks", show_default=True,
               help="The reference CycleGAN generator, or a tiny one (resnet_6blocks, width 4).")
 def bench_translate(image_size: int, images: int, device: str, precision: str, model: str) -> None:
@@ -558,7 +562,7 @@ def demo(out: str, steps: int, device: str, overwrite: bool, threads: int) -> No
               help="Address to listen on; anything but a loopback address lets others use the server.")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
               show_default=True, help="As for i2i translate.")
 @click.option("--max-upload-mb", default=100, show_default=True, type=click.IntRange(min=1),
               help="Largest image file accepted.")

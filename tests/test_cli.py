@@ -258,3 +258,11 @@ def test_demo_threads_pass_through(tmp_path):
     for task in ("sketch", "colorize"):
         assert yaml.safe_load((out / "runs" / task / "config.yaml").read_text())["threads"] == 1
     assert torch.get_num_threads() == before
+
+
+def test_precision_choices_are_the_devices():
+    """The CLI spells --precision's values without importing torch; they must stay the device's."""
+    from i2i.cli import PRECISION_CHOICES
+    from i2i.device import PRECISIONS
+
+    assert PRECISION_CHOICES == ("auto", *PRECISIONS)
