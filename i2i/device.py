@@ -135,5 +135,5 @@ def describe() -> dict[str, str]:
         "threads": str(torch.get_num_threads()),
         "cpu flags": " ".join(f for f in SPEED_FLAGS if f in cpu_flags()) or "unknown",
         "cpu bf16": "native" if cpu_has_native_bf16() else "emulated (slow)",
-        "cuda bf16": str(torch.cuda.is_available() and torch.cuda.is_bf16_supported()),
+        "cuda bf16": str(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)),
     }
