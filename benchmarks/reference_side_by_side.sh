@@ -28,14 +28,14 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/i2i-side-by-side-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 python - "$REF" "$WORK" "$STEPS" "$WHERE" "$HERE" "${REF_PYTHON:-python}" <<'EOF'
-import json, os, re, statistics, subprocess, sys, time
+import json, re, statistics, subprocess, sys
 from pathlib import Path
 
 import numpy as np
 
 ref, work, steps, where, here = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 ref_python = sys.argv[6]
-from i2i.bench import picture
+from i2i.bench import picture, run_measured
 from i2i.data.io import write_image
 
 n = steps + 3
@@ -64,15 +64,11 @@ def reference(model: str, data: str, size: int) -> tuple[float, float]:
                else "--batchSize", "1", *epochs, *device]
     if model == "pix2pix":
         command += ["--direction", "AtoB", "--dataset_mode", "aligned"]
-    with open(work / "log.txt", "w+") as log:
-        child = subprocess.Popen(command, cwd=ref, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        log.seek(0)
-        text = log.read()
-    if os.waitstatus_to_exitcode(status) != 0:
+    _, rss_mb, code, text = run_measured(command, cwd=ref)
+    if code != 0:
         sys.exit(f"the reference failed ({' '.join(command)}):\n{text[-2000:]}")
     times = [float(t) for t in re.findall(r"time: ([0-9.]+)", text)]
-    return statistics.median(times[3:]), usage.ru_maxrss / 1024
+    return statistics.median(times[3:]), rss_mb
 
 
 def ours(pipeline: str, size: int, precision: str) -> dict:
@@ -95,13 +91,10 @@ for model, pipeline, data, size in (("cycle_gan", "cyclegan", "unpaired", 128), 
 
 def timed(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one whole process."""
-    start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(command)}:\n{child.stderr.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    seconds, rss_mb, code, output = run_measured(command, cwd=cwd)
+    if code != 0:
+        sys.exit(f"failed: {' '.join(command)}:\n{output[-2000:]}")
+    return seconds, rss_mb
 
 
 import torch

@@ -59,6 +59,20 @@ def peak_rss_mb(children: bool = False) -> float:
     return round(kilobytes / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def run_measured(command: list[str], cwd: str | os.PathLike | None = None) -> tuple[float, float, int, str]:
+    """Run `command` as a whole process: (wall seconds, its peak RSS in MB, exit code, its
+    stdout and stderr together). The peak is the kernel's own count for that child alone."""
+    with tempfile.TemporaryFile("w+") as log:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        log.seek(0)
+        output = log.read()
+    rss_kb = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)  # Linux: KB; macOS: bytes
+    return seconds, round(rss_kb / 1024, 1), os.waitstatus_to_exitcode(status), output
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -193,24 +207,16 @@ def time_translate(*, image_size: int = 256, images: int = 20, device: str = "au
         model_file = make_model_file(work / "model.safetensors", model)
         command = [sys.executable, "-m", "i2i", "translate", str(model_file), str(work / "in"), str(work / "out"),
                    "--device", device, "--precision", precision, *extra_args]
-        with open(work / "log.txt", "w+") as log:
-            started = time.perf_counter()
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-            _, status, usage = os.wait4(child.pid, 0)
-            seconds = time.perf_counter() - started
-            child.returncode = os.waitstatus_to_exitcode(status)
-            log.seek(0)
-            output = log.read()
+        seconds, rss_mb, code, output = run_measured(command)
         written = len(list((work / "out").glob("*.png")))
-        if child.returncode != 0 or written != images:
+        if code != 0 or written != images:
             last = output.strip().splitlines()[-1] if output.strip() else "no output"
-            raise I2IError(f"i2i translate failed in the benchmark (exit {child.returncode}, {written} of {images} "
+            raise I2IError(f"i2i translate failed in the benchmark (exit {code}, {written} of {images} "
                            f"images written): {last}")
-    rss_kb = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)
     return {
         "bench": "translate", "model": model, "image_size": image_size, "images": images,
         "sec_per_image": round(seconds / images, 4), "images_per_sec": round(images / seconds, 3),
-        "seconds": round(seconds, 3), "peak_rss_mb": round(rss_kb / 1024, 1), "device": str(where),
+        "seconds": round(seconds, 3), "peak_rss_mb": rss_mb, "device": str(where),
         "precision": precision, "precision_preferred": resolve_precision(precision, where),  # auto: measured on the CPU
         **machine(where),
     }
