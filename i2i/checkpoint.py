@@ -70,6 +70,10 @@ def save_model(path: str | os.PathLike, networks: dict[str, nn.Module], spec: Mo
     write_bytes(path, save(tensors, metadata=metadata))
 
 
+#: What to do with foreign weights (reference CycleGAN/pix2pix, BasicSR, Real-ESRGAN) given as a model.
+_IMPORT_HINT = "foreign weights are converted first: i2i models import FILE --out MODEL.safetensors"
+
+
 def read_header(path: str | os.PathLike) -> ModelHeader:
     """The metadata of an i2i model file, parsed; a one-line I2IError for anything else.
 
@@ -86,10 +90,13 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
             metadata = f.metadata() or {}
             keys = list(f.keys())
     except Exception as error:  # safetensors raises several types for a bad header
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
+            raise I2IError(f"{path}: a PyTorch checkpoint, not an i2i model file; {_IMPORT_HINT}") from None
         raise I2IError(f"{path}: not a safetensors model file ({one_line(error, 300)})") from None
     if metadata.get("format") != MODEL_FORMAT:
-        raise I2IError(f"{path}: not an i2i model file (no '{MODEL_FORMAT}' metadata); "
-                       "foreign weights must be imported first")
+        raise I2IError(f"{path}: not an i2i model file (no '{MODEL_FORMAT}' metadata); {_IMPORT_HINT}")
     try:
         archs = _archs(json.loads(metadata["networks"]))
         for name, arch in archs.items():
@@ -190,33 +197,6 @@ def _shown(text: str) -> str:
     """A name from a file as a message shows it: as is, or quoted with escapes (a newline, a
     control character) so the message stays one line."""
     return text if text.isprintable() else repr(text)
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A bare state dict from a foreign `.pth`/`.safetensors` (reference CycleGAN, BasicSR).
-
-    Unwraps BasicSR's `{"params_ema"|"params": ...}` and DataParallel's `module.` prefix.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise I2IError(f"{path}: weights file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise I2IError(f"{path}: cannot read weights ({one_line(error, 300)})") from None
-    if isinstance(state, dict):
-        for wrapper in ("params_ema", "params", "state_dict"):
-            if wrapper in state and isinstance(state[wrapper], dict):
-                state = state[wrapper]
-                break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise I2IError(f"{path}: not a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def save_training_state(path: str | os.PathLike, state: dict) -> None:

@@ -120,7 +120,7 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
         head = f.read(9)
     if not head:
         raise I2IError(f"{path}: the file is empty")
-    state = _read_safetensors(path) if head[8:9] == b"{" else _read_torch(path)
+    state = _read_safetensors(path) if path.suffix == ".safetensors" or head[8:9] == b"{" else _read_torch(path)
     if isinstance(state, dict):
         for wrapper in _WRAPPERS:
             if isinstance(state.get(wrapper), dict):

@@ -263,9 +263,9 @@ def _load_vgg19_state(path: Path, features: nn.Sequential) -> None:
             f"VGG19 weights not found at {path}: pass weights_path, set ${VGG19_ENV}, or copy "
             f"torchvision's vgg19-dcbb9e9d.pth there (i2i never downloads them)"
         )
-    from i2i.checkpoint import load_state_dict_file
+    from i2i.importers import read_state_dict
 
-    state = load_state_dict_file(path)  # corrupt, truncated, pickled code, not a dict: one line
+    state = read_state_dict(path)  # corrupt, truncated, pickled code, not a dict: one line
     wanted = {}
     for key, param in features.state_dict().items():
         value = state.get(f"features.{key}")

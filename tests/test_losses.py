@@ -303,7 +303,7 @@ def test_bad_weights_files_are_one_line_errors(tmp_path, vgg_file):
     torch.save(state, wrong_shape)
     not_a_dict = tmp_path / "list.pth"
     torch.save([1, 2], not_a_dict)
-    for path, words in [(corrupt, "cannot read"), (corrupt_st, "cannot read"), (shallow, "features.5.weight"),
+    for path, words in [(corrupt, "not a PyTorch weights file"), (corrupt_st, "broken safetensors"), (shallow, "features.5.weight"),
                         (wrong_shape, "shape"), (not_a_dict, "not a state dict")]:
         with pytest.raises(I2IError) as err:
             L.PerceptualLoss(path, layer="conv2_2" if path != shallow else "conv5_4")
