@@ -240,12 +240,15 @@ def test_bad_models_are_one_line_errors(tmp_path, models):
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     torch.save({"w": torch.zeros(2)}, tmp_path / "foreign.pth")
+    (tmp_path / "run3/checkpoints").mkdir(parents=True)
+    torch.save({"step": 5}, tmp_path / "run3/checkpoints/step_5.pt")
     (tmp_path / "run").mkdir()
     cases = {
         tmp_path / "missing.safetensors": "not found",
         tmp_path / "text.safetensors": "not a safetensors",
         tmp_path / "foreign.safetensors": "not an i2i model.*i2i models import",
         tmp_path / "foreign.pth": "a PyTorch checkpoint.*i2i models import FILE --out",
+        tmp_path / "run3/checkpoints/step_5.pt": "a training checkpoint .*run3/model.safetensors",
         tmp_path / "run": "no model.safetensors",
         "no-such-model-name": "no-such-model-name",
     }
