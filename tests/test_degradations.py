@@ -152,6 +152,28 @@ def test_clean_share_keeps_the_bicubic_lr_and_first_order_skips_the_second_round
     assert torch.equal(published, explicit)
 
 
+def test_antialiased_downscales_are_what_photo_software_makes():
+    """antialias_prob 1 gives the LR an imresize-like x4 downscale; the published 0 aliases."""
+    from i2i.data.bicubic import imresize
+
+    hr = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))  # all high frequencies
+    matlab = torch.stack([torch.from_numpy(imresize((x.permute(1, 2, 0).numpy() * 255).round().astype("uint8"),
+                                                    scale=0.25)).permute(2, 0, 1) / 255.0 for x in hr])
+    once = {"blur1": {"sigma": [0.1, 0.1], "sinc_prob": 0}, "second_blur_prob": 0, "final_sinc_prob": 0,
+            "round1": {"resize_prob": [0, 0, 1], "noise_range": [0, 0], "gaussian_noise_prob": 1, "jpeg_range": [100, 100]},
+            "round2": {"resize_prob": [0, 0, 1], "noise_range": [0, 0], "gaussian_noise_prob": 1, "jpeg_range": [100, 100]}}
+    errors = {}
+    for antialias in (0, 1):
+        mapping = {**once, "round2": {**once["round2"], "antialias_prob": antialias}}
+        lr = D.RealESRGANDegradation(D.settings_from_mapping(mapping), torch.Generator().manual_seed(0))(hr, 4)
+        errors[antialias] = float((lr - matlab).abs().mean())  # seed 0 draws bilinear or bicubic, not area
+    assert errors[1] < errors[0] / 1.5, errors  # what is left is mostly JPEG's chroma subsampling
+    published = D.RealESRGANDegradation(generator=torch.Generator().manual_seed(5))(hr, 4)
+    explicit = D.RealESRGANDegradation(D.settings_from_mapping({"round1": {"antialias_prob": 0}}),
+                                       torch.Generator().manual_seed(5))(hr, 4)
+    assert torch.equal(published, explicit)  # the published recipe draws what it drew before
+
+
 @pytest.mark.parametrize("mapping, message", [
     ({"noise": 1}, "unknown setting 'noise'"),
     ({"round1": {"jpeg_range": [95, 30]}}, r"round1.jpeg_range must be \[low, high\]"),

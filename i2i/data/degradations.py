@@ -45,6 +45,9 @@ class RoundSettings:
 
     resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
     resize_range: tuple[float, float] = (0.15, 1.5)
+    # i2i's addition (published recipe: 0): how often a bilinear/bicubic downscale is antialiased,
+    # as photo software (Pillow, MATLAB's imresize, browsers) resizes; without it the resize aliases
+    antialias_prob: float = 0.0
     gaussian_noise_prob: float = 0.5  # else Poisson
     noise_range: tuple[float, float] = (1.0, 30.0)  # sigma, in 8-bit levels
     poisson_scale_range: tuple[float, float] = (0.05, 3.0)
@@ -276,10 +279,11 @@ class RealESRGANDegradation:
             out = self._round(out, s.round2, size=(height, width))
         sinc = self._kernels(lambda: final_sinc_kernel(s.final_sinc_prob, self.draw), n)
         quality = self._uniform(n, *s.round2.jpeg_range)
+        antialias = self._antialias(s.round2)
         if self.draw.uniform() < 0.5:  # [resize back + sinc] then JPEG, or the other way round
-            out = jpeg(filter2d(self._resize(out, (height, width)), sinc), quality)
+            out = jpeg(filter2d(self._resize(out, (height, width), antialias), sinc), quality)
         else:
-            out = filter2d(self._resize(jpeg(out, quality), (height, width)), sinc)
+            out = filter2d(self._resize(jpeg(out, quality), (height, width), antialias), sinc)
         out = ((out * 255.0).round().clamp(0, 255) / 255.0).to(hr.dtype)
         if s.clean_prob > 0:
             if clean is None or clean.shape != out.shape:
@@ -294,7 +298,7 @@ class RealESRGANDegradation:
         factor = (self.draw.uniform(1.0, r.resize_range[1]) if kind == 0 else
                   self.draw.uniform(r.resize_range[0], 1.0) if kind == 1 else 1.0)
         base = size or x.shape[-2:]
-        x = self._resize(x, (max(1, int(base[0] * factor)), max(1, int(base[1] * factor))))
+        x = self._resize(x, (max(1, int(base[0] * factor)), max(1, int(base[1] * factor))), self._antialias(r))
         n = x.shape[0]
         gray = self._uniform(n) < r.gray_noise_prob
         if self.draw.uniform() < r.gaussian_noise_prob:
@@ -303,11 +307,18 @@ class RealESRGANDegradation:
             x = poisson_noise(x, self._uniform(n, *r.poisson_scale_range), gray, self.generator)
         return jpeg(x, self._uniform(n, *r.jpeg_range))
 
-    def _resize(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def _antialias(self, r: RoundSettings) -> bool:
+        # no draw at 0 or 1, so the published recipe's random stream is what it was
+        return r.antialias_prob >= 1 or (r.antialias_prob > 0 and self.draw.uniform() < r.antialias_prob)
+
+    def _resize(self, x: torch.Tensor, size: tuple[int, int], antialias: bool = False) -> torch.Tensor:
         mode = ("area", "bilinear", "bicubic")[int(torch.randint(0, 3, (), generator=self.generator))]
         if tuple(x.shape[-2:]) == tuple(size):
             return x
-        return F.interpolate(x, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))
+        if mode == "area":
+            return F.interpolate(x, size=size, mode=mode)
+        shrinks = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+        return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=antialias and shrinks)
 
     def _kernels(self, make, n: int) -> torch.Tensor:
         return torch.stack([make() for _ in range(n)]).float()
