@@ -2,6 +2,7 @@
 
     python benchmarks/realworld_sr.py make ../shared/data/sr/Set14 val/Set14_rw       # writes LR images
     python benchmarks/realworld_sr.py score ../shared/data/sr/Set14 val/Set14_rw srresnet-x4 realesr-x4
+    python benchmarks/realworld_sr.py grow MODEL.safetensors DEEPER.safetensors --num-blocks 32
 
 `make` degrades each HR image (mod-cropped to 4) the way an ordinary photo on the web is
 degraded, once and milder than Real-ESRGAN's training distribution: an isotropic Gaussian
@@ -10,7 +11,8 @@ blur (sigma uniform in [0.8, 1.6]), MATLAB-bicubic x4 downscale, Gaussian colour
 [65, 85]); every draw is seeded by the image's name, so the set is the same on every
 machine. It writes `OUT/<name>.png` (the decoded JPEG, lossless), which `i2i eval MODEL HR
 --scale 4 --lr OUT` reads by name. `score` prints PSNR-Y / SSIM-Y (Y, 4-pixel border, as
-`i2i eval`) for bicubic upscaling of the same LR images and for each model.
+`i2i eval`) for bicubic upscaling of the same LR images and for each model. `grow` makes an
+SRResNet model deeper without changing what it computes (stage 4 of srresnet-x4-realworld).
 """
 from __future__ import annotations
 
@@ -80,6 +82,36 @@ def score(hr_dir: Path, lr_dir: Path, models: list[str]) -> None:
         print(f"{name:28} {psnr:6.3f}   {ssim:.4f}")
 
 
+def grow(model: Path, out: Path, num_blocks: int) -> None:
+    """A deeper SRResNet computing exactly what `model` computes: residual blocks appended after
+    the last one, each with its second convolution zero, so each starts as the identity and
+    training fine-tunes the extra capacity from the trained model instead of from scratch."""
+    import torch
+
+    import i2i.nn
+    from i2i.checkpoint import load_model, save_model
+
+    loaded = load_model(model)
+    old = loaded.networks["G"]
+    arch = dict(old.arch)
+    if arch.get("name") != "srresnet":
+        raise SystemExit(f"{model}: an srresnet model is needed, not {arch.get('name')}")
+    name = arch.pop("name")
+    torch.manual_seed(0)  # the new blocks' first convolutions: the network's own initialisation
+    deeper = i2i.nn.create(name, **{**arch, "num_blocks": num_blocks})
+    state, kept = deeper.state_dict(), old.state_dict()
+    if not set(kept) <= set(state):
+        raise SystemExit(f"{model}: has more blocks than {num_blocks}")
+    for key in state:
+        if key in kept:
+            state[key] = kept[key]
+        elif ".conv2." in key:
+            state[key] = torch.zeros_like(state[key])
+    deeper.load_state_dict(state)
+    save_model(out, {"G": deeper.eval()}, loaded.spec)
+    print(f"{out}: {num_blocks} blocks, {len(state) - len(kept)} new tensors", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,9 +122,15 @@ def main() -> None:
     s.add_argument("hr", type=Path)
     s.add_argument("lr", type=Path)
     s.add_argument("models", nargs="*")
+    g = sub.add_parser("grow")
+    g.add_argument("model", type=Path)
+    g.add_argument("out", type=Path)
+    g.add_argument("--num-blocks", type=int, required=True)
     args = parser.parse_args()
     if args.command == "make":
         make(args.hr, args.out)
+    elif args.command == "grow":
+        grow(args.model, args.out, args.num_blocks)
     else:
         score(args.hr, args.lr, args.models)
 

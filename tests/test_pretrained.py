@@ -24,15 +24,9 @@ def test_realworld_model_beats_srresnet_on_degraded_photos_and_bicubic_on_clean(
     """srresnet-x4-realworld: on Set5 degraded as web photos are (benchmarks/realworld_sr.py) it is
     above srresnet-x4, and on clean bicubic LR at least 0.3 dB above bicubic (published 28.42);
     the registry's figures are what these measure."""
-    import importlib.util
-    from pathlib import Path
-
     if "srresnet-x4-realworld" not in zoo.registry():
         pytest.skip("srresnet-x4-realworld not registered")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "realworld_sr.py"
-    spec = importlib.util.spec_from_file_location("realworld_sr", script)
-    realworld_sr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(realworld_sr)
+    realworld_sr = _recipe_script()
     set5 = shared_dir / "data" / "sr" / "Set5"
     realworld_sr.make(set5, tmp_path / "Set5_rw")
     scores = {name: evaluate_model(name, set5, 4, lr_dir=tmp_path / "Set5_rw", device="cpu", precision="fp32")
@@ -43,3 +37,34 @@ def test_realworld_model_beats_srresnet_on_degraded_photos_and_bicubic_on_clean(
     clean = evaluate_model("srresnet-x4-realworld", set5, 4, device="cpu", precision="fp32")
     assert clean["psnr_y"] >= 28.42 + 0.3
     assert clean["psnr_y"] == pytest.approx(metrics["Set5"]["psnr_y"], abs=5e-4)
+
+
+def _recipe_script():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "realworld_sr.py"
+    spec = importlib.util.spec_from_file_location("realworld_sr", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grow_deepens_an_srresnet_without_changing_what_it_computes(tmp_path):
+    """Stage 4 of srresnet-x4-realworld started from a deeper copy of stage 3's model."""
+    import torch
+
+    import i2i.nn
+    from i2i.checkpoint import load_model, save_model
+    from i2i.spec import spec_for_network
+
+    torch.manual_seed(1)
+    net = i2i.nn.create("srresnet", width=8, num_blocks=2, scale=2).eval()
+    save_model(tmp_path / "small.safetensors", {"G": net}, spec_for_network(net, "srgan", task="sr"))
+    _recipe_script().grow(tmp_path / "small.safetensors", tmp_path / "deep.safetensors", num_blocks=5)
+    deep = load_model(tmp_path / "deep.safetensors").networks["G"]
+    assert deep.arch["num_blocks"] == 5 and len(deep.body) == 5
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        assert torch.equal(deep(x), net(x))
+    assert all(block.conv1.weight.abs().sum() > 0 for block in deep.body)  # new blocks can learn
