@@ -68,3 +68,18 @@ def test_grow_deepens_an_srresnet_without_changing_what_it_computes(tmp_path):
     with torch.no_grad():
         assert torch.equal(deep(x), net(x))
     assert all(block.conv1.weight.abs().sum() > 0 for block in deep.body)  # new blocks can learn
+
+
+def test_validation_presets_are_repeatable_and_harsh_degrades_more():
+    import numpy as np
+
+    from i2i.data.bicubic import imresize
+
+    recipe = _recipe_script()
+    y, x = np.mgrid[0:64, 0:64]
+    hr = np.stack([(127 + 100 * np.sin(x / 3.0 + c) * np.cos(y / 5.0)).astype(np.uint8) for c in range(3)], -1)
+    clean = imresize(hr, scale=0.25).astype(float)
+    web, harsh = (recipe.degrade(hr, "img", preset) for preset in ("web", "harsh"))
+    assert web.shape == harsh.shape == (16, 16, 3)
+    assert np.array_equal(web, recipe.degrade(hr, "img", "web"))
+    assert np.abs(harsh - clean).mean() > np.abs(web - clean).mean()
