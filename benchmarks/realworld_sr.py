@@ -93,7 +93,7 @@ def score(hr_dir: Path, lr_dir: Path, models: list[str]) -> None:
         print(f"{name:28} {psnr:6.3f}   {ssim:.4f}")
 
 
-def grow(model: Path, out: Path, num_blocks: int) -> None:
+def grow(model: Path | str, out: Path, num_blocks: int) -> None:
     """A deeper SRResNet computing exactly what `model` computes: residual blocks appended after
     the last one, each with its second convolution zero, so each starts as the identity and
     training fine-tunes the extra capacity from the trained model instead of from scratch."""
@@ -101,8 +101,13 @@ def grow(model: Path, out: Path, num_blocks: int) -> None:
 
     import i2i.nn
     from i2i.checkpoint import load_model, save_model
+    from i2i.errors import I2IError
+    from i2i.infer.loading import resolve_model_path
 
-    loaded = load_model(model)
+    try:
+        loaded = load_model(resolve_model_path(str(model)))  # a file, a run folder or a zoo name
+    except I2IError as error:
+        raise SystemExit(f"error: {error}") from None
     old = loaded.networks["G"]
     arch = dict(old.arch)
     if arch.get("name") != "srresnet":
