@@ -10,8 +10,9 @@ blur (sigma uniform in [0.8, 1.6]), MATLAB-bicubic x4 downscale, Gaussian colour
 (sigma uniform in [4, 12] levels of 255), and a real JPEG (Pillow, quality uniform in
 [65, 85]); every draw is seeded by the image's name, so the set is the same on every
 machine. `--preset harsh` degrades more (blur sigma [0.5, 2.0], noise [8, 20], JPEG [45, 75]):
-there srresnet-x4 scores below bicubic, as on the real-world B100 of issue 17. It writes `OUT/<name>.png` (the decoded JPEG, lossless), which `i2i eval MODEL HR
---scale 4 --lr OUT` reads by name. `score` prints PSNR-Y / SSIM-Y (Y, 4-pixel border, as
+there srresnet-x4 scores below bicubic, as on the real-world B100 of issue 17. It writes
+`OUT/<name>.png` (the decoded JPEG, lossless), which `i2i eval MODEL HR --scale 4 --lr OUT`
+reads by name. `score` prints PSNR-Y / SSIM-Y (Y, 4-pixel border, as
 `i2i eval`) for bicubic upscaling of the same LR images and for each model. `grow` makes an
 SRResNet model deeper without changing what it computes (stage 4 of srresnet-x4-realworld).
 """

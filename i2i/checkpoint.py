@@ -91,11 +91,11 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
             keys = list(f.keys())
     except Exception as error:  # safetensors raises several types for a bad header
         with open(path, "rb") as f:
-            head = f.read(2)
-        if head in (b"PK", b"\x80\x02") and path.parent.name == "checkpoints" and path.name.startswith("step_"):
+            pytorch = f.read(2) in (b"PK", b"\x80\x02")  # torch.save's zip archive, or its legacy pickle
+        if pytorch and path.parent.name == "checkpoints" and path.name.startswith("step_"):
             raise I2IError(f"{path}: a training checkpoint (for --resume), not a model file; the run's model, "
                            f"written with each checkpoint, is {path.parent.parent / 'model.safetensors'}") from None
-        if head in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
+        if pytorch:
             raise I2IError(f"{path}: a PyTorch checkpoint, not an i2i model file; {_IMPORT_HINT}") from None
         raise I2IError(f"{path}: not a safetensors model file ({one_line(error, 300)})") from None
     if metadata.get("format") != MODEL_FORMAT:
