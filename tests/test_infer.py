@@ -4,9 +4,8 @@ Tiny networks (width 4) saved as real model files; tiny images written as real f
 """
 from __future__ import annotations
 
-import json
-
 import io as bytes_io
+import json
 import time
 from pathlib import Path
 
