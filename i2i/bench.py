@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from i2i import run_layout as layout
+
 
 def machine(device: Any = None) -> dict[str, Any]:
     """CPU model and speed flags, torch threads and version, and the GPU when `device` is CUDA."""
@@ -237,11 +239,11 @@ def train_run(pipeline: str, data: Path, out: Path, settings: dict[str, Any]) ->
     config, options = make_settings(pipeline, {"data": str(data), "out": str(out), "log_every": 1,
                                                "num_workers": 0, **settings})
     train(pipeline, config, options)
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / layout.METRICS).read_text().splitlines()]
     skip = {"step", "epoch", "lr", "sec_per_step", "data_sec", "images_per_sec"}
     curves = {k: [r[k] for r in records] for k in records[0] if k not in skip}
-    saved = yaml.safe_load((out / "config.yaml").read_text())
-    return {"curves": curves, "precision": saved["precision_resolved"], "model": out / "model.safetensors"}
+    saved = yaml.safe_load((out / layout.CONFIG).read_text())
+    return {"curves": curves, "precision": saved["precision_resolved"], "model": out / layout.MODEL}
 
 
 def outputs_of(model_file: Path, inputs: Any) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from i2i import run_layout as layout
 from i2i.atomic import atomic_path, write_bytes, write_errors
 from i2i.errors import I2IError, one_line
 from i2i.spec import ModelSpec, from_legacy_settings
@@ -92,9 +93,10 @@ def read_header(path: str | os.PathLike) -> ModelHeader:
     except Exception as error:  # safetensors raises several types for a bad header
         with open(path, "rb") as f:
             pytorch = f.read(2) in (b"PK", b"\x80\x02")  # torch.save's zip archive, or its legacy pickle
-        if pytorch and path.parent.name == "checkpoints" and path.name.startswith("step_"):
+        run = layout.run_of_checkpoint(path)
+        if pytorch and run is not None:
             raise I2IError(f"{path}: a training checkpoint (for --resume), not a model file; the run's model, "
-                           f"written with each checkpoint, is {path.parent.parent / 'model.safetensors'}") from None
+                           f"written with each checkpoint, is {run / layout.MODEL}") from None
         if pytorch:
             raise I2IError(f"{path}: a PyTorch checkpoint, not an i2i model file; {_IMPORT_HINT}") from None
         raise I2IError(f"{path}: not a safetensors model file ({one_line(error, 300)})") from None

@@ -9,9 +9,9 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from pathlib import Path
 
+from i2i import run_layout as layout
 from i2i.atomic import write_text
 
 # Columns of metrics.jsonl that are bookkeeping, not curves.
@@ -20,7 +20,7 @@ _NOT_PLOTTED = {"step", "epoch", "data_sec", "images_per_sec"}
 
 def read_metrics(run: str | Path) -> list[dict]:
     """The records of `RUN/metrics.jsonl` (lines cut short by a kill are skipped)."""
-    path = Path(run) / "metrics.jsonl"
+    path = Path(run) / layout.METRICS
     records = []
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -85,10 +85,10 @@ def svg_chart(name: str, points: list[tuple[float, float]], width: int = 360, he
 def sample_grids(run: str | Path) -> list[tuple[int, Path]]:
     """The run's samples/step_N.png files as (N, path), newest first (run page and i2i serve)."""
     found = []
-    for path in (Path(run) / "samples").glob("step_*.png"):
-        match = re.fullmatch(r"step_(\d+)\.png", path.name)
-        if match:
-            found.append((int(match.group(1)), path))
+    for path in (Path(run) / layout.SAMPLES).glob("step_*.png"):
+        step = layout.step_of(path, ".png")
+        if step >= 0:
+            found.append((step, path))
     return sorted(found, reverse=True)
 
 
@@ -119,7 +119,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
     records = read_metrics(run)
     charts = loss_charts(records, plotted_keys(records))
     last = records[-1] if records else {}
-    config_path = run / "config.yaml"
+    config_path = run / layout.CONFIG
     rows = ""
     if config_path.is_file():
         for line in config_path.read_text(encoding="utf-8").splitlines():
@@ -127,7 +127,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
             rows += f"<tr><td>{html.escape(key)}</td><td>{html.escape(value.strip())}</td></tr>"
     samples = "".join(
         f'<h3>step {step}</h3><img src="{html.escape(src)}" alt="samples at step {step}" loading="lazy">'
-        for step, src in ((step, f"samples/{path.name}") for step, path in sample_grids(run))
+        for step, src in ((step, f"{layout.SAMPLES}/{path.name}") for step, path in sample_grids(run))
     )
     legend = f"<p>columns: {html.escape(' | '.join(columns))}</p>" if columns else ""
     summary = f"step {last.get('step', 0)}, epoch {last.get('epoch', 0)}"
@@ -141,6 +141,6 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
         f"<h2>Samples</h2>{legend}{samples or '<p>no samples yet</p>'}"
         f"<h2>Settings</h2><table>{rows}</table></body></html>"
     )
-    path = run / "index.html"
+    path = run / layout.PAGE
     write_text(path, page)
     return path

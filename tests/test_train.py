@@ -379,3 +379,13 @@ def test_resume_compares_renamed_settings_under_their_new_name(tmp_path):
     folder.check_same_model({"ndf": 64}, SRGAN.model_options, renamed)
     with pytest.raises(UsageError, match="ndf 64 -> 32"):
         folder.check_same_model({"ndf": 32}, SRGAN.model_options, renamed)
+
+
+def test_run_folder_checkpoints_are_ordered_by_step_and_skip_other_files(tmp_path):
+    """--resume continues from the newest checkpoint: step_10 is newer than step_9, and a
+    write cut short (its temp file) or a stray file is never taken for one."""
+    folder = RunFolder(tmp_path)
+    folder.checkpoint_dir.mkdir()
+    for name in ("step_9.pt", "step_10.pt", "step_2.pt", ".step_11.pt.0123456789ab.tmp", "step_x.pt", "notes.txt"):
+        (folder.checkpoint_dir / name).write_bytes(b"")
+    assert [p.name for p in folder.checkpoints()] == ["step_2.pt", "step_9.pt", "step_10.pt"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from i2i import run_layout as layout
 from i2i.errors import I2IError, UsageError
 from i2i.infer.translator import Translator
 from i2i.spec import DIRECTIONS
@@ -13,9 +14,9 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     """A model file, a run folder (its model.safetensors), or a zoo name -> a model file path."""
     path = Path(path_or_name)
     if path.is_dir():
-        model = path / "model.safetensors"
+        model = path / layout.MODEL
         if not model.is_file():
-            raise I2IError(f"{path}: no model.safetensors in this folder (is it a training run folder?)")
+            raise I2IError(f"{path}: no {layout.MODEL} in this folder (is it a training run folder?)")
         return model
     if path.is_file():
         return path

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from i2i import run_layout as layout
 from i2i.errors import I2IError, UsageError, one_line
 
-MODEL_FILE = "model.safetensors"
-METRICS_FILE = "metrics.jsonl"
-_SKIPPED_FOLDERS = {"checkpoints", "samples", "__pycache__", "node_modules"}
+_SKIPPED_FOLDERS = {layout.CHECKPOINTS, layout.SAMPLES, "__pycache__", "node_modules"}
 _MAX_DEPTH = 4  # how deep below a --models or --runs folder models and runs are looked for
 
 
@@ -118,7 +117,7 @@ class Catalog:
     def _run_models(self) -> list[ModelEntry]:
         entries = []
         for name, folder in self._run_folders():
-            model = folder / MODEL_FILE
+            model = folder / layout.MODEL
             if model.is_file():
                 entry = self._entry(name, str(model), model, "run")
                 if entry is not None:
@@ -128,7 +127,7 @@ class Catalog:
     def _run_folders(self) -> list[tuple[str, Path]]:
         if self._runs_root is None:
             return []
-        return [(name, path) for name, path in _walk(self._runs_root, lambda folder: (folder / METRICS_FILE).is_file())]
+        return [(name, path) for name, path in _walk(self._runs_root, lambda folder: (folder / layout.METRICS).is_file())]
 
     def _entry(self, name: str, ref: str, path: Path, source: str) -> ModelEntry | None:
         """The entry of a model file, from its header (read once per modification time); a file
@@ -183,16 +182,16 @@ def _model_files(root: Path) -> list[tuple[str, Path, str]]:
     model file or a run folder, else the model files and run folders below it."""
     if root.is_file():
         return [(root.stem, root, "file")]
-    if (root / MODEL_FILE).is_file():
-        return [(root.name, root / MODEL_FILE, "run")]
+    if (root / layout.MODEL).is_file():
+        return [(root.name, root / layout.MODEL, "run")]
     found = []
-    for name, folder in _walk(root, lambda folder: (folder / MODEL_FILE).is_file()):
-        found.append((name, folder / MODEL_FILE, "run"))
+    for name, folder in _walk(root, lambda folder: (folder / layout.MODEL).is_file()):
+        found.append((name, folder / layout.MODEL, "run"))
     for folder, subfolders, files in _folders(root):
         for file in sorted(files):
             path = folder / file
             if file.endswith(".safetensors") and not file.startswith(".") and not (
-                    file == MODEL_FILE and folder != root):
+                    file == layout.MODEL and folder != root):
                 found.append((path.relative_to(root).with_suffix("").as_posix(), path, "file"))
     return found
 
@@ -212,7 +211,7 @@ def _folders(root: Path):
     for folder, subfolders, files in os.walk(root):
         here = Path(folder)
         depth = len(here.relative_to(root).parts)
-        inside_run = here != root and ((here / MODEL_FILE).is_file() or (here / METRICS_FILE).is_file())
+        inside_run = here != root and ((here / layout.MODEL).is_file() or (here / layout.METRICS).is_file())
         subfolders[:] = [] if inside_run or depth >= _MAX_DEPTH else sorted(
             s for s in subfolders if not s.startswith(".") and s not in _SKIPPED_FOLDERS)
         yield here, subfolders, files

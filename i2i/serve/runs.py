@@ -6,16 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from i2i import run_layout as layout
 from i2i.report import loss_charts, plotted_keys, read_metrics, sample_grids
 
 
 def run_summary(run: Path) -> dict[str, Any]:
     """A run's line in the list: its last step and when it last logged."""
     records = read_metrics(run)
-    metrics = run / "metrics.jsonl"
+    metrics = run / layout.METRICS
     return {"step": records[-1]["step"] if records else 0,
             "updated": metrics.stat().st_mtime if metrics.is_file() else None,
-            "has_model": (run / "model.safetensors").is_file()}
+            "has_model": (run / layout.MODEL).is_file()}
 
 
 def run_details(run: Path) -> dict[str, Any]:

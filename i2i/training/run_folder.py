@@ -1,11 +1,6 @@
-"""A training run's folder, and everything written into it.
-
-    RUN/config.yaml            every setting (TrainConfig + the pipeline's options, flat)
-    RUN/model.safetensors      the inference model, rewritten at every checkpoint
-    RUN/checkpoints/step_N.pt  full training state (the last `keep_last`)
-    RUN/metrics.jsonl          one JSON object per logged step
-    RUN/samples/step_N.png     sample grids
-    RUN/index.html             sample grids over time and loss curves
+"""A training run's folder, and everything written into it (the names: `i2i.run_layout`):
+settings, the inference model, the last `keep_last` checkpoints, metrics, sample grids and
+the run page.
 
 Every file but metrics.jsonl (appended a line at a time) is written atomically, and a
 failed write is one line naming the file and the OS error. One process at a time trains
@@ -15,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from i2i import run_layout as layout
 from i2i.atomic import remove_stale_temp_files, write_errors, write_text
 from i2i.errors import UsageError
 from i2i.training.settings import read_yaml
@@ -31,12 +26,12 @@ class RunFolder:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.config_path = self.path / "config.yaml"
-        self.model_path = self.path / "model.safetensors"
-        self.metrics_path = self.path / "metrics.jsonl"
-        self.checkpoint_dir = self.path / "checkpoints"
-        self.samples_dir = self.path / "samples"
-        self.lock_path = self.path / ".lock"
+        self.config_path = self.path / layout.CONFIG
+        self.model_path = self.path / layout.MODEL
+        self.metrics_path = self.path / layout.METRICS
+        self.checkpoint_dir = self.path / layout.CHECKPOINTS
+        self.samples_dir = self.path / layout.SAMPLES
+        self.lock_path = self.path / layout.LOCK
         self._lock_fd: int | None = None
 
     def __str__(self) -> str:
@@ -131,14 +126,14 @@ class RunFolder:
         """The run's checkpoints, oldest first."""
         if not self.checkpoint_dir.is_dir():
             return []
-        found = [p for p in self.checkpoint_dir.glob("step_*.pt") if _step_of(p) >= 0]
-        return sorted(found, key=_step_of)
+        found = [p for p in self.checkpoint_dir.glob("step_*.pt") if layout.step_of(p) >= 0]
+        return sorted(found, key=layout.step_of)
 
     def save_checkpoint(self, step: int, state: dict, keep_last: int) -> None:
         """checkpoints/step_N.pt, atomically; then only the newest `keep_last` stay."""
         from i2i.checkpoint import save_training_state
 
-        save_training_state(self.checkpoint_dir / f"step_{step}.pt", state)
+        save_training_state(self.checkpoint_dir / layout.checkpoint_name(step), state)
         for old in self.checkpoints()[:-max(1, keep_last)]:
             old.unlink(missing_ok=True)
 
@@ -189,16 +184,10 @@ class RunFolder:
             fixed.append(c)
         tiles = torch.stack([col[i] for i in range(fixed[0].shape[0]) for col in fixed])
         grid = make_grid(tiles, nrow=len(fixed), padding=2, pad_value=1.0)
-        write_image(self.samples_dir / f"step_{step}.png", from_tensor(grid))
+        write_image(self.samples_dir / layout.sample_name(step), from_tensor(grid))
 
     def write_page(self, sample_columns: tuple[str, ...] = ()) -> None:
         """index.html: sample grids over time and loss curves."""
         from i2i.report import write_index
 
         write_index(self.path, sample_columns)
-
-
-def _step_of(path: Path) -> int:
-    match = re.fullmatch(r"step_(\d+)\.pt", path.name)
-    return int(match.group(1)) if match else -1
-
