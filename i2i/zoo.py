@@ -119,30 +119,34 @@ def lookup(name: str, registry_path: str | os.PathLike | None = None) -> ZooEntr
 
 def where(entry: ZooEntry) -> str:
     """"shipped" (in the registry's folder), "cached" (downloaded) or "download" (not here)."""
-    if (entry.home / entry.file).is_file():
-        return "shipped"
-    return "cached" if (cache_dir() / entry.file).is_file() else "download"
+    return _located(entry)[0]
 
 
 def local_file(entry: ZooEntry) -> Path | None:
     """The model file of `entry` if it is here (shipped, else downloaded), unchecked; None if not."""
-    place = where(entry)
-    return None if place == "download" else (entry.home if place == "shipped" else cache_dir()) / entry.file
+    return _located(entry)[1]
+
+
+def _located(entry: ZooEntry) -> tuple[str, Path | None]:
+    """`where` and `local_file` from one look at the disk."""
+    shipped, cached = entry.home / entry.file, cache_dir() / entry.file
+    if shipped.is_file():
+        return "shipped", shipped
+    return ("cached", cached) if cached.is_file() else ("download", None)
 
 
 def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progress: bool = True,
             timeout: float = DEFAULT_TIMEOUT) -> Path:
     """The verified local model file of a registered name, downloaded (and converted) on first use."""
     entry = lookup(name, registry_path)
-    shipped, cached = entry.home / entry.file, cache_dir() / entry.file
-    if shipped.is_file():
-        if entry.sha256:
-            _verify(shipped, entry.sha256, entry, "the registry")
-        return shipped
-    if cached.is_file():
-        _verify_cached(entry, cached)
-        return cached
-    return pull(entry, progress=progress, timeout=timeout)
+    place, file = _located(entry)
+    if file is None:
+        return pull(entry, progress=progress, timeout=timeout)
+    if place == "cached":
+        _verify_cached(entry, file)
+    elif entry.sha256:
+        _verify(file, entry.sha256, entry, "the registry")
+    return file
 
 
 def pull(entry: ZooEntry, *, progress: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Path:
@@ -202,8 +206,9 @@ def list_rows() -> list[dict]:
     """What `i2i models list` shows: name, task, size, where and description of every model."""
     rows = []
     for entry in registry().values():
-        task, size = _task_and_size(entry, local_file(entry))
-        rows.append({"name": entry.name, "task": task, "size": size, "where": where(entry),
+        place, file = _located(entry)
+        task, size = _task_and_size(entry, file)
+        rows.append({"name": entry.name, "task": task, "size": size, "where": place,
                      "description": entry.description, "metrics": entry.metrics})
     return rows
 
