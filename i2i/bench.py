@@ -97,28 +97,14 @@ def train_settings(pipeline: str, image_size: int = 0, batch_size: int = 0, prec
     return config, options
 
 
-def random_batch(options: Any, config: Any, device: Any, seed: int = 0) -> dict:
-    """A batch as the pipeline's dataset gives it (values in [0, 1]), made on the device:
-    A and B at the crop size, or for SR an LR input at crop size / scale."""
-    import torch
-
-    generator = torch.Generator(device=device).manual_seed(seed)
-    n, size = config.batch_size, config.image_size
-    if hasattr(options, "scale"):  # super-resolution: HR patch B, LR input A
-        c = options.channels
-        shapes = {"A": (n, c, size // options.scale, size // options.scale), "B": (n, c, size, size)}
-    else:
-        c_in, c_out = options.channels()
-        shapes = {"A": (n, c_in, size, size), "B": (n, c_out, size, size)}
-    return {k: torch.rand(shape, generator=generator, device=device) for k, shape in shapes.items()}
-
-
 def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0, steps: int = 5, warmup: int = 2,
-                     device: str = "auto", precision: str = "", threads: int = 0, **overrides: Any) -> dict[str, Any]:
+                     device: str = "auto", precision: str = "", threads: int = 0, channels_last: str = "",
+                     **overrides: Any) -> dict[str, Any]:
     """Seconds per training step of `pipeline` (see the module docstring); one JSON-able dict."""
     import torch
 
     from i2i.device import resolve_device, resolve_precision
+    from i2i.training.layout import example_batch
     from i2i.training.trainer import Stepper
 
     if steps < 1 or warmup < 0:
@@ -127,12 +113,13 @@ def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0,
         raise UsageError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
     if threads > 0:
         torch.set_num_threads(threads)
-    config, options = train_settings(pipeline, image_size, batch_size, precision, **overrides)
+    config, options = train_settings(pipeline, image_size, batch_size, precision, channels_last=channels_last,
+                                     **overrides)
     where = resolve_device(device if device != "auto" else config.device)
     resolved = resolve_precision(config.precision, where)
     stepper = Stepper(pipeline, config, options, where, resolved, steps_per_epoch=warmup + steps,
                       total_steps=warmup + steps)
-    batch = stepper.pipe.augment(random_batch(options, config, where))
+    batch = stepper.pipe.augment(example_batch(options, config, where))
     times = []
     for i in range(warmup + steps):
         if where.type == "cuda":
@@ -148,7 +135,8 @@ def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0,
         "steps": steps, "warmup": warmup, "sec_per_step": round(median, 4),
         "sec_per_step_min": round(min(times), 4), "sec_per_step_max": round(max(times), 4),
         "images_per_sec": round(config.batch_size / median, 3), "peak_rss_mb": peak_rss_mb(),
-        "device": str(where), "precision": resolved, "precision_asked": config.precision, **machine(where),
+        "device": str(where), "precision": resolved, "precision_asked": config.precision,
+        "channels_last": stepper.channels_last, "channels_last_asked": config.channels_last, **machine(where),
     }
 
 

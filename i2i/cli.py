@@ -15,6 +15,8 @@ from i2i.errors import I2IError
 
 #: --precision's values (i2i.device.PRECISIONS and "auto"; spelled here so --help needs no torch)
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+#: --channels-last's values (i2i.training.settings.CHANNELS_LAST, spelled here for the same reason)
+CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 
 
 class _Group(click.Group):
@@ -426,8 +428,10 @@ def bench_group() -> None:
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default=None,
               help="[default: training's default, auto]")
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads.  [default: one per core]")
+@click.option("--channels-last", type=click.Choice(CHANNELS_LAST_CHOICES), default=None,
+              help="Memory layout of the networks.  [default: training's default, auto]")
 def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, warmup: int, device: str,
-                precision: str | None, threads: int) -> None:
+                precision: str | None, threads: int, channels_last: str | None) -> None:
     """Seconds per training step of PIPELINE (its reference defaults, random data on the device)."""
     import json
 
@@ -435,7 +439,7 @@ def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, war
 
     click.echo(json.dumps(time_train_steps(pipeline, image_size=image_size, batch_size=batch_size, steps=steps,
                                            warmup=warmup, device=device, precision=precision or "",
-                                           threads=threads)))
+                                           threads=threads, channels_last=channels_last or "")))
 
 
 @bench_group.command(name="translate")

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import functools
 import platform
+import time
+from typing import Any, Callable, TypeVar
 
 import torch
 
 from i2i.errors import UsageError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+Choice = TypeVar("Choice")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -137,3 +140,31 @@ def describe() -> dict[str, str]:
         "cpu bf16": "native" if cpu_has_native_bf16() else "emulated (slow)",
         "cuda bf16": str(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)),
     }
+
+
+def fastest(candidates: list[Choice], use: Callable[[Choice], Any], run: Callable[[], Any],
+            margin: float = 0.1) -> Choice:
+    """The candidate under which `run` is fastest, after `use(candidate)` sets it up.
+
+    On a shared machine, load comes in bursts longer than one run, so the expected winner
+    (the first candidate) stays unless another one beats it by `margin` in each of 3 rounds; a
+    round runs the candidates back to back, so a burst slows them alike. Round 0 warms up
+    (oneDNN builds its kernels per shape). Inference's precision and layout and training's
+    layout are chosen this way.
+    """
+    expected, rivals = candidates[0], list(candidates[1:])
+    best = dict.fromkeys(rivals, float("inf"))
+    for round_ in range(4):
+        times = {}
+        for candidate in [expected, *rivals]:
+            use(candidate)
+            start = time.perf_counter()
+            run()
+            times[candidate] = time.perf_counter() - start
+        if round_:  # a rival is out at its first loss: fp32 often runs only twice
+            rivals = [c for c in rivals if times[c] < (1 - margin) * times[expected]]
+            for c in rivals:
+                best[c] = min(best[c], times[c])
+            if not rivals:
+                break
+    return min(rivals, key=best.__getitem__) if rivals else expected

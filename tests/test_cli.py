@@ -266,3 +266,11 @@ def test_precision_choices_are_the_devices():
     from i2i.device import PRECISIONS
 
     assert PRECISION_CHOICES == ("auto", *PRECISIONS)
+
+
+def test_channels_last_choices_are_the_trainings():
+    """Likewise --channels-last's values for `i2i bench train` and `i2i train`."""
+    from i2i.cli import CHANNELS_LAST_CHOICES
+    from i2i.training.settings import CHANNELS_LAST
+
+    assert CHANNELS_LAST_CHOICES == CHANNELS_LAST

@@ -17,14 +17,13 @@ import copy
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from i2i.device import autocast, cpu_has_native_bf16, resolve_precision
+from i2i.device import autocast, cpu_has_native_bf16, fastest, resolve_precision
 
 Candidate = tuple[str, bool]  # (precision, channels_last)
 
@@ -122,28 +121,9 @@ class Speed:
                 self._bf16_net = None  # the probe's copy
 
     def fastest(self, candidates: list[Candidate], run: Callable[[], Any]) -> Candidate:
-        """The candidate under which `run` (a forward pass on a probe) is fastest.
-
-        On a shared machine, load comes in bursts longer than the probe, so the expected
-        winner (the first candidate) stays unless another one beats it by 10% in each of 3
-        rounds; a round runs the candidates back to back, so a burst slows them alike.
-        """
-        expected, rivals = candidates[0], list(candidates[1:])
-        best = dict.fromkeys(rivals, float("inf"))
-        for round_ in range(4):  # round 0 warms up (oneDNN builds its kernels per shape)
-            times = {}
-            for candidate in [expected, *rivals]:
-                self.set(*candidate)
-                start = time.perf_counter()
-                run()
-                times[candidate] = time.perf_counter() - start
-            if round_:  # a rival is out at its first loss: fp32 often runs only twice
-                rivals = [c for c in rivals if times[c] < 0.9 * times[expected]]
-                for c in rivals:
-                    best[c] = min(best[c], times[c])
-                if not rivals:
-                    break
-        return min(rivals, key=best.__getitem__) if rivals else expected
+        """The candidate under which `run` (a forward pass on a probe) is fastest
+        (`i2i.device.fastest`: the first stays unless another wins every round by 10%)."""
+        return fastest(candidates, lambda candidate: self.set(*candidate), run)
 
 
 def _machine() -> list[str]:

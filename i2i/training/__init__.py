@@ -3,7 +3,7 @@
     settings.py    TrainConfig and make_settings (defaults < pipeline < config.yaml < YAML < flags)
     run_folder.py  RunFolder: config.yaml, checkpoints, model file, metrics, samples, page
     trainer.py     Trainer (state, save/restore, the loop) and train()
-    schedule.py, ema.py, data_order.py, rng.py: its parts
+    schedule.py, ema.py, layout.py, data_order.py, rng.py: its parts
 """
 from i2i.training.run_folder import RunFolder
 from i2i.training.settings import TrainConfig, make_settings

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 #: settings a resumed run may change; they take effect and are reported
 RESUMABLE = ("lr", "max_steps", "n_epochs", "n_epochs_decay", "lr_decay_iters", "lr_gamma", "log_every",
-             "checkpoint_every", "sample_every", "keep_last", "num_workers", "threads", "device", "precision")
+             "checkpoint_every", "sample_every", "keep_last", "num_workers", "threads", "device", "precision",
+             "channels_last")
 
 
 def kept_precision(precision: str, saved: Mapping, device: torch.device, world: World) -> str:

@@ -32,17 +32,22 @@ def set_rng_state(state: dict) -> None:
 
 
 @contextlib.contextmanager
-def untouched(networks: Mapping[str, torch.nn.Module], device: torch.device) -> Iterator[None]:
-    """Run code on the networks (sampling) without changing the training: train/eval
-    modes, buffers (BatchNorm statistics) and every RNG are restored afterwards."""
+def untouched(networks: Mapping[str, torch.nn.Module], device: torch.device,
+              backward: bool = False) -> Iterator[None]:
+    """Run code on the networks (sampling, timing) without changing the training: train/eval
+    modes, buffers (BatchNorm statistics) and every RNG are restored afterwards. With
+    `backward`, gradients are computed inside and dropped afterwards (the networks had none)."""
     modes = [(m, m.training) for net in networks.values() for m in net.modules()]
     buffers = [(b, b.detach().clone()) for net in networks.values() for b in net.buffers()]
     py_state, np_state = random.getstate(), np.random.get_state()
     cuda = [device.index or 0] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+        with torch.random.fork_rng(devices=cuda), torch.set_grad_enabled(backward):
             yield
     finally:
+        if backward:
+            for net in networks.values():
+                net.zero_grad(set_to_none=True)
         for module, training in modes:
             module.training = training
         with torch.no_grad():

@@ -16,8 +16,9 @@ from i2i.device import PRECISIONS
 from i2i.errors import UsageError, one_line
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
+CHANNELS_LAST = ("auto", "on", "off")  # i2i.training.layout
 #: keys config.yaml holds beside the settings: records of the run, ignored when settings are read
-RECORDS = ("pipeline", "precision_resolved")
+RECORDS = ("pipeline", "precision_resolved", "channels_last_resolved")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), shown: str | None = None, old_names: tuple[str, ...] = (),
@@ -80,6 +81,10 @@ class TrainConfig:
     precision: str = setting("auto", "Autocast precision. auto: bf16 on CPUs with native bf16 (AVX-512 BF16, AMX) "
                              "and on GPUs that have it, fp16 on other GPUs, else fp32; a run keeps what it chose "
                              "(config.yaml: precision_resolved).", choices=("auto", *PRECISIONS))
+    channels_last: str = setting("auto", "Memory layout of the networks' weights. auto: channels_last on GPUs "
+                                 "in half precision; on a CPU the faster of the two for the generator, timed "
+                                 "before training; a run keeps what it chose (config.yaml: channels_last_resolved).",
+                                 choices=CHANNELS_LAST)
     sync_bn: bool = setting(False, "Under torchrun: BatchNorm statistics over every process's batch (GPUs only).")
     seed: int = setting(0, "Seed of weights, data order and augmentation.")
     deterministic: bool = setting(False, "Deterministic algorithms (slower).")

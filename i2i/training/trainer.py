@@ -73,15 +73,18 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
 
 class Stepper:
     """A pipeline's training step with what the trainer wraps around it: the learning rate,
-    the GradScaler, fused Adam, EMA, and the losses kept on the device. Nothing about files,
+    the GradScaler, fused Adam, the memory layout (`i2i.training.layout`), EMA, and the losses
+    kept on the device. Nothing about files,
     data loading or other processes: the Trainer drives it, and so does `i2i bench train`
     on random batches (so the benchmark times the trainer's own step).
     """
 
     def __init__(self, name: str, config: TrainConfig, options: Any, device: torch.device, precision: str,
-                 steps_per_epoch: int, total_steps: int) -> None:
+                 steps_per_epoch: int, total_steps: int, channels_last: bool | None = None) -> None:
+        """`channels_last`: the layout a resumed run chose; None resolves `config.channels_last`."""
         from i2i.device import autocast
         from i2i.pipelines import get_pipeline
+        from i2i.training.layout import choose_channels_last, example_batch
 
         self.device, self.precision = device, precision
         if config.threads > 0:
@@ -96,6 +99,10 @@ class Stepper:
                                        autocast=lambda: autocast(device, precision))
         self.pipe.optimizers = {key: fused_adam(opt, device) for key, opt in self.pipe.optimizers.items()}
         _check_sizes(self.pipe.inference_networks(), config.image_size)
+        asked = config.channels_last if channels_last is None else ("on" if channels_last else "off")
+        generator = next(iter(self.pipe.inference_networks().values()))
+        self.channels_last = choose_channels_last(asked, self.pipe.networks, generator,
+                                                  example_batch(options, config, device)["A"], device, precision)
         self.schedule = Schedule(config, steps_per_epoch, total_steps)
         self.ema = EMA(self.pipe.inference_networks(), config.ema) if config.ema > 0 else None
 
@@ -167,7 +174,8 @@ class Trainer:
         if config.threads <= 0 and threads:
             torch.set_num_threads(threads)
         self.stepper = Stepper(self.name, config, self.options, self.device, self.precision,
-                               self.steps_per_epoch, self.total_steps)
+                               self.steps_per_epoch, self.total_steps,
+                               _kept_channels_last(config, self.device, world, self.run_folder, resume))
         self.pipe, self.scaler = self.stepper.pipe, self.stepper.scaler
         self.schedule, self.ema = self.stepper.schedule, self.stepper.ema
         if world.rank:  # the same weights everywhere, then each rank its own random streams
@@ -195,7 +203,10 @@ class Trainer:
         return dataset
 
     def _settings(self) -> dict:
-        return {**settings_dict(self.name, self.config, self.options), "precision_resolved": self.precision}
+        settings = {**settings_dict(self.name, self.config, self.options), "precision_resolved": self.precision}
+        if hasattr(self, "stepper"):  # known once the networks are built
+            settings["channels_last_resolved"] = self.stepper.channels_last
+        return settings
 
     # ------------------------------------------------------------------ state
 
@@ -259,7 +270,8 @@ class Trainer:
         processes = f", {world.size} processes" if world.distributed else ""
         print_main(world, f"{self.name}: {len(self.dataset)} images ({self.steps_per_epoch} steps/epoch), steps "
                           f"{self.step} -> {self.total_steps}, {self.device} {self.precision}"
-                          f"{' (precision auto)' if config.precision == 'auto' else ''}, "
+                          f"{' (precision auto)' if config.precision == 'auto' else ''}"
+                          f"{', channels_last' if self.stepper.channels_last else ''}, "
                           f"{torch.get_num_threads()} threads{processes} -> {folder}/")
         # a finished run resumed with nothing left to do has all of these already
         last_logged = last_checkpoint = last_sample = self.step if self.resumed else -1
@@ -423,6 +435,22 @@ def _choose_precision(requested: str, device: torch.device, world: distributed.W
         print_main(world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
                           "(use --precision fp32)")
     return precision
+
+
+def _kept_channels_last(config: TrainConfig, device: torch.device, world: distributed.World, folder: RunFolder,
+                        resume: bool) -> bool | None:
+    """The layout `auto` stands for without measuring: what a resumed run chose when it started;
+    contiguous for several CPU processes (each would measure, and might choose, on its own).
+    None: let the Stepper resolve `config.channels_last`."""
+    if config.channels_last != "auto":
+        return None
+    if resume:  # runs from before this setting trained contiguous
+        chosen = folder.saved_settings().get("channels_last_resolved", False)
+        if isinstance(chosen, bool):
+            return chosen
+    if world.distributed and device.type == "cpu":
+        return False
+    return None
 
 
 def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
