@@ -10,7 +10,9 @@ blur (sigma uniform in [0.8, 1.6]), MATLAB-bicubic x4 downscale, Gaussian colour
 (sigma uniform in [4, 12] levels of 255), and a real JPEG (Pillow, quality uniform in
 [65, 85]); every draw is seeded by the image's name, so the set is the same on every
 machine. `--preset harsh` degrades more (blur sigma [0.5, 2.0], noise [8, 20], JPEG [45, 75]):
-there srresnet-x4 scores below bicubic, as on the real-world B100 of issue 17. It writes
+there srresnet-x4 scores below bicubic, as on the real-world B100 of issue 17. `--blur`,
+`--noise` and `--quality` (LOW,HIGH) replace a preset's ranges, to see how a model's margin
+depends on the mix (pretrained/README.md); each other mix draws its own seeds. It writes
 `OUT/<name>.png` (the decoded JPEG, lossless), which `i2i eval MODEL HR --scale 4 --lr OUT`
 reads by name. `score` prints PSNR-Y / SSIM-Y (Y, 4-pixel border, as
 `i2i eval`) for bicubic upscaling of the same LR images and for each model. `grow` makes an
@@ -43,13 +45,21 @@ def _rng(name: str) -> np.random.Generator:
     return np.random.default_rng(int(hashlib.sha256(name.encode()).hexdigest()[:16], 16))
 
 
-def degrade(hr: np.ndarray, name: str, preset: str = "web") -> np.ndarray:
-    """HR uint8 HxWxC (C 1 or 3, mod-cropped) -> degraded LR uint8, deterministic for `name`."""
+def mix(preset: str = "web", **ranges: tuple[float, float] | None) -> dict:
+    """A preset's ranges with some replaced (blur, noise, quality); a replaced mix gets its own salt."""
+    changed = {key: value for key, value in ranges.items() if value is not None}
+    salt = PRESETS[preset]["salt"] + "".join(f"{key}{value}" for key, value in sorted(changed.items()))
+    return {**PRESETS[preset], **changed, "salt": salt}
+
+
+def degrade(hr: np.ndarray, name: str, preset: str | dict = "web") -> np.ndarray:
+    """HR uint8 HxWxC (C 1 or 3, mod-cropped) -> degraded LR uint8, deterministic for `name`.
+    `preset` is a name in PRESETS or ranges made by `mix`."""
     from scipy.ndimage import gaussian_filter
 
     from i2i.data.bicubic import imresize
 
-    ranges = PRESETS[preset]
+    ranges = PRESETS[preset] if isinstance(preset, str) else preset
     rng = _rng(name + ranges["salt"])
     sigma = rng.uniform(*ranges["blur"])
     blurred = np.stack([gaussian_filter(hr[..., c].astype(np.float64), sigma, mode="mirror")
@@ -57,12 +67,13 @@ def degrade(hr: np.ndarray, name: str, preset: str = "web") -> np.ndarray:
     low = imresize(np.clip(np.round(blurred), 0, 255).astype(np.uint8), scale=1 / SCALE).astype(np.float64)
     noisy = np.clip(np.round(low + rng.normal(0, rng.uniform(*ranges["noise"]), low.shape)), 0, 255).astype(np.uint8)
     buffer = bytes_io.BytesIO()
+    low_q, high_q = (int(q) for q in ranges["quality"])
     Image.fromarray(noisy.squeeze(-1) if noisy.shape[2] == 1 else noisy).save(
-        buffer, "JPEG", quality=int(rng.integers(ranges["quality"][0], ranges["quality"][1] + 1)))
+        buffer, "JPEG", quality=int(rng.integers(low_q, high_q + 1)))
     return np.asarray(Image.open(bytes_io.BytesIO(buffer.getvalue()))).reshape(noisy.shape)
 
 
-def make(hr_dir: Path, out: Path, preset: str = "web") -> None:
+def make(hr_dir: Path, out: Path, preset: str | dict = "web") -> None:
     from i2i.data.bicubic import modcrop
     from i2i.data.io import list_images, read_image, write_image
 
@@ -129,6 +140,16 @@ def grow(model: Path | str, out: Path, num_blocks: int) -> None:
     print(f"{out}: {num_blocks} blocks, {len(state) - len(kept)} new tensors", file=sys.stderr)
 
 
+def _low_high(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: LOW,HIGH expected, e.g. 4,12") from None
+    if low > high:
+        raise argparse.ArgumentTypeError(f"{text!r}: LOW is above HIGH")
+    return low, high
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +157,8 @@ def main() -> None:
     m.add_argument("hr", type=Path)
     m.add_argument("out", type=Path)
     m.add_argument("--preset", choices=sorted(PRESETS), default="web")
+    for flag in ("blur", "noise", "quality"):
+        m.add_argument(f"--{flag}", type=_low_high, metavar="LOW,HIGH")
     s = sub.add_parser("score")
     s.add_argument("hr", type=Path)
     s.add_argument("lr", type=Path)
@@ -146,7 +169,7 @@ def main() -> None:
     g.add_argument("--num-blocks", type=int, required=True)
     args = parser.parse_args()
     if args.command == "make":
-        make(args.hr, args.out, args.preset)
+        make(args.hr, args.out, mix(args.preset, blur=args.blur, noise=args.noise, quality=args.quality))
     elif args.command == "grow":
         grow(args.model, args.out, args.num_blocks)
     else:

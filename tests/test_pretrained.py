@@ -83,3 +83,8 @@ def test_validation_presets_are_repeatable_and_harsh_degrades_more():
     assert web.shape == harsh.shape == (16, 16, 3)
     assert np.array_equal(web, recipe.degrade(hr, "img", "web"))
     assert np.abs(harsh - clean).mean() > np.abs(web - clean).mean()
+    # a mix with some ranges replaced: the web set itself is unchanged, other mixes draw their own
+    assert recipe.mix("web") == recipe.PRESETS["web"]
+    noisier = recipe.mix("web", noise=(14.0, 16.0))
+    assert noisier["blur"] == recipe.PRESETS["web"]["blur"] and noisier["salt"] != ""
+    assert np.abs(recipe.degrade(hr, "img", noisier) - clean).mean() > np.abs(web - clean).mean()
