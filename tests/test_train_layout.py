@@ -2,17 +2,31 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 from torch import nn
 
 from i2i.cli import main
 from i2i.training.layout import choose_channels_last
-from tests.test_train import TINY_PIX2PIX, paired
 
 CPU = torch.device("cpu")
+TINY_PIX2PIX = {"netG": "unet_32", "width": 4, "ndf": 4, "image_size": 32, "load_size": 36, "num_workers": 0}
+
+
+def paired(root: Path, n: int) -> Path:
+    """`n` small smooth random PNG pairs in root/A and root/B."""
+    rng = np.random.default_rng(0)
+    for side in ("A", "B"):
+        (root / side).mkdir(parents=True)
+        for i in range(n):
+            low = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
+            Image.fromarray(low).resize((40, 40), Image.BILINEAR).save(root / side / f"img_{i}.png")
+    return root
 
 
 def is_channels_last(net: nn.Module) -> bool:
