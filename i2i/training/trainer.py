@@ -267,12 +267,7 @@ class Trainer:
             torch.manual_seed(config.seed)
             self.sample_batch = self.pipe.augment(
                 to_device(default_collate([loader.dataset[key] for key in keys]), self.device))
-        processes = f", {world.size} processes" if world.distributed else ""
-        print_main(world, f"{self.name}: {len(self.dataset)} images ({self.steps_per_epoch} steps/epoch), steps "
-                          f"{self.step} -> {self.total_steps}, {self.device} {self.precision}"
-                          f"{' (precision auto)' if config.precision == 'auto' else ''}"
-                          f"{', channels_last' if self.stepper.channels_last else ''}, "
-                          f"{torch.get_num_threads()} threads{processes} -> {folder}/")
+        print_main(world, _start_line(self))
         # a finished run resumed with nothing left to do has all of these already
         last_logged = last_checkpoint = last_sample = self.step if self.resumed else -1
         self.log = _Log(folder, config.batch_size * world.size)
@@ -435,6 +430,17 @@ def _choose_precision(requested: str, device: torch.device, world: distributed.W
         print_main(world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
                           "(use --precision fp32)")
     return precision
+
+
+def _start_line(trainer: Trainer) -> str:
+    """What a run says when it starts: data, steps, and how it computes."""
+    config, world = trainer.config, trainer.world
+    processes = f", {world.size} processes" if world.distributed else ""
+    return (f"{trainer.name}: {len(trainer.dataset)} images ({trainer.steps_per_epoch} steps/epoch), steps "
+            f"{trainer.step} -> {trainer.total_steps}, {trainer.device} {trainer.precision}"
+            f"{' (precision auto)' if config.precision == 'auto' else ''}"
+            f"{', channels_last' if trainer.stepper.channels_last else ''}, "
+            f"{torch.get_num_threads()} threads{processes} -> {trainer.run_folder}/")
 
 
 def _kept_channels_last(config: TrainConfig, device: torch.device, world: distributed.World, folder: RunFolder,
