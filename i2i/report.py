@@ -84,12 +84,7 @@ def svg_chart(name: str, points: list[tuple[float, float]], width: int = 360, he
 
 def sample_grids(run: str | Path) -> list[tuple[int, Path]]:
     """The run's samples/step_N.png files as (N, path), newest first (run page and i2i serve)."""
-    found = []
-    for path in (Path(run) / layout.SAMPLES).glob("step_*.png"):
-        step = layout.step_of(path, ".png")
-        if step >= 0:
-            found.append((step, path))
-    return sorted(found, reverse=True)
+    return layout.by_step(Path(run) / layout.SAMPLES, ".png")[::-1]
 
 
 _STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}

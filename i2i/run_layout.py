@@ -40,6 +40,12 @@ def step_of(path: Path, suffix: str = ".pt") -> int:
     return int(match.group(1)) if match else -1
 
 
+def by_step(folder: Path, suffix: str) -> list[tuple[int, Path]]:
+    """The step_N`suffix` files in `folder` as (N, path), oldest first; none if no folder."""
+    found = [(step_of(path, suffix), path) for path in folder.glob(f"step_*{suffix}")]
+    return sorted((step, path) for step, path in found if step >= 0)
+
+
 def run_of_checkpoint(path: Path) -> Path | None:
     """The run folder of RUN/checkpoints/step_N.pt, or None for any other path."""
     if path.parent.name == CHECKPOINTS and step_of(path) >= 0:

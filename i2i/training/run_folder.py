@@ -124,10 +124,7 @@ class RunFolder:
 
     def checkpoints(self) -> list[Path]:
         """The run's checkpoints, oldest first."""
-        if not self.checkpoint_dir.is_dir():
-            return []
-        found = [p for p in self.checkpoint_dir.glob("step_*.pt") if layout.step_of(p) >= 0]
-        return sorted(found, key=layout.step_of)
+        return [path for _, path in layout.by_step(self.checkpoint_dir, ".pt")]
 
     def save_checkpoint(self, step: int, state: dict, keep_last: int) -> None:
         """checkpoints/step_N.pt, atomically; then only the newest `keep_last` stay."""
