@@ -4,11 +4,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from click.testing import CliRunner
-from PIL import Image
+from conftest import noise, save
 from torch import nn
 
 from i2i.cli import main
@@ -19,13 +18,10 @@ TINY_PIX2PIX = {"netG": "unet_32", "width": 4, "ndf": 4, "image_size": 32, "load
 
 
 def paired(root: Path, n: int) -> Path:
-    """`n` small smooth random PNG pairs in root/A and root/B."""
-    rng = np.random.default_rng(0)
+    """`n` small random PNG pairs in root/A and root/B."""
     for side in ("A", "B"):
-        (root / side).mkdir(parents=True)
         for i in range(n):
-            low = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
-            Image.fromarray(low).resize((40, 40), Image.BILINEAR).save(root / side / f"img_{i}.png")
+            save(root / side / f"img_{i}.png", noise(40, 40))
     return root
 
 

@@ -74,9 +74,9 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
 class Stepper:
     """A pipeline's training step with what the trainer wraps around it: the learning rate,
     the GradScaler, fused Adam, the memory layout (`i2i.training.layout`), EMA, and the losses
-    kept on the device. Nothing about files,
-    data loading or other processes: the Trainer drives it, and so does `i2i bench train`
-    on random batches (so the benchmark times the trainer's own step).
+    kept on the device. Nothing about files, data loading or other processes: the Trainer
+    drives it, and so does `i2i bench train` on random batches (so the benchmark times the
+    trainer's own step).
     """
 
     def __init__(self, name: str, config: TrainConfig, options: Any, device: torch.device, precision: str,
