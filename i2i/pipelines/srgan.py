@@ -337,7 +337,7 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
     import yaml
 
     from i2i.data.degradations import settings_from_mapping
-    from i2i.training.settings import read_yaml
+    from i2i.settings_file import read_yaml
 
     value = options.degradation_settings
     if value in (None, "", {}):

@@ -18,7 +18,7 @@ import torch
 from i2i import run_layout as layout
 from i2i.atomic import remove_stale_temp_files, write_errors, write_text
 from i2i.errors import UsageError
-from i2i.training.settings import read_yaml
+from i2i.settings_file import read_yaml
 
 
 class RunFolder:

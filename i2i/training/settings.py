@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 from i2i.data.augment import AUGMENT, PREPROCESS
 from i2i.device import PRECISIONS
-from i2i.errors import UsageError, one_line
+from i2i.errors import UsageError
+from i2i.settings_file import read_yaml
+from i2i.training.run_folder import RunFolder
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
 CHANNELS_LAST = ("auto", "on", "off")  # i2i.training.layout
@@ -117,8 +119,6 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     renamed = renamed_settings(TrainConfig, cls.Options)
     merged: dict[str, Any] = dict(cls.config_defaults)
     if resume_from is not None:
-        from i2i.training.run_folder import RunFolder
-
         merged.update(_current_names(RunFolder(resume_from).saved_settings(pipeline), renamed))
     if config_file is not None:
         from_file = read_yaml(Path(config_file))
@@ -142,22 +142,6 @@ def _current_names(source: Mapping[str, Any], renamed: Mapping[str, str]) -> dic
     for old in [key for key in out if key in renamed]:
         out.setdefault(renamed[old], out.pop(old))
     return out
-
-
-def read_yaml(path: Path) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read config file ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise UsageError(f"{path}: not valid YAML ({one_line(error, 200)})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: a config file must be a mapping of setting: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
 def _to_dataclass(cls: type, merged: dict, source: str, other: type | None = None):
