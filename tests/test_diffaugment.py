@@ -13,6 +13,7 @@ from test_train import TINY_PIX2PIX, metrics, one_thread, paired  # noqa: F401  
 from i2i.data import diffaugment
 from i2i.data.diffaugment import DiffAugment, color, cutout, parse_policy, translation
 from i2i.errors import UsageError
+from i2i.pipelines import diffaugment_of_run
 from i2i.training import RunFolder, TrainConfig, make_settings, train
 from i2i.training.settings import check_config
 
@@ -126,11 +127,11 @@ def test_seeded_repeatable_and_resumable():
 
 
 def test_each_process_draws_its_own(monkeypatch):
-    rank0 = diffaugment.for_run(POLICY, 0, (-1.0, 1.0))
+    rank0 = diffaugment_of_run(POLICY, 0, (-1.0, 1.0))
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    rank1 = diffaugment.for_run(POLICY, 0, (-1.0, 1.0))
-    assert diffaugment.for_run("", 0, (-1.0, 1.0)) is None
+    rank1 = diffaugment_of_run(POLICY, 0, (-1.0, 1.0))
+    assert diffaugment_of_run("", 0, (-1.0, 1.0)) is None
     assert not torch.equal(rank0.generator.get_state(), rank1.generator.get_state())
 
 

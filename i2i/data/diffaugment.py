@@ -161,14 +161,3 @@ def cutout(x: torch.Tensor, generator: torch.Generator | None, ratio: float = CU
     cols = torch.arange(w, device=x.device).view(1, w) - left.view(n, 1)
     hole = ((rows >= 0) & (rows < size_y)).view(n, 1, h, 1) & ((cols >= 0) & (cols < size_x)).view(n, 1, 1, w)
     return torch.where(hole, x.new_full((), fill), x)
-
-
-def for_run(policy: str, seed: int, value_range: tuple[float, float]) -> DiffAugment | None:
-    """The run's DiffAugment (None when `policy` is ""), seeded from (seed, rank): each
-    torchrun process draws its own parameters, one process the same at every run."""
-    if not parse_policy(policy):
-        return None
-    from i2i.training import distributed
-    from i2i.training.data_order import seed_of
-
-    return DiffAugment(policy, seed_of(seed, distributed.from_environment().rank, -3), value_range)

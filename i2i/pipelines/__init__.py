@@ -91,6 +91,18 @@ def get_pipeline(name: str) -> type[Pipeline]:
     return getattr(importlib.import_module(module), cls)
 
 
+def diffaugment_of_run(policy: str, seed: int, value_range: tuple[float, float]) -> Any:
+    """The run's DiffAugment (None when `policy` is ""), seeded from (seed, rank): each
+    torchrun process draws its own parameters, one process the same at every run."""
+    from i2i.data.diffaugment import DiffAugment, parse_policy
+    from i2i.training import distributed
+    from i2i.training.data_order import seed_of
+
+    if not parse_policy(policy):
+        return None
+    return DiffAugment(policy, seed_of(seed, distributed.from_environment().rank, -3), value_range)
+
+
 def _nullcontext():
     import contextlib
 
@@ -125,9 +137,7 @@ class Pipeline:
         from i2i.data.augment import device_augmentation
 
         self.augmentation = device_augmentation("none" if config.no_flip else config.augment, self.unpaired)
-        from i2i.data.diffaugment import for_run
-
-        self.diffaug = for_run(config.diffaug, config.seed, self.network_range)
+        self.diffaug = diffaugment_of_run(config.diffaug, config.seed, self.network_range)
 
     @classmethod
     def build_dataset(cls, options: Any, config: Any):
