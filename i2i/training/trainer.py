@@ -243,19 +243,26 @@ class Trainer:
 
     def run(self) -> Path:
         """Train to the last step (or a signal); the run folder's lock is released however it
-        ends. Under torchrun, a collective broken by another process's end is one line."""
-        try:
-            return self._run()
-        except RuntimeError as error:
-            lost = distributed.peer_lost(error, self.world, self.step, self.run_folder.last_good())
-            if lost is None:
-                raise
-            raise lost from None
-        finally:
-            self.run_folder.unlock()
-            distributed.finish(self.world)
+        ends. Under torchrun, a collective broken by another process's end is one line.
 
-    def _run(self) -> Path:
+        The signal handlers stay until the process group is left: torchrun sends SIGTERM to
+        the other ranks when one dies, and a rank that met the broken collective first must
+        still print its one line, not die of the signal while tearing gloo down."""
+        with _StopSignal() as stop:
+            try:
+                folder = self._run(stop)
+                distributed.barrier(self.world)  # no rank leaves the group while a peer still talks to it
+                return folder
+            except RuntimeError as error:
+                lost = distributed.peer_lost(error, self.world, self.step, self.run_folder.last_good())
+                if lost is None:
+                    raise
+                raise lost from None
+            finally:
+                self.run_folder.unlock()
+                distributed.finish(self.world)
+
+    def _run(self, stop: _StopSignal) -> Path:
         from torch.utils.data import default_collate
         from tqdm import tqdm
 
@@ -273,8 +280,8 @@ class Trainer:
         self.log = _Log(folder, config.batch_size * world.size)
         epoch_of_step = self.epoch
         data = iter(loader)
-        with _StopSignal() as stop, tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                                         mininterval=1.0, file=sys.stderr, disable=not world.main) as self.log.bar:
+        with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                  mininterval=1.0, file=sys.stderr, disable=not world.main) as self.log.bar:
             stopped = False
             while self.step < self.total_steps:
                 stopped = distributed.any_rank(stop.name is not None, world)
