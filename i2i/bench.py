@@ -89,8 +89,7 @@ def train_settings(pipeline: str, image_size: int = 0, batch_size: int = 0, prec
                                 "precision": precision, **overrides}.items() if v}
     config, options = make_settings(pipeline, values)
     cls = get_pipeline(pipeline)
-    if hasattr(cls, "resolve"):  # stage defaults (srgan: 96 px HR patches, lr)
-        cls.resolve(options, config, quiet=True)
+    cls.resolve(options, config, quiet=True)  # stage defaults (srgan: 96 px HR patches, lr)
     for side in ("in_channels", "out_channels"):
         if hasattr(options, side) and not getattr(options, side):
             setattr(options, side, 3)

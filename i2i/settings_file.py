@@ -15,6 +15,8 @@ def read_yaml(path: Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageError(f"{path}: cannot read config file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not a text file (UTF-8 YAML expected)") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path}: not valid YAML ({one_line(error, 200)})") from None
     if data is None:

@@ -29,7 +29,8 @@ class PatchDiscriminator(nn.Module):
 
     `n_layers` stride-2 4x4 convs (channels width * 2**n, capped at 8 * width), then two
     stride-1 4x4 convs. With n_layers=3 each output sees a 70x70 patch. The first and last convs
-    always have a bias, the ones before a norm follow the reference rule.
+    always have a bias, the ones before a norm follow the reference rule. Inputs need at least
+    `min_size` = 3 * 2**n_layers pixels a side (smaller ones leave its norms a single value).
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, n_layers: int = 3, norm: str = "batch"):
@@ -49,6 +50,7 @@ class PatchDiscriminator(nn.Module):
         layers += conv_norm_act(out, 1, 4, stride=1, padding=1)
         self.model = nn.Sequential(*layers)
         self.in_channels, self.out_channels, self.scale, self.size_multiple = in_channels, 1, 1, 1
+        self.min_size = 3 * 2**n_layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -140,6 +140,11 @@ class Pipeline:
         self.diffaug = diffaugment_of_run(config.diffaug, config.seed, self.network_range)
 
     @classmethod
+    def resolve(cls, options: Any, config: Any, quiet: bool = False) -> None:
+        """Fill, in place, the settings whose defaults depend on others (srgan: its stage's
+        patch size and rate); the trainer calls it before it checks the settings' ranges."""
+
+    @classmethod
     def build_dataset(cls, options: Any, config: Any):
         raise NotImplementedError
 

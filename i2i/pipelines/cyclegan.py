@@ -21,10 +21,10 @@ from i2i.training.settings import setting
 
 @dataclass
 class CycleGANOptions(ReferenceOptions):
-    lambda_A: float = setting(10.0, "Cycle loss weight A -> B -> A.")
-    lambda_B: float = setting(10.0, "Cycle loss weight B -> A -> B.")
-    lambda_identity: float = setting(0.5, "Identity loss, relative to the cycle weights.")
-    pool_size: int = setting(50, "Fake-image pool of the discriminators.")
+    lambda_A: float = setting(10.0, "Cycle loss weight A -> B -> A.", at_least=0)
+    lambda_B: float = setting(10.0, "Cycle loss weight B -> A -> B.", at_least=0)
+    lambda_identity: float = setting(0.5, "Identity loss, relative to the cycle weights.", at_least=0)
+    pool_size: int = setting(50, "Fake-image pool of the discriminators.", at_least=0)
 
 
 class ImagePool:

@@ -33,7 +33,7 @@ class Pix2PixOptions(ReferenceOptions):
     norm: str = with_default(ReferenceOptions, "norm", "batch")
     dropout: bool = with_default(ReferenceOptions, "dropout", True)  # the reference's (no --no_dropout)
     gan_mode: str = with_default(ReferenceOptions, "gan_mode", "vanilla")
-    lambda_L1: float = setting(100.0, "L1 weight.")
+    lambda_L1: float = setting(100.0, "L1 weight.", at_least=0)
     task: str = setting("", "Derive pairs from a plain photo folder: gray->colour, Lab L->ab, photo->sketch.",
                         choices=TASKS)
 

@@ -34,18 +34,18 @@ class ReferenceOptions:
 
     netG: str = setting("resnet_9blocks", "Generator: resnet_9blocks, resnet_6blocks, unet_32/64/128/256.")
     netD: str = setting("patchgan", "Discriminator: patchgan (reference 'basic'/'n_layers') or pixelgan.")
-    n_layers_D: int = setting(3, "PatchGAN depth.")
-    width: int = setting(64, "Generator width (the reference's ngf).")
-    ndf: int = setting(64, "Discriminator width.")
+    n_layers_D: int = setting(3, "PatchGAN depth.", at_least=1)
+    width: int = setting(64, "Generator width (the reference's ngf).", at_least=1)
+    ndf: int = setting(64, "Discriminator width.", at_least=1)
     norm: str = setting("instance", "Normalisation layers.", choices=NORMS)
     dropout: bool = setting(False, "Dropout in the generator.")
     gan_mode: str = setting("lsgan", "GAN objective.", choices=GAN_MODES)
     init_type: str = setting("normal", "Weight init scheme.", choices=INIT_SCHEMES)
-    init_gain: float = setting(0.02, "Scale of the initial weights.")
+    init_gain: float = setting(0.02, "Scale of the initial weights.", at_least=0)
     direction: str = setting("AtoB", "BtoA: translate the B images into A's (the same data, the other way).",
                              choices=DIRECTIONS)
-    in_channels: int = setting(0, "Input channels of the generator.", shown="0: from the data")
-    out_channels: int = setting(0, "Output channels of the generator.", shown="0: from the data")
+    in_channels: int = setting(0, "Input channels of the generator.", shown="0: from the data", at_least=0)
+    out_channels: int = setting(0, "Output channels of the generator.", shown="0: from the data", at_least=0)
 
     def channels(self) -> tuple[int, int]:
         """(in, out) channels of the generator (A -> B); 3 where the data has not said yet."""

@@ -67,18 +67,19 @@ class SRGANOptions:
                          "losses.", choices=STAGES)
     scale: int = setting(4, "SR factor.", choices=SCALES)
     arch: str = setting("srresnet", "Generator: srresnet (SRGAN) or rrdbnet (ESRGAN).", choices=ARCHS)
-    width: int = setting(64, "Generator features.")
-    num_blocks: int = setting(0, "Residual blocks.", shown=_shown({a: i2i.nn.defaults(a)["num_blocks"] for a in ARCHS}))
-    growth: int = setting(32, "rrdbnet's dense growth channels.")
+    width: int = setting(64, "Generator features.", at_least=1)
+    num_blocks: int = setting(0, "Residual blocks.", shown=_shown({a: i2i.nn.defaults(a)["num_blocks"] for a in ARCHS}),
+                              at_least=0)
+    growth: int = setting(32, "rrdbnet's dense growth channels.", at_least=1)
     channels: int = setting(3, "3 (RGB) or 1 (gray).", choices=(1, 3))
     pixel_loss: str = setting("l1", "Pixel loss.", choices=PixelLoss.KINDS)
     pixel_weight: float | None = setting(None, "Pixel loss weight.", value_type=float,
-                                         shown=_shown(DEFAULT_PIXEL_WEIGHT))
-    perceptual_weight: float = setting(1.0, "VGG19 conv5_4 L1 weight (stage gan).")
+                                         shown=_shown(DEFAULT_PIXEL_WEIGHT), at_least=0)
+    perceptual_weight: float = setting(1.0, "VGG19 conv5_4 L1 weight (stage gan).", at_least=0)
     gan: str = setting("vanilla", "Adversarial loss: vanilla (SRGAN), relativistic (ESRGAN).", choices=GANS)
     gan_weight: float | None = setting(None, "Adversarial loss weight.", value_type=float,
-                                       shown=_shown(DEFAULT_GAN_WEIGHT))
-    ndf: int = setting(64, "vgg128 discriminator features.", old_names=("d_width",))
+                                       shown=_shown(DEFAULT_GAN_WEIGHT), at_least=0)
+    ndf: int = setting(64, "vgg128 discriminator features.", old_names=("d_width",), at_least=1)
     pretrained: str = setting("", "Start from this generator (a run folder, a model file or a model name); "
                               "stage gan needs a psnr one.")
     degradation: str = setting("bicubic", "How LR patches are made from HR: bicubic (MATLAB-exact, clean) or "
@@ -95,7 +96,7 @@ class SRGANOptions:
                            shown="made by MATLAB bicubic")
     task: str = setting("", "sr: a plain photo folder as HR images (the default for a plain folder).",
                         choices=SR_TASKS)
-    repeat: int = setting(0, "Visits of each image per epoch.", shown="0: at least 100 batches per epoch")
+    repeat: int = setting(0, "Visits of each image per epoch.", shown="0: at least 100 batches per epoch", at_least=0)
 
 
 class SRGAN(Pipeline):
@@ -179,7 +180,7 @@ class SRGAN(Pipeline):
     def build_dataset(cls, options: SRGANOptions, config):
         from i2i.data.datasets import SRDataset
 
-        cls.resolve(options, config)
+        cls.resolve(options, config, quiet=True)  # idempotent; the trainer called it first
         hr_root, lr_root = _layout(Path(config.data), options)
         dataset = SRDataset(hr_root, options.scale, config.image_size, lr_root,
                             cache=True, channels=options.channels)
@@ -194,7 +195,7 @@ class SRGAN(Pipeline):
         from i2i.losses import GANLoss, PerceptualLoss, PixelLoss
 
         o = options
-        self.resolve(o, config, quiet=True)  # idempotent; `train` called it in build_dataset
+        self.resolve(o, config, quiet=True)  # idempotent; the trainer called it first
         gen = {"in_channels": o.channels, "out_channels": o.channels, "width": o.width, "scale": o.scale}
         if o.num_blocks:
             gen["num_blocks"] = o.num_blocks
@@ -381,13 +382,28 @@ def _adopt_pretrained(options: SRGANOptions) -> Path:
     arch = dict(header.archs.get("G") or {})
     if header.pipeline != "srgan" or arch.get("name") not in ARCHS:
         raise UsageError(f"--pretrained {path} is a {header.pipeline} model, not an srgan generator")
-    options.arch = arch["name"]
-    options.scale = int(arch.get("scale", 4))
-    options.width = int(arch.get("width", 64))
-    options.num_blocks = int(arch.get("num_blocks", 0))
-    options.growth = int(arch.get("growth", options.growth))
-    options.channels = int(arch.get("in_channels", 3))
+    adopted = {"arch": arch["name"], "scale": int(arch.get("scale", 4)), "width": int(arch.get("width", 64)),
+               "num_blocks": int(arch.get("num_blocks", 0)), "growth": int(arch.get("growth", options.growth)),
+               "channels": int(arch.get("in_channels", 3))}
+    _refuse_other_architecture(options, adopted, path)
+    for name, value in adopted.items():
+        setattr(options, name, value)
     return path
+
+
+def _refuse_other_architecture(options: SRGANOptions, adopted: dict, path: Path) -> None:
+    """A flag given against the pretrained generator's architecture (`--scale 2` with an x4
+    model) is one line, not silently replaced; flags left at their defaults take the model's."""
+    blocks = adopted["num_blocks"] or i2i.nn.defaults(adopted["arch"])["num_blocks"]
+    effective = {**adopted, "num_blocks": blocks}
+    defaults = SRGANOptions()
+    clashes = [f"--{name.replace('_', '-')} {getattr(options, name)}" for name, value in effective.items()
+               if getattr(options, name) not in (getattr(defaults, name), value)]
+    if clashes:
+        model = (f"{adopted['arch']} x{adopted['scale']}, width {adopted['width']}, {blocks} blocks, "
+                 f"{adopted['channels']} channels")
+        raise UsageError(f"{', '.join(clashes)}: --pretrained {path} is {model}; the generator keeps its "
+                         "architecture, so drop the flag or train from scratch")
 
 
 def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None]:

@@ -135,7 +135,11 @@ def _choose_checkpoint(trainer: Trainer) -> Path | None:
 
     folder = trainer.run_folder
     found = folder.checkpoints()
-    if not found:  # killed before its first checkpoint: start again
+    if not found:  # killed before its first checkpoint: start again, unless a model would be lost
+        if folder.model_path.exists():
+            raise UsageError(f"{folder.checkpoint_dir}/ holds no checkpoint to resume from, and starting again "
+                             f"at step 0 would overwrite {folder.model_path}; train into another --out")
+        print(f"note: {folder.path}/ has no checkpoint yet: training starts at step 0", file=sys.stderr)
         folder.metrics_path.unlink(missing_ok=True)
         return None
     for path in reversed(found):

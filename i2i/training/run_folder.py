@@ -59,10 +59,19 @@ class RunFolder:
         """Refuse (one line) what would overwrite or mix up runs, before anything is written."""
         if resume:
             self.saved_settings(pipeline)
-        elif self.path.exists() and (not self.path.is_dir() or
-                                     any(p != self.lock_path for p in self.path.iterdir())):
+        elif self.path.exists() and (not self.path.is_dir() or not self._holds_no_work()):
             raise UsageError(f"{self.path}/ already exists and is not empty; continue it with --resume "
                              "or choose another --out")
+
+    def _holds_no_work(self) -> bool:
+        """Nothing but what a run writes before its first step (the lock, config.yaml, empty
+        checkpoints/ and samples/): a new run that failed at once, which a new run may replace."""
+        for path in self.path.iterdir():
+            if path in (self.checkpoint_dir, self.samples_dir) and path.is_dir() and not any(path.iterdir()):
+                continue
+            if path not in (self.lock_path, self.config_path):
+                return False
+        return True
 
     def lock(self) -> None:
         """Take the run folder for this process, or refuse (one line, exit 2) if another holds it.
@@ -91,10 +100,14 @@ class RunFolder:
 
     def unlock(self, remove_if_empty: bool = False) -> None:
         """Release the lock. The file stays (removing it would race a process opening it),
-        unless `remove_if_empty`: a new run that failed before writing anything leaves no folder."""
+        unless `remove_if_empty`: a new run that failed before its first step leaves no folder."""
         if self._lock_fd is None:
             return
-        if remove_if_empty and [p.name for p in self.path.iterdir()] == [self.lock_path.name]:
+        if remove_if_empty and self._holds_no_work():
+            for path in (self.checkpoint_dir, self.samples_dir):
+                if path.is_dir():
+                    path.rmdir()
+            self.config_path.unlink(missing_ok=True)
             self.lock_path.unlink()
             self.path.rmdir()
         os.close(self._lock_fd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,7 +25,8 @@ RECORDS = ("pipeline", "precision_resolved", "channels_last_resolved")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), shown: str | None = None, old_names: tuple[str, ...] = (),
-            path: str | None = None, value_type: type | None = None, required: bool = False) -> Any:
+            path: str | None = None, value_type: type | None = None, required: bool = False,
+            at_least: float | None = None, above: float | None = None, below: float | None = None) -> Any:
     """A settings field (TrainConfig's, a pipeline's Options'), with what its CLI flag needs.
 
     The flag is `--` + the name with dashes (`n_layers_D` -> `--n-layers-D`); a bool is an
@@ -32,10 +34,13 @@ def setting(default: Any, help: str, *, choices: tuple = (), shown: str | None =
     help; choices (the allowed values, where they are defined; "" is the unset value and is
     not offered); shown (how --help shows a default the value alone does not explain, e.g.
     "0: off"); old_names (earlier names, still read from config files and accepted as hidden
-    flags); path ("dir" or "file"); value_type (when the default is None); required.
+    flags); path ("dir" or "file"); value_type (when the default is None); required; the
+    valid range of a number: at_least (inclusive), above and below (exclusive). A float
+    setting must be finite in any case (`check_ranges`).
     """
     metadata = {"help": help, "choices": tuple(choices), "shown": shown, "old_names": tuple(old_names),
-                "path": path, "value_type": value_type, "required": required}
+                "path": path, "value_type": value_type, "required": required,
+                "range": (at_least, above, below)}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -52,13 +57,14 @@ class TrainConfig:
     data: str = setting("", "Dataset folder (the layouts are in the README).", path="dir")
     out: str = setting("", "Run folder (must be new or empty unless --resume).", path="dir", required=True)
     # length: epochs like the reference, or a number of steps (schedules then span it)
-    n_epochs: int = setting(100, "Epochs at the initial learning rate.")
-    n_epochs_decay: int = setting(100, "Epochs of linear decay to zero.")
-    max_steps: int = setting(0, "Train this many steps instead of epochs; schedules span them.", shown="0: epochs")
+    n_epochs: int = setting(100, "Epochs at the initial learning rate.", at_least=0)
+    n_epochs_decay: int = setting(100, "Epochs of linear decay to zero.", at_least=0)
+    max_steps: int = setting(0, "Train this many steps instead of epochs; schedules span them.", shown="0: epochs",
+                             at_least=0)
     # data
-    batch_size: int = setting(1, "Images per step.")
-    image_size: int = setting(256, "Crop size fed to the networks.")
-    load_size: int = setting(0, "Resize before cropping.", shown="image size * 286/256")
+    batch_size: int = setting(1, "Images per step.", at_least=1)
+    image_size: int = setting(256, "Crop size fed to the networks.", at_least=1)
+    load_size: int = setting(0, "Resize before cropping.", shown="image size * 286/256", at_least=0)
     preprocess: str = setting("resize_and_crop", "How images become crops (the reference's modes).",
                               choices=PREPROCESS)
     no_flip: bool = setting(False, "No random flips or rotations (the same as --augment none).")
@@ -68,16 +74,18 @@ class TrainConfig:
                            "a comma list of color, translation, cutout (the paper's: color,translation,cutout).",
                            shown="off")
     serial_batches: bool = setting(False, "Images in order, not shuffled (unpaired: B paired by index).")
-    num_workers: int = setting(2, "Data loading processes.")
+    num_workers: int = setting(2, "Data loading processes.", at_least=0)
     # optimisation
-    lr: float = setting(2e-4, "Adam learning rate.")
-    beta1: float = setting(0.5, "Adam beta1.")
-    beta2: float = setting(0.999, "Adam beta2.")
+    lr: float = setting(2e-4, "Adam learning rate.", above=0)
+    beta1: float = setting(0.5, "Adam beta1.", at_least=0, below=1)
+    beta2: float = setting(0.999, "Adam beta2.", at_least=0, below=1)
     lr_policy: str = setting("linear", "Learning-rate schedule (linear: constant, then decay to zero).",
                              choices=LR_POLICIES)
-    lr_decay_iters: int = setting(50, "step policy: multiply by --lr-gamma every N epochs (steps with --max-steps).")
-    lr_gamma: float = setting(0.1, "step policy: the factor.")
-    ema: float = setting(0.0, "EMA decay of the generator weights for the model file, e.g. 0.999.", shown="0: off")
+    lr_decay_iters: int = setting(50, "step policy: multiply by --lr-gamma every N epochs (steps with --max-steps).",
+                                 at_least=1)
+    lr_gamma: float = setting(0.1, "step policy: the factor.", above=0)
+    ema: float = setting(0.0, "EMA decay of the generator weights for the model file, e.g. 0.999.", shown="0: off",
+                         at_least=0, below=1)
     # machine
     device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps.")
     precision: str = setting("auto", "Autocast precision. auto: bf16 on CPUs with native bf16 (AVX-512 BF16, AMX) "
@@ -91,12 +99,12 @@ class TrainConfig:
     seed: int = setting(0, "Seed of weights, data order and augmentation.")
     deterministic: bool = setting(False, "Deterministic algorithms (slower).")
     threads: int = setting(0, "CPU threads for torch; 1 can be much faster on a busy machine.",
-                           shown="0: one per core")
+                           shown="0: one per core", at_least=0)
     # bookkeeping (every N steps)
-    checkpoint_every: int = setting(500, "Checkpoint and model file every N steps.")
-    keep_last: int = setting(3, "Checkpoints kept.")
-    log_every: int = setting(50, "metrics.jsonl line every N steps.")
-    sample_every: int = setting(500, "Sample grid every N steps.")
+    checkpoint_every: int = setting(500, "Checkpoint and model file every N steps.", at_least=1)
+    keep_last: int = setting(3, "Checkpoints kept.", at_least=1)
+    log_every: int = setting(50, "metrics.jsonl line every N steps.", at_least=1)
+    sample_every: int = setting(500, "Sample grid every N steps.", at_least=1)
 
     def resolved_load_size(self) -> int:
         return self.load_size or self.image_size * 286 // 256
@@ -162,7 +170,7 @@ def _to_dataclass(cls: type, merged: dict, source: str, other: type | None = Non
 
 
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
-    if value is None or default is None:
+    if default is None:
         return value
     kind = type(default)
     if kind is bool:
@@ -185,20 +193,34 @@ def settings_dict(pipeline: str, config: TrainConfig, options: Any) -> dict:
     return {"pipeline": pipeline, **dataclasses.asdict(config), **dataclasses.asdict(options)}
 
 
-def check_config(config: TrainConfig) -> None:
-    if config.batch_size < 1:
-        raise UsageError(f"batch size must be >= 1, got {config.batch_size}")
-    if config.max_steps < 0:
-        raise UsageError(f"max steps must be >= 0, got {config.max_steps}")
+def check_config(config: TrainConfig, options: Any = None) -> None:
+    """One line for a setting no run can use: out of its range, or nothing to train."""
+    check_ranges(config)
+    if options is not None:
+        check_ranges(options)
     if config.max_steps == 0 and config.n_epochs + config.n_epochs_decay < 1:
-        raise UsageError("nothing to train: n_epochs + n_epochs_decay is 0 and no max_steps")
-    for name in ("checkpoint_every", "log_every", "sample_every", "keep_last"):
-        if getattr(config, name) < 1:
-            raise UsageError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if not 0 <= config.ema < 1:
-        raise UsageError(f"ema must be a decay in [0, 1) (0: off), got {config.ema}")
+        raise UsageError("nothing to train: --n-epochs + --n-epochs-decay is 0 and no --max-steps")
     from i2i.data.diffaugment import parse_policy
 
     parse_policy(config.diffaug)
     if config.lr_policy not in LR_POLICIES:
         raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
+
+
+def check_ranges(settings: Any) -> None:
+    """Every number of a settings dataclass within its field's range, and finite (a NaN or
+    negative learning rate, a pool of -1 images: one line naming the flag, not a traceback)."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+        at_least, above, below = field.metadata.get("range", (None, None, None))
+        if at_least is not None and value < at_least:
+            raise UsageError(f"{flag} must be >= {at_least:g}, got {value:g}")
+        if above is not None and value <= above:
+            raise UsageError(f"{flag} must be > {above:g}, got {value:g}")
+        if below is not None and value >= below:
+            raise UsageError(f"{flag} must be < {below:g}, got {value:g}")

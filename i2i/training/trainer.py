@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, one_line
 from i2i.training import distributed
 from i2i.training.data_order import make_loader, steps_per_epoch, to_device
 from i2i.training.distributed import print_main, unwrap
@@ -68,7 +68,23 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
     step count, schedule, data order and RNG streams. Settings that would change the model
     are refused with one line; see `make_settings(..., resume_from=run)`.
     """
-    return Trainer(pipeline, config, options, resume=resume).run()
+    try:
+        return Trainer(pipeline, config, options, resume=resume).run()
+    except (MemoryError, RuntimeError) as error:
+        if not isinstance(error, MemoryError) and not _out_of_memory(error):
+            raise
+        raise OutOfMemory(f"out of memory ({one_line(error, 120, typed=True)}); try a smaller --batch-size "
+                          "or --image-size") from None
+
+
+class OutOfMemory(I2IError):
+    """Training ran out of (CPU or GPU) memory: settings too large for the machine."""
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """torch's out-of-memory errors: CUDA's OutOfMemoryError, the CPU allocator's RuntimeError."""
+    text = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
 
 
 class Stepper:
@@ -98,7 +114,7 @@ class Stepper:
         self.pipe = get_pipeline(name)(options, config, device, scaler=self.scaler,
                                        autocast=lambda: autocast(device, precision))
         self.pipe.optimizers = {key: fused_adam(opt, device) for key, opt in self.pipe.optimizers.items()}
-        _check_sizes(self.pipe.inference_networks(), config.image_size)
+        _check_sizes(self.pipe.networks, config.image_size)
         asked = config.channels_last if channels_last is None else ("on" if channels_last else "off")
         generator = next(iter(self.pipe.inference_networks().values()))
         self.channels_last = choose_channels_last(asked, self.pipe.networks, generator,
@@ -137,9 +153,10 @@ class Trainer:
             raise UsageError("no run folder given (--out RUN)")
         if not self.config.data:
             raise UsageError("no data folder given (--data DIR)")
-        check_config(self.config)
+        self.cls.resolve(self.options, self.config)
+        check_config(self.config, self.options)
         _absolute_paths(self.config, self.options)
-        self.world = distributed.from_environment()
+        self.world, self.resume = distributed.from_environment(), resume
         self.run_folder = RunFolder(self.config.out)
         if self.world.main:  # the others would see the folder rank 0 is filling
             self.run_folder.check_usable(pipeline, resume)
@@ -259,7 +276,7 @@ class Trainer:
                     raise
                 raise lost from None
             finally:
-                self.run_folder.unlock()
+                self.run_folder.unlock(remove_if_empty=not self.resume)
                 distributed.finish(self.world)
 
     def _run(self, stop: _StopSignal) -> Path:
@@ -467,13 +484,17 @@ def _kept_channels_last(config: TrainConfig, device: torch.device, world: distri
 
 
 def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
-    """A crop the generators cannot take (a U-Net needs multiples of 2**depth) is one line."""
+    """A crop a network cannot take (a U-Net needs multiples of 2**depth, a PatchGAN of n
+    layers at least 3 * 2**n pixels) is one line."""
     for name, net in networks.items():
-        multiple = getattr(net, "size_multiple", 1)
+        multiple, smallest = getattr(net, "size_multiple", 1), getattr(net, "min_size", 1)
+        arch = getattr(net, "arch", {}).get("name", name)
         if size % multiple:
-            arch = getattr(net, "arch", {}).get("name", name)
             raise UsageError(f"{arch} needs image sizes that are multiples of {multiple}; --image-size {size} "
                              f"is not (use {max(multiple, size // multiple * multiple)})")
+        if size < smallest:
+            raise UsageError(f"{arch} ({name}) needs crops of at least {smallest} pixels; --image-size {size} "
+                             f"is smaller (use {smallest} or more)")
 
 
 def _check_finite_weights(networks: Mapping[str, torch.nn.Module], step: int, folder: RunFolder) -> None:

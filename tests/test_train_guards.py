@@ -1,0 +1,135 @@
+"""Training settings and run folders a user gets wrong: each is one line (no traceback) and
+loses nothing. Found by trying to break the CLI: NaN or negative rates, pools and sizes, a
+PatchGAN deeper than the crop, --pretrained against explicit architecture flags, a new run
+that failed before its first step, --resume of a run with a model but no checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_train import TINY_CYCLEGAN, TINY_PIX2PIX, one_thread, paired, unpaired  # noqa: F401
+
+from i2i.cli import main
+from i2i.errors import UsageError
+from i2i.training import make_settings, train
+
+
+def _flags(settings: dict) -> list[str]:
+    return [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("guards")
+    return {"pix2pix": paired(root / "paired"), "cyclegan": unpaired(root / "unpaired")}
+
+
+@pytest.mark.parametrize("pipeline, flag, value", [
+    ("pix2pix", "lr", "nan"), ("pix2pix", "lr", "-1"), ("pix2pix", "beta1", "2"), ("pix2pix", "image_size", "0"),
+    ("pix2pix", "num_workers", "-1"), ("pix2pix", "init_gain", "nan"), ("pix2pix", "lr_gamma", "-1"),
+    ("pix2pix", "lr_decay_iters", "0"), ("pix2pix", "threads", "-2"), ("pix2pix", "n_epochs", "-1"),
+    ("pix2pix", "lambda_L1", "-1"), ("cyclegan", "pool_size", "-1"), ("cyclegan", "lambda_identity", "-5"),
+])
+def test_a_setting_out_of_its_range_is_one_line_naming_the_flag(data, tmp_path, pipeline, flag, value):
+    tiny = TINY_PIX2PIX if pipeline == "pix2pix" else TINY_CYCLEGAN
+    run = tmp_path / "run"
+    line = _one_line_error(["train", pipeline, "--data", data[pipeline], "--out", run, "--max-steps", "2",
+                            *_flags({**tiny, flag: value})])
+    assert f"--{flag.replace('_', '-')} must be" in line and value in line
+    assert not run.exists()
+
+
+def test_a_config_file_with_null_nan_or_binary_is_one_line(data, tmp_path):
+    base = ["train", "pix2pix", "--data", data["pix2pix"], "--max-steps", "1", *_flags(TINY_PIX2PIX)]
+    for name, text in [("null.yaml", b"lr: null\n"), ("nan.yaml", b"lr: .nan\n"), ("binary.yaml", b"\xff\xfe\x00")]:
+        (tmp_path / name).write_bytes(text)
+        line = _one_line_error([*base, "--out", tmp_path / name.replace(".yaml", ""), "--config", tmp_path / name])
+        assert ("lr" in line) or (name in line), line
+
+
+def test_a_patchgan_deeper_than_the_crop_is_refused_before_training(data, tmp_path):
+    line = _one_line_error(["train", "pix2pix", "--data", data["pix2pix"], "--out", tmp_path / "run",
+                            "--max-steps", "1", "--n-layers-D", "4", *_flags(TINY_PIX2PIX)])
+    assert "at least 48 pixels" in line and "--image-size 32" in line
+    # the largest depth a 32-pixel crop takes trains
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(tmp_path / "ok"),
+                                                **TINY_PIX2PIX, "n_layers_D": 3, "max_steps": 1})
+    train("pix2pix", config, options)
+
+
+def _srgan_model(path: Path, scale: int) -> Path:
+    import i2i.nn
+    from i2i.checkpoint import save_model
+    from i2i.spec import spec_for_network
+
+    net = i2i.nn.create("srresnet", width=4, num_blocks=1, scale=scale)
+    save_model(path, {"G": net}, spec_for_network(net, "srgan", input_range=(0, 1), output_range=(0, 1)))
+    return path
+
+
+def test_pretrained_refuses_architecture_flags_it_would_override(tmp_path):
+    from i2i.pipelines.srgan import SRGAN
+
+    model = _srgan_model(tmp_path / "x4.safetensors", scale=4)
+
+    def resolve(**given):
+        config, options = make_settings("srgan", {"data": "unused", "out": "unused", "pretrained": str(model), **given})
+        SRGAN.resolve(options, config, quiet=True)
+        return options
+
+    with pytest.raises(UsageError, match=r"--scale 2: --pretrained .* is srresnet x4, width 4, 1 blocks"):
+        resolve(scale=2)
+    with pytest.raises(UsageError, match="--width 8"):
+        resolve(width=8)
+    adopted = resolve(width=4, num_blocks=1)  # the model's own values, or none: its architecture
+    assert (adopted.scale, adopted.width, adopted.num_blocks) == (4, 4, 1)
+    assert resolve().width == 4
+
+
+def test_a_new_run_that_fails_before_its_first_step_leaves_no_folder(data, tmp_path, monkeypatch):
+    """A first step that fails (a batch the networks cannot take, say) fails after config.yaml
+    was written; the folder goes, so the corrected command runs, and a folder left by such a
+    run (killed) is taken as new."""
+    from i2i.training.trainer import Stepper
+
+    def first_step_fails(self, batch, step):
+        raise RuntimeError("the first batch does not fit the network")
+
+    run = tmp_path / "run"
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    with monkeypatch.context() as patch:
+        patch.setattr(Stepper, "__call__", first_step_fails)
+        with pytest.raises(RuntimeError, match="does not fit"):
+            train("pix2pix", config, options)
+    assert not run.exists()
+    run.mkdir()
+    (run / "config.yaml").write_text("pipeline: pix2pix\n")
+    (run / "checkpoints").mkdir()
+    (run / "samples").mkdir()
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    train("pix2pix", config, options)
+    assert (run / "checkpoints" / "step_1.pt").is_file()
+
+
+def test_resume_without_a_checkpoint_never_overwrites_the_model(data, tmp_path):
+    run = tmp_path / "run"
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    train("pix2pix", config, options)
+    model = (run / "model.safetensors").read_bytes()
+    for checkpoint in (run / "checkpoints").iterdir():
+        checkpoint.unlink()
+    config, options = make_settings("pix2pix", {"max_steps": 2}, resume_from=run)
+    with pytest.raises(UsageError, match="no checkpoint to resume from.*would overwrite"):
+        train("pix2pix", config, options, resume=True)
+    assert (run / "model.safetensors").read_bytes() == model
