@@ -133,3 +133,18 @@ def test_resume_without_a_checkpoint_never_overwrites_the_model(data, tmp_path):
     with pytest.raises(UsageError, match="no checkpoint to resume from.*would overwrite"):
         train("pix2pix", config, options, resume=True)
     assert (run / "model.safetensors").read_bytes() == model
+
+
+def test_out_of_memory_is_one_line_with_what_to_change(data, tmp_path, monkeypatch):
+    from i2i.training.trainer import OutOfMemory, Stepper
+
+    def allocator_fails(self, batch, step):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(Stepper, "__call__", allocator_fails)
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(tmp_path / "run"),
+                                                **TINY_PIX2PIX, "max_steps": 1})
+    with pytest.raises(OutOfMemory, match="out of memory .* smaller --batch-size or --image-size") as caught:
+        train("pix2pix", config, options)
+    assert "\n" not in str(caught.value)
