@@ -25,7 +25,7 @@ import numpy as np
 
 from i2i.data.bicubic import imresize, modcrop, round_to
 from i2i.errors import I2IError, UsageError
-from i2i.metrics import crop_border, psnr, rgb_to_y, ssim, y_pair
+from i2i.metrics import crop_border, min_scored_size, psnr, rgb_to_y, ssim, y_pair
 
 PROTOCOLS = ("vdsr", "default")
 
@@ -77,6 +77,21 @@ def _hr_images(data_dir: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def _read_hr(path: Path, scale: int) -> np.ndarray:
+    """An HR image's pixels; one too small to score at `scale` is one line naming it, before
+    any work: after the mod-crop, a `scale`-pixel border on each side and SSIM's window must fit."""
+    from i2i.data.io import read_image
+
+    pixels = read_image(path).pixels
+    h, w = pixels.shape[:2]
+    needed = min_scored_size(scale)
+    if min(h // scale, w // scale) * scale < needed:
+        smallest = -(-needed // scale) * scale  # the mod-crop keeps multiples of the scale
+        raise I2IError(f"{path}: {w}x{h} is too small for x{scale} with a {scale}-pixel border "
+                       f"(at least {smallest}x{smallest} pixels)")
+    return pixels
+
+
 def _add_scores(
     per_image: dict[str, dict[str, float]], path: Path, score: Callable[..., tuple[float, float]], *args: Any
 ) -> None:
@@ -111,15 +126,13 @@ def evaluate_bicubic(
     Returns `{"psnr_y", "ssim_y", "n_images", "scale", "protocol", "per_image":
     {stem: {"psnr_y", "ssim_y"}}}`, the means taken over images.
     """
-    from i2i.data.io import read_image
-
     _check_protocol(protocol)
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     scale = int(scale)
     per_image: dict[str, dict[str, float]] = {}
     for path in _hr_images(data_dir):
-        _add_scores(per_image, path, _bicubic_scores, read_image(path).pixels, scale, protocol)
+        _add_scores(per_image, path, _bicubic_scores, _read_hr(path, scale), scale, protocol)
     return summarize(per_image, scale=scale, protocol=protocol)
 
 
@@ -194,14 +207,17 @@ def evaluate_model(
     """A super-resolution model's PSNR-Y/SSIM-Y on a folder of HR images ("default" protocol).
 
     Each HR image is mod-cropped to the scale; its LR is MATLAB `imresize(HR, 1/scale)` on
-    the uint8 image (or the file of `lr_dir` with the same stem, `baby`/`babyx4`/`baby_x4`);
-    the model runs through `i2i.infer.load_model`, as `i2i translate` runs it, and its
-    output, rounded to uint8, is scored with `score_pair` (Y, border `scale`). `precision`
-    defaults to fp32 so figures do not depend on the hardware's half-precision support.
+    the uint8 image (or the file of `lr_dir` with the same stem, `baby`/`babyx4`/`baby_x4`,
+    given the HR image's channels: a gray LR of an RGB HR is replicated to RGB, as inference
+    gives gray to an RGB model); the model runs through `i2i.infer.load_model`, as
+    `i2i translate` runs it, and its output, rounded to uint8, is scored with `score_pair`
+    (Y, border `scale`). An HR image too small for the scale and border is one line naming
+    it. `precision` defaults to fp32 so figures do not depend on the hardware's
+    half-precision support.
 
     Returns `summarize(...)`'s dict plus "scale", "protocol" and "model".
     """
-    from i2i.data.datasets import lr_size_problem
+    from i2i.data.datasets import lr_size_problem, to_channels
     from i2i.data.io import read_image
     from i2i.infer import load_model, resolve_model_path
 
@@ -216,11 +232,11 @@ def evaluate_model(
     lr_files = _lr_images(lr_dir, scale) if lr_dir is not None else None
     per_image: dict[str, dict[str, float]] = {}
     for hr_path in _hr_images(data_dir):
-        hr = modcrop(read_image(hr_path).pixels, scale)
+        hr = modcrop(_read_hr(hr_path, scale), scale)
         if lr_files is None:
             lr = imresize(hr, 1 / scale)
         elif hr_path.stem in lr_files:
-            lr = read_image(lr_files[hr_path.stem]).pixels
+            lr = to_channels(read_image(lr_files[hr_path.stem]).pixels, hr.shape[2])
             problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
             if problem:
                 raise I2IError(problem)

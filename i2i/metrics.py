@@ -52,12 +52,20 @@ def rgb_to_y(x: np.ndarray) -> np.ndarray:
     return _Y_OFFSET + _Y_WEIGHTS[0] * r + _Y_WEIGHTS[1] * g + _Y_WEIGHTS[2] * b
 
 
+def min_scored_size(crop: int) -> int:
+    """The smallest H and W that PSNR-Y and SSIM-Y can score with `crop` border pixels
+    dropped: the SSIM window must fit in what is left."""
+    return 2 * crop + _SSIM_SIZE
+
+
 def crop_border(x: np.ndarray, crop: int) -> np.ndarray:
     """Drop `crop` pixels from every border (the SR convention: crop = scale)."""
     if crop < 0:
         raise ValueError(f"crop must be >= 0, got {crop}")
     if crop == 0:
         return x
+    if 2 * crop >= min(x.shape[:2]):  # else an empty image, and numpy's warnings on its mean
+        raise ValueError(f"image {x.shape[1]}x{x.shape[0]} has nothing left after cropping a {crop}-pixel border")
     return x[crop:-crop, crop:-crop]
 
 
@@ -67,6 +75,8 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    if a.size == 0:
+        raise ValueError("images are empty")
     mse = float(np.mean((a - b) ** 2))
     if mse == 0.0:
         return math.inf

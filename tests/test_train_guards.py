@@ -148,3 +148,18 @@ def test_out_of_memory_is_one_line_with_what_to_change(data, tmp_path, monkeypat
     with pytest.raises(OutOfMemory, match="out of memory .* smaller --batch-size or --image-size") as caught:
         train("pix2pix", config, options)
     assert "\n" not in str(caught.value)
+
+
+def test_preprocess_none_skips_an_image_the_unet_cannot_take(tmp_path, capfd):
+    """--preprocess none passes sizes through: a 48x40 photo (not a multiple of unet_32's
+    32) is skipped with one line naming it, and the run trains on the rest."""
+    from conftest import noise, save
+
+    photos = tmp_path / "photos"
+    save(photos / "odd.png", noise(40, 48))
+    save(photos / "fits.png", noise(64, 64))
+    config, options = make_settings("pix2pix", {"data": str(photos), "out": str(tmp_path / "run"), **TINY_PIX2PIX,
+                                                "task": "colorize", "preprocess": "none", "max_steps": 2})
+    train("pix2pix", config, options)
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings and all("odd.png" in line and "multiple of 32" in line for line in warnings)

@@ -21,6 +21,7 @@ which nothing can be read raises `I2IError`.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +32,7 @@ from torch.utils.data import Dataset
 from i2i.data.bicubic import imresize, modcrop, round_to
 from i2i.data.io import list_images, read_image, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
-from i2i.data.sketch import sketch
+from i2i.data.sketch import sketch, sketch_size_problem
 from i2i.errors import I2IError, ImageReadError, UsageError
 
 TASKS = ("colorize", "colorize_lab", "sketch")
@@ -77,6 +78,23 @@ def to_channels(pixels: np.ndarray, channels: int | None) -> np.ndarray:
 def load_pixels(path: Path | str, channels: int | None = None) -> np.ndarray:
     """Decode one file (through `i2i.data.io`) to HxWxC pixels with `channels` channels."""
     return to_channels(read_image(path).pixels, channels)
+
+
+def ab_split_problem(path: Path | str, width: int, height: int) -> str | None:
+    """Why a side-by-side A|B image cannot be split into two non-empty halves; None if it can."""
+    if width >= 2:
+        return None
+    return f"{path}: {width}x{height} is too narrow to split into A|B halves (at least 2 pixels wide)"
+
+
+def split_ab(ab: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(left half A, right half B) of a side-by-side image; an odd last column is dropped,
+    and one too narrow to split is an ImageReadError (skipped like any bad file)."""
+    problem = ab_split_problem(path, ab.shape[1], ab.shape[0])
+    if problem:
+        raise ImageReadError(problem)
+    half = ab.shape[1] // 2
+    return ab[:, :half], ab[:, half:2 * half]
 
 
 def _images(folder: Path) -> list[Path]:
@@ -156,9 +174,25 @@ class _RobustDataset(Dataset):
     root: Path
     in_channels: int
     out_channels: int
+    # What the networks need of an image after the transform, set by whoever builds them:
+    # `--preprocess none` and `scale_width` pass any size through, and an image the
+    # networks cannot take must be a skipped file, not an error deep inside a layer.
+    size_multiple: int = 1
+    min_size: int = 1
 
     def _item(self, index: int) -> dict:
         raise NotImplementedError
+
+    def _check_fits(self, pixels: np.ndarray, path: Path) -> None:
+        """An ImageReadError naming the file when the networks cannot take its size."""
+        h, w = pixels.shape[:2]
+        multiple, smallest = self.size_multiple, max(self.size_multiple, self.min_size)
+        if min(h, w) < smallest:
+            raise ImageReadError(f"{path}: {w}x{h} after preprocessing is smaller than the "
+                                 f"{smallest}x{smallest} pixels the networks need")
+        if h % multiple or w % multiple:
+            raise ImageReadError(f"{path}: {w}x{h} after preprocessing is not a multiple of {multiple}, "
+                                 "which the generator needs (--preprocess crop makes any image fit)")
 
     def __getitem__(self, index: int) -> dict:
         n = len(self)
@@ -221,6 +255,8 @@ class UnpairedDataset(_RobustDataset):
         if self.transform is not None:
             a, _ = self.transform(a)
             b, _ = self.transform(b)
+        self._check_fits(a, a_path)
+        self._check_fits(b, b_path)
         return _pack(a, b, a_path, b_path)
 
 
@@ -279,9 +315,7 @@ class PairedDataset(_RobustDataset):
     def _item(self, index: int) -> dict:
         if self.ab_files:
             a_path = b_path = self.ab_files[index]
-            ab = read_image(a_path).pixels
-            half = ab.shape[1] // 2
-            a, b = ab[:, :half], ab[:, half:2 * half]
+            a, b = split_ab(read_image(a_path).pixels, a_path)
         else:
             a_path, b_path = self.pairs[index]
             a, b = read_image(a_path).pixels, read_image(b_path).pixels
@@ -295,6 +329,7 @@ class PairedDataset(_RobustDataset):
         a, b = to_channels(a, self.in_channels), to_channels(b, self.out_channels)
         if self.transform is not None:
             a, b = self.transform(a, b)
+        self._check_fits(a, a_path)
         return _pack(a, b, a_path, b_path)
 
 
@@ -333,6 +368,10 @@ class DerivedDataset(_RobustDataset):
         rgb = load_pixels(path, 3)
         if self.transform is not None:
             rgb, _ = self.transform(rgb)
+        self._check_fits(rgb, path)
+        problem = sketch_size_problem(*rgb.shape[:2]) if self.task == "sketch" else None
+        if problem:
+            raise ImageReadError(f"{path}: {problem}")
         if self.task == "colorize":
             return _pack(gray(rgb), rgb, path, path)
         photo = to_tensor(rgb)
@@ -348,6 +387,13 @@ def _lr_key(stem: str, scale: int) -> str:
         if stem.endswith(suffix):
             return stem[: -len(suffix)]
     return stem
+
+
+def _skip(message: str, reason: str) -> ImageReadError:
+    """An ImageReadError (the pair is skipped) that says why, for a one-line summary."""
+    error = ImageReadError(message)
+    error.reason = reason
+    return error
 
 
 def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int) -> dict[str, Path]:
@@ -423,8 +469,8 @@ class SRDataset(_RobustDataset):
         if not hr_files:
             raise UsageError(f"{self.root}/ has no images (a folder of HR images is expected)")
         self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
+        self.lr_root = lr_root = None if lr_root is None else Path(lr_root)
         if lr_root is not None:
-            lr_root = Path(lr_root)
             lr_files = _images(lr_root)
             if not lr_files:
                 raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
@@ -439,33 +485,49 @@ class SRDataset(_RobustDataset):
         if cache:
             self._fill_cache()
 
+    def _smallest(self) -> str:
+        """The smallest HR image kept, in words."""
+        if self.patch_size is None:
+            return f"the scale {self.scale}"
+        return f"the {self.patch_size}x{self.patch_size} HR patch"
+
     def _decode(self, hr_path: Path, lr_path: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """HR mod-cropped; LR checked to be exactly HR/scale; too small -> ImageReadError."""
-        hr = modcrop(load_pixels(hr_path, self.in_channels), self.scale)
-        h, w = hr.shape[:2]
-        if self.patch_size is not None and min(h, w) < self.patch_size:
-            raise ImageReadError(f"{hr_path}: {w}x{h} is smaller than the {self.patch_size}x{self.patch_size} HR patch")
-        if min(h, w) < self.scale:
-            raise ImageReadError(f"{hr_path}: {w}x{h} is smaller than the scale {self.scale}")
+        """HR mod-cropped; LR checked to be exactly HR/scale; a bad pair is an ImageReadError
+        whose `reason` ("small", "lr_size"; none for unreadable) sums up skipped pairs."""
+        pixels = load_pixels(hr_path, self.in_channels)
+        hr = modcrop(pixels, self.scale)
+        if min(hr.shape[:2]) < (self.patch_size or self.scale):  # the patch is a multiple of the scale
+            raise _skip(f"{hr_path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than {self._smallest()}", "small")
         lr = None
         if lr_path is not None:
             lr = load_pixels(lr_path, self.in_channels)
             problem = lr_size_problem(lr, hr, lr_path, hr_path, self.scale)
             if problem:
-                raise ImageReadError(problem)
+                raise _skip(problem, "lr_size")
         return hr, lr
 
     def _fill_cache(self) -> None:
-        kept, cache = [], []
+        kept, cache, reasons = [], [], Counter()
         for hr_path, lr_path in self.items:
             try:
                 cache.append(self._decode(hr_path, lr_path))
                 kept.append((hr_path, lr_path))
             except ImageReadError as error:
                 _warn_once(str(error))
+                reasons[getattr(error, "reason", "unreadable")] += 1
         if not kept:
-            raise UsageError(f"{self.root}/ has no readable HR image of at least {self.patch_size}x{self.patch_size} pixels")
+            raise self._nothing_kept(reasons)
         self.items, self._cache = kept, cache
+
+    def _nothing_kept(self, reasons: Counter) -> UsageError:
+        """Why every image (or pair) was skipped, in one line; the warnings name the files."""
+        if "lr_size" not in reasons:
+            smallest = self.patch_size or self.scale
+            return UsageError(f"{self.root}/ has no readable HR image of at least {smallest}x{smallest} pixels")
+        words = {"lr_size": f"an LR image whose size is not HR/{self.scale} after mod-crop",
+                 "small": f"an HR image smaller than {self._smallest()}", "unreadable": "an unreadable file"}
+        why = ", ".join(f"{count} with {words[reason]}" for reason, count in reasons.most_common())
+        return UsageError(f"{self.root}/ and {self.lr_root}/: all {sum(reasons.values())} pairs were skipped ({why})")
 
     def __len__(self) -> int:
         return len(self.items) * self.repeat

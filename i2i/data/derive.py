@@ -32,15 +32,11 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
                 in B's integer type (bit-identical to MATLAB's uint8 output), so every B
                 is exactly `scale` times its A.
 
-    Alpha is dropped (the pairs are for training). A file that fails to decode, or a
-    second file with the same stem, is one line in `problems`; the others are written.
+    Alpha is dropped (the pairs are for training). A file that fails to decode, one too
+    small for the task, or a second file with the same stem, is one line in `problems`;
+    the others are written.
     """
-    import torch
-
-    from i2i.data.bicubic import imresize, modcrop, round_to
-    from i2i.data.datasets import gray
-    from i2i.data.io import list_images, read_image, to_tensor, write_image
-    from i2i.data.sketch import sketch
+    from i2i.data.io import list_images, read_image, write_image
 
     if task not in DERIVE_TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
@@ -63,24 +59,32 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
             continue
         seen[path.stem] = path
         try:
-            pixels = read_image(path).pixels
-        except I2IError as error:
+            a, b = _pair(task, read_image(path).pixels, scale)
+        except I2IError as error:  # unreadable, or too small for the task
             problems.append(problem_line(path, error))
             continue
-        if task == "sr":
-            b = modcrop(pixels, scale)
-            if min(b.shape[:2]) < scale:
-                problems.append(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
-                continue
-            a = imresize(b, scale=1.0 / scale)
-        elif task == "gray":
-            a, b = gray(pixels), pixels
-        else:
-            with torch.no_grad():
-                lines = sketch(to_tensor(pixels))
-            a = pixels
-            b = round_to(lines.numpy().transpose(1, 2, 0) * 255.0, np.uint8)
         write_image(dst / "A" / f"{path.stem}.png", a)
         write_image(dst / "B" / f"{path.stem}.png", b)
         written += 1
     return DeriveResult(written, problems)
+
+
+def _pair(task: str, pixels: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(A, B) of one photo; an image too small for the task is an I2IError (one line)."""
+    import torch
+
+    from i2i.data.bicubic import imresize, modcrop, round_to
+    from i2i.data.datasets import gray
+    from i2i.data.io import to_tensor
+    from i2i.data.sketch import sketch
+
+    if task == "sr":
+        b = modcrop(pixels, scale)
+        if min(b.shape[:2]) < scale:
+            raise I2IError(f"{pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
+        return imresize(b, scale=1.0 / scale), b
+    if task == "gray":
+        return gray(pixels), pixels
+    with torch.no_grad():
+        lines = sketch(to_tensor(pixels))
+    return pixels, round_to(lines.numpy().transpose(1, 2, 0) * 255.0, np.uint8)

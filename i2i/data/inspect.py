@@ -99,7 +99,7 @@ class InspectReport:
 
 def inspect_folder(root: Path | str) -> InspectReport:
     """Detect the layout, count and decode every image of each side, find unmatched pairs."""
-    from i2i.data.datasets import detect_layout, match_stems, unmatched_message
+    from i2i.data.datasets import ab_split_problem, detect_layout, match_stems, unmatched_message
     from i2i.data.io import list_images, read_image
 
     root = Path(root)
@@ -121,7 +121,12 @@ def inspect_folder(root: Path | str) -> InspectReport:
                 continue
             report.histogram[_describe(image)] += 1
             shapes[path] = image.size
-            if report.layout == "paired_ab" and image.size[0] % 2:
+            if report.layout != "paired_ab":
+                continue
+            problem = ab_split_problem(path, *image.size)
+            if problem:
+                report.bad.append(problem)
+            elif image.size[0] % 2:
                 odd.append(path.name)
     if odd:
         report.notes.append(f"{len(odd)} AB image(s) of odd width ({', '.join(odd[:5])}): the last column is dropped when split into A|B")

@@ -26,6 +26,7 @@ import math
 import torch
 
 from i2i.data.color import luminance
+from i2i.errors import UsageError
 
 SIGMA = 0.8
 K = 1.6
@@ -34,6 +35,15 @@ EPS = -0.005
 PHI = 200.0
 INK = 0.05    # darkest pencil line
 PAPER = 0.95  # blank paper
+
+
+def sketch_size_problem(height: int, width: int, sigma: float = SIGMA, k: float = K) -> str | None:
+    """Why an image is too small to sketch, None if it is not: the reflect padding of the
+    wider Gaussian needs more pixels on each side than the kernel's radius."""
+    smallest = math.ceil(3 * max(sigma, k * sigma)) + 1
+    if min(height, width) >= smallest:
+        return None
+    return f"{width}x{height} is too small for a sketch (at least {smallest}x{smallest} pixels)"
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -54,7 +64,11 @@ def sketch(
     """XDoG line drawing of a (C, H, W) or (N, C, H, W) image in [0, 1] (C = 1 or 3).
 
     Returns 1 channel in [INK, PAPER] with the same leading shape: dark lines on paper.
+    An image too small for the blurs (`sketch_size_problem`) is a UsageError.
     """
+    problem = sketch_size_problem(*image.shape[-2:], sigma=sigma, k=k)
+    if problem:
+        raise UsageError(problem)
     batched = image.dim() == 4
     x = image if batched else image.unsqueeze(0)
     g = luminance(x.float())

@@ -195,6 +195,7 @@ class Trainer:
                                _kept_channels_last(config, self.device, world, self.run_folder, resume))
         self.pipe, self.scaler = self.stepper.pipe, self.stepper.scaler
         self.schedule, self.ema = self.stepper.schedule, self.stepper.ema
+        _tell_dataset_the_sizes(self.dataset, self.pipe)
         if world.rank:  # the same weights everywhere, then each rank its own random streams
             seed_everything(distributed.seed_of_rank(config.seed, world.rank))
         self.step = self.epoch = self.batch_in_epoch = 0
@@ -495,6 +496,15 @@ def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
         if size < smallest:
             raise UsageError(f"{arch} ({name}) needs crops of at least {smallest} pixels; --image-size {size} "
                              f"is smaller (use {smallest} or more)")
+
+
+def _tell_dataset_the_sizes(dataset: Any, pipe: Any) -> None:
+    """What the networks need of an image: the generators' size multiple (a U-Net's 2**depth)
+    and the discriminators' smallest side (a PatchGAN's); the dataset skips, with one line,
+    an image that `--preprocess none` or `scale_width` passes through at a size they cannot take."""
+    generators = pipe.inference_networks().values()
+    dataset.size_multiple = max(getattr(net, "size_multiple", 1) for net in generators)
+    dataset.min_size = max(getattr(net, "min_size", 1) for net in pipe.networks.values())
 
 
 def _check_finite_weights(networks: Mapping[str, torch.nn.Module], step: int, folder: RunFolder) -> None:
