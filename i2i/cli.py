@@ -20,11 +20,14 @@ CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 
 
 class _Group(click.Group):
-    """Turns I2IError into one line on stderr and its exit code."""
+    """Turns I2IError into one line on stderr and its exit code, and Ctrl-C into exit code 130."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
+            click.echo("interrupted", err=True)
+            sys.exit(130)
         except I2IError as error:
             rank = _torchrun_rank()
             if not (rank and getattr(error, "same_on_every_rank", False)):  # rank 0 says it for all
@@ -396,11 +399,13 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
     INPUT is an image or a folder (recursive); OUTPUT mirrors its sub-folders (or, for one
-    image, may name the output file). Existing outputs are skipped, so an interrupted run
-    continues. Exit status 1 if any image failed.
+    image, may name the output file: .png, .jpg, ...). Existing outputs are skipped, so an
+    interrupted run continues. Exit status 1 if any image failed.
     """
     from i2i.infer import load_model
+    from i2i.infer.folder import check_paths
 
+    check_paths(input, output, ext, suffix)  # a mistake in them costs no model load
     translator = load_model(model, device=device, precision=precision, direction=direction,
                             test_mode="eval" if eval_mode else None, seed=seed)
     summary = translator.translate_folder(
@@ -503,8 +508,10 @@ def models_import(file: str, out: str, arch: str | None) -> None:
     .safetensors. Prints what was inferred from its keys and shapes, and what was assumed."""
     from pathlib import Path
 
+    from i2i.export import check_output_file
     from i2i.importers import import_checkpoint
 
+    check_output_file(out, ".safetensors", file)
     result = import_checkpoint(Path(file), arch=arch)
     for note in result.notes:
         click.echo(note)

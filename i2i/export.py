@@ -17,11 +17,15 @@ The graph runs in eval mode (running BatchNorm statistics, no dropout), as
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,15 +68,15 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike | None = None, 
 
     if exporter not in EXPORTERS:
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
-    _require_onnx(exporter)
     path = resolve_model_path(model)
+    out = check_output_file(out if out is not None else default_output(model), ".onnx", path)
+    _require_onnx(exporter)
     spec = read_header(path).spec
     direction = direction or spec.default_direction
     if direction not in spec.directions:
         raise UsageError(f"{path}: this {spec.pipeline} model translates {', '.join(spec.directions)} only")
     name = spec.directions[direction]
     net = load_model(path, [name]).networks[name].eval()
-    out = Path(out) if out is not None else default_output(model)
     notes = []
     if len(spec.directions) > 1:
         notes.append(f"exported {direction} ({name}); --direction for the other")
@@ -91,6 +95,17 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike | None = None, 
     }
     _save(proto, metadata, out)
     return ExportResult(path=out, opset=opset, arch=dict(net.arch), notes=notes)
+
+
+def check_output_file(out: str | os.PathLike, suffix: str, source: str | os.PathLike) -> Path:
+    """`out` as a Path, refused in one line unless it ends in `suffix` and is another file than
+    `source`, the file it is made from (writing it would destroy the source)."""
+    out, source = Path(out), Path(source)
+    if out.resolve() == source.resolve() or (out.exists() and source.exists() and os.path.samefile(out, source)):
+        raise UsageError(f"{out}: this is the input file ({source}); choose another output")
+    if out.suffix.lower() != suffix:
+        raise UsageError(f"{out}: the output file's name must end in {suffix}")
+    return out
 
 
 def _require_onnx(exporter: str) -> None:
@@ -113,17 +128,46 @@ def _export(net: torch.nn.Module, channels: int, size, opset: int, source: Path,
     dims = {0: "batch", 2: "height", 3: "width"}
     names = {"input_names": ["image"], "output_names": ["output"], "opset_version": opset}
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _silenced():
             warnings.simplefilter("ignore")  # the exporters' notes on the trace and deprecations
             if exporter == "dynamo":
                 program = torch.onnx.export(net, (example,), dynamo=True, dynamic_shapes=(dims,), verbose=False, **names)
-                return program.model_proto
-            buffer = io.BytesIO()
-            torch.onnx.export(net, (example,), buffer, dynamo=False, **names, dynamic_axes={
-                "image": dims, "output": {0: "batch", 2: "out_height", 3: "out_width"}})
-            return onnx.load_from_string(buffer.getvalue())
+                proto = program.model_proto
+            else:
+                buffer = io.BytesIO()
+                torch.onnx.export(net, (example,), buffer, dynamo=False, **names, dynamic_axes={
+                    "image": dims, "output": {0: "batch", 2: "out_height", 3: "out_width"}})
+                proto = onnx.load_from_string(buffer.getvalue())
     except Exception as error:  # the exporters raise many types
         raise I2IError(f"{source}: ONNX export failed ({one_line(error, 300, typed=True)})") from None
+    written = [entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx")]
+    if written != [opset]:  # the dynamo exporter falls back to its own opset where it cannot convert
+        raise I2IError(f"{source}: ONNX export failed (torch {torch.__version__} cannot write opset {opset}; "
+                       f"it wrote {', '.join(map(str, written)) or 'none'})")
+    return proto
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """Nothing printed during the block reaches the user, from Python or C++: the exporters print
+    the whole graph, or a logged traceback, beside the error that becomes our one line."""
+    sink = io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as native, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        try:
+            saved = [os.dup(1), os.dup(2)]
+        except OSError:  # no such descriptors (a closed stdout): nothing to silence there
+            yield
+            return
+        try:
+            for fd in (1, 2):
+                os.dup2(native.fileno(), fd)
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def _save(proto, metadata: dict[str, str], out: Path) -> None:

@@ -77,7 +77,7 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     if ab_side not in (None, "A", "B"):
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
-    jobs, collisions = _plan(Path(src), Path(dst), ext, suffix)
+    jobs, collisions = _plan(src, dst, ext, suffix)
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
@@ -223,16 +223,43 @@ class FolderRun:
             self.bar.update(1)
 
 
-def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
-    """The (input, output) pairs, and one message per input whose output another input takes.
-    No output may be an input: the run is refused before anything is written."""
+def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png", suffix: str = "") -> bool:
+    """Refuse, in one line, a run whose paths or names cannot work, before a model loads or
+    anything is listed; True if `dst` names the output file of the one image `src`.
+
+    `dst` names that file when it has an image extension; an existing folder, a name without
+    an extension or one ending in a slash is the output folder; another extension is a mistake
+    (out.gif would become a folder). The output folder must be one, or be possible to make."""
     if ext not in OUTPUT_EXTENSIONS:
         raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
+    if any(part in suffix for part in ("/", "\\", "..")):  # outputs would leave dst or land on each other
+        raise UsageError(f"suffix must not contain '/', '\\' or '..', not {suffix!r}")
+    given, src, dst = str(dst), Path(src), Path(dst)
     if not src.exists():
         raise I2IError(f"{src}: no such file or folder")
     if src.is_dir() and src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output folder is the input folder; give another one (a sub-folder works)")
-    jobs, collisions = _pairs(src, dst, ext, suffix)
+    to_file = src.is_file() and bool(dst.suffix) and not given.endswith(("/", os.sep)) and not dst.is_dir()
+    if to_file and dst.suffix.lower() not in io.IMAGE_EXTENSIONS:
+        raise UsageError(f"{dst}: cannot write {dst.suffix} images; end the output file's name in one of "
+                         f"{', '.join(sorted(io.IMAGE_EXTENSIONS))}, or give a folder (no extension, or a final /)")
+    folder = dst.parent if to_file else dst
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), None)
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"{existing}: exists and is not a folder")
+    return to_file
+
+
+def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
+    """The (input, output) pairs, and one message per input whose output another input takes.
+    No output may be an input: the run is refused before anything is written; so is a folder
+    without images, where nothing would be done."""
+    to_file = check_paths(src, dst, ext, suffix)
+    src, dst = Path(src), Path(dst)
+    jobs, collisions = _pairs(src, dst, ext, suffix, to_file)
+    if not jobs and not collisions:
+        raise I2IError(f"{src}: no images in this folder or its sub-folders "
+                       f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
     inputs = {job.src.resolve() for job in jobs}
     for job in jobs:
         if job.dst.resolve() in inputs:
@@ -240,9 +267,9 @@ def _plan(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list
     return jobs, collisions
 
 
-def _pairs(src: Path, dst: Path, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
+def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[list[_Job], list[str]]:
     if src.is_file():
-        if dst.suffix.lower() in io.IMAGE_EXTENSIONS:  # OUTPUT names the output file
+        if to_file:  # OUTPUT names the output file
             return [_Job(src, dst)], []
         return [_Job(src, dst / _output_name(src, ext, suffix))], []
     skip = dst.resolve()

@@ -65,10 +65,12 @@ class Translator(ImageModel):
         """Translate an image or a folder tree into `dst`, mirroring its sub-folders.
 
         Outputs keep their input's stem (+ `suffix`) with extension `ext` ("png", "jpg" or
-        "same"). Existing outputs are skipped unless `overwrite`, so an interrupted run
-        continues where it stopped; writes are atomic. Images of one size are batched
-        (`batch_size`), decoded ahead and written behind in threads while the model runs.
-        A bad file costs one stderr line naming it and the run goes on. With `progress`, a
+        "same"); for one image, a `dst` with an image extension names the output file
+        (`i2i.infer.folder.check_paths` says what is refused). Existing outputs are skipped
+        unless `overwrite`, so an interrupted run continues where it stopped; writes are
+        atomic. Images of one size are batched (`batch_size`), decoded ahead and written
+        behind in threads while the model runs. A bad file costs one stderr line naming it
+        and the run goes on; a folder without images is an I2IError. With `progress`, a
         progress bar (on a terminal) and a summary line are printed to stderr.
 
         `workers` batches are translated at once, in threads: by default `default_workers()`,
