@@ -571,6 +571,14 @@ def test_list_images(tmp_path: Path) -> None:
     assert "missing" in str(error.value)
 
 
+def test_a_broken_link_with_an_image_name_is_listed_and_reading_it_says_so(tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(b"x")
+    os.symlink(tmp_path / "moved-away.png", tmp_path / "link.png")
+    assert iio.list_images(tmp_path) == [tmp_path / "link.png", tmp_path / "photo.png"]
+    with pytest.raises(I2IError, match="link.png: no such file"):
+        iio.read_image(tmp_path / "link.png")
+
+
 def test_extensions_constant() -> None:
     assert iio.IMAGE_EXTENSIONS == {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
     assert iio.DEFAULT_MAX_PIXELS >= 100_000_000

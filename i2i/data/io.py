@@ -687,7 +687,8 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
 
     Other files (MANIFEST.json, README) and hidden names (.DS_Store, macOS "._x.jpg",
     our own temporary files) are ignored. A file path is returned as [path] whatever its
-    extension: the user named it, so reading it will say what is wrong with it.
+    extension: the user named it, so reading it will say what is wrong with it. So is a
+    broken link with an image name: reading it says so, where skipping it would say nothing.
     """
     root = Path(root)
     if root.is_file():
@@ -702,7 +703,7 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
         for name in files:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 candidate = base / name
-                if candidate.is_file():
+                if candidate.is_file() or candidate.is_symlink():
                     found.append(candidate)
     return sorted(found)
 
