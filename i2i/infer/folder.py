@@ -233,7 +233,7 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
     if ext not in OUTPUT_EXTENSIONS:
         raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
     if any(part in suffix for part in ("/", "\\", "..")):  # outputs would leave dst or land on each other
-        raise UsageError(f"suffix must not contain '/', '\\' or '..', not {suffix!r}")
+        raise UsageError(f"--suffix must not contain '/', '\\' or '..', not {suffix!r}")
     given, src, dst = str(dst), Path(src), Path(dst)
     if not src.exists():
         raise I2IError(f"{src}: no such file or folder")
