@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 from i2i.data.bicubic import imresize, modcrop, round_to
 from i2i.data.io import list_images, read_image, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
-from i2i.data.sketch import sketch, sketch_size_problem
+from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
 
 TASKS = ("colorize", "colorize_lab", "sketch")
@@ -369,16 +369,17 @@ class DerivedDataset(_RobustDataset):
         if self.transform is not None:
             rgb, _ = self.transform(rgb)
         self._check_fits(rgb, path)
-        problem = sketch_size_problem(*rgb.shape[:2]) if self.task == "sketch" else None
-        if problem:
-            raise ImageReadError(f"{path}: {problem}")
         if self.task == "colorize":
             return _pack(gray(rgb), rgb, path, path)
         photo = to_tensor(rgb)
         if self.task == "colorize_lab":
             l01, ab01 = rgb_to_lab01(photo)
             return {"A": l01, "B": ab01, "A_path": str(path), "B_path": str(path)}
-        return {"A": photo, "B": sketch(photo), "A_path": str(path), "B_path": str(path)}
+        try:
+            lines = sketch(photo)
+        except UsageError as error:  # too small for its blurs: a bad file, skipped like one
+            raise ImageReadError(f"{path}: {error}") from None
+        return {"A": photo, "B": lines, "A_path": str(path), "B_path": str(path)}
 
 
 def _lr_key(stem: str, scale: int) -> str:

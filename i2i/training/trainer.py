@@ -71,7 +71,7 @@ def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bo
     try:
         return Trainer(pipeline, config, options, resume=resume).run()
     except (MemoryError, RuntimeError) as error:
-        if not isinstance(error, MemoryError) and not _out_of_memory(error):
+        if not _out_of_memory(error):
             raise
         raise OutOfMemory(f"out of memory ({one_line(error, 120, typed=True)}); try a smaller --batch-size "
                           "or --image-size") from None
@@ -81,10 +81,11 @@ class OutOfMemory(I2IError):
     """Training ran out of (CPU or GPU) memory: settings too large for the machine."""
 
 
-def _out_of_memory(error: RuntimeError) -> bool:
-    """torch's out-of-memory errors: CUDA's OutOfMemoryError, the CPU allocator's RuntimeError."""
+def _out_of_memory(error: Exception) -> bool:
+    """Python's MemoryError and torch's: CUDA's OutOfMemoryError, the CPU allocator's RuntimeError."""
     text = str(error).lower()
-    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in text or "out of memory" in text
+    return isinstance(error, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in text \
+        or "out of memory" in text
 
 
 class Stepper:
