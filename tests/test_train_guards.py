@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_distributed import _flags
+from test_srgan import _tiny_model
 from test_train import TINY_CYCLEGAN, TINY_PIX2PIX, one_thread, paired, unpaired  # noqa: F401
 
 from i2i.cli import main
 from i2i.errors import UsageError
 from i2i.training import make_settings, train
-
-
-def _flags(settings: dict) -> list[str]:
-    return [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]
 
 
 def _one_line_error(args: list[str]) -> str:
@@ -65,20 +63,10 @@ def test_a_patchgan_deeper_than_the_crop_is_refused_before_training(data, tmp_pa
     train("pix2pix", config, options)
 
 
-def _srgan_model(path: Path, scale: int) -> Path:
-    import i2i.nn
-    from i2i.checkpoint import save_model
-    from i2i.spec import spec_for_network
-
-    net = i2i.nn.create("srresnet", width=4, num_blocks=1, scale=scale)
-    save_model(path, {"G": net}, spec_for_network(net, "srgan", input_range=(0, 1), output_range=(0, 1)))
-    return path
-
-
 def test_pretrained_refuses_architecture_flags_it_would_override(tmp_path):
     from i2i.pipelines.srgan import SRGAN
 
-    model = _srgan_model(tmp_path / "x4.safetensors", scale=4)
+    model = _tiny_model(tmp_path / "x4.safetensors", scale=4)
 
     def resolve(**given):
         config, options = make_settings("srgan", {"data": "unused", "out": "unused", "pretrained": str(model), **given})
