@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from i2i.cli import main
 from i2i.pipelines import Pipeline
-from i2i.training.settings import setting
+from i2i.options import setting
 
 
 def run_cli(*args) -> tuple[int, str]:

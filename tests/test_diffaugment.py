@@ -127,12 +127,23 @@ def test_seeded_repeatable_and_resumable():
 
 
 def test_each_process_draws_its_own(monkeypatch):
-    rank0 = diffaugment_of_run(POLICY, 0, (-1.0, 1.0))
+    """The trainer gives the pipeline its torchrun rank, and each rank seeds its own DiffAugment."""
+    from i2i.training.trainer import Stepper
+
+    config, options = make_settings("pix2pix", {**TINY_PIX2PIX, "diffaug": POLICY, "channels_last": "off"})
+    options.in_channels = options.out_channels = 3
+
+    def diffaug_state() -> torch.Tensor:
+        stepper = Stepper("pix2pix", config, options, torch.device("cpu"), "fp32", steps_per_epoch=1, total_steps=1)
+        return stepper.pipe.diffaug.generator.get_state()
+
+    rank0 = diffaug_state()
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    rank1 = diffaugment_of_run(POLICY, 0, (-1.0, 1.0))
-    assert diffaugment_of_run("", 0, (-1.0, 1.0)) is None
-    assert not torch.equal(rank0.generator.get_state(), rank1.generator.get_state())
+    assert not torch.equal(rank0, diffaug_state())
+    assert torch.equal(diffaugment_of_run(POLICY, 0, 1, (-1.0, 1.0)).generator.get_state(),
+                       diffaugment_of_run(POLICY, 0, 1, (0.0, 1.0)).generator.get_state())
+    assert diffaugment_of_run("", 0, 0, (-1.0, 1.0)) is None
 
 
 def test_half_precision_input_keeps_its_dtype():

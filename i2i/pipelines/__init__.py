@@ -14,7 +14,7 @@ The protocol (`Pipeline` is the base class with the shared parts):
         Options = MyOptions            # dataclass: this pipeline's hyper-parameters, with the
                                        #   reference defaults; flat, no name shared with
                                        #   TrainConfig (config.yaml holds both side by side).
-                                       #   Fields are `i2i.training.settings.setting(default,
+                                       #   Fields are `i2i.options.setting(default,
                                        #   help, choices=...)`: `i2i train mine` gets a flag for
                                        #   each (`--n-layers-D` for n_layers_D), nothing else to write
         model_options = ("netG", ...)  # options that change the networks: --resume refuses
@@ -30,11 +30,12 @@ The protocol (`Pipeline` is the base class with the shared parts):
             # items {"A": CHW [0, 1], "B": CHW [0, 1], ...}; the dataset's `in_channels` /
             # `out_channels` fill options.in_channels / out_channels when those are 0.
             # Called before the networks exist, so a wrong layout fails before any work.
-        def __init__(self, options, config, device, autocast=..., scaler=...)
+        def __init__(self, options, config, device, autocast=..., scaler=..., rank=0)
             # builds self.networks and self.optimizers (use self.adam(...)); `autocast()` is
             # the trainer's autocast context, `scaler` its GradScaler (a pass-through unless
             # fp16): write `self.scaler.scale(loss).backward(); self.scaler.step(opt)`; the
-            # trainer calls `scaler.update()` after each step.
+            # trainer calls `scaler.update()` after each step. `rank`: this torchrun
+            # process's (0 alone), for random streams of its own.
         networks: dict[str, nn.Module]        # everything trained, saved in checkpoints
         optimizers: dict[str, Optimizer]      # the trainer schedules each one's learning rate
         def augment(self, batch) -> batch
@@ -91,16 +92,15 @@ def get_pipeline(name: str) -> type[Pipeline]:
     return getattr(importlib.import_module(module), cls)
 
 
-def diffaugment_of_run(policy: str, seed: int, value_range: tuple[float, float]) -> Any:
+def diffaugment_of_run(policy: str, seed: int, rank: int, value_range: tuple[float, float]) -> Any:
     """The run's DiffAugment (None when `policy` is ""), seeded from (seed, rank): each
     torchrun process draws its own parameters, one process the same at every run."""
     from i2i.data.diffaugment import DiffAugment, parse_policy
-    from i2i.training import distributed
-    from i2i.training.data_order import seed_of
+    from i2i.seeds import seed_of
 
     if not parse_policy(policy):
         return None
-    return DiffAugment(policy, seed_of(seed, distributed.from_environment().rank, -3), value_range)
+    return DiffAugment(policy, seed_of(seed, rank, -3), value_range)
 
 
 def _nullcontext():
@@ -124,7 +124,7 @@ class Pipeline:
     network_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)  # images as the discriminators see them
 
     def __init__(self, options: Any, config: Any, device: torch.device,
-                 autocast: Callable[[], Any] = _nullcontext, scaler: Any = None) -> None:
+                 autocast: Callable[[], Any] = _nullcontext, scaler: Any = None, rank: int = 0) -> None:
         import torch
 
         self.options = options
@@ -137,7 +137,7 @@ class Pipeline:
         from i2i.data.augment import device_augmentation
 
         self.augmentation = device_augmentation("none" if config.no_flip else config.augment, self.unpaired)
-        self.diffaug = diffaugment_of_run(config.diffaug, config.seed, self.network_range)
+        self.diffaug = diffaugment_of_run(config.diffaug, config.seed, rank, self.network_range)
 
     @classmethod
     def resolve(cls, options: Any, config: Any, quiet: bool = False) -> None:

@@ -17,7 +17,7 @@ from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
 from i2i.pipelines.reference import ReferenceOptions, reference_networks
 from i2i.spec import DIRECTIONS, ModelSpec, SizeRequirements
-from i2i.training.settings import setting
+from i2i.options import setting
 
 @dataclass
 class CycleGANOptions(ReferenceOptions):
@@ -88,8 +88,8 @@ class CycleGAN(Pipeline):
         dataset.in_channels, dataset.out_channels = c_in, c_out
         return dataset
 
-    def __init__(self, options: CycleGANOptions, config, device: torch.device, **amp) -> None:
-        super().__init__(options, config, device, **amp)
+    def __init__(self, options: CycleGANOptions, config, device: torch.device, **run) -> None:
+        super().__init__(options, config, device, **run)
         o = options
         c_in, c_out = o.channels()
         if o.lambda_identity > 0 and c_in != c_out:

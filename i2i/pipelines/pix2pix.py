@@ -22,7 +22,7 @@ from i2i.errors import UsageError
 from i2i.pipelines import Pipeline
 from i2i.pipelines.reference import ReferenceOptions, reference_networks
 from i2i.spec import ModelSpec, SizeRequirements
-from i2i.training.settings import setting, with_default
+from i2i.options import setting, with_default
 
 TASKS = ("", "colorize", "colorize_lab", "sketch")
 
@@ -72,8 +72,8 @@ class Pix2Pix(Pipeline):
         return PairedDataset(config.data, "train", transform, options.direction,
                              *options.channels())
 
-    def __init__(self, options: Pix2PixOptions, config, device: torch.device, **amp) -> None:
-        super().__init__(options, config, device, **amp)
+    def __init__(self, options: Pix2PixOptions, config, device: torch.device, **run) -> None:
+        super().__init__(options, config, device, **run)
         o = options
         c_in, c_out = o.channels()
         gen, net_d, disc = reference_networks(o)

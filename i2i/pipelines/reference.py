@@ -9,7 +9,7 @@ from i2i.losses import GAN_MODES
 from i2i.nn.init import INIT_SCHEMES
 from i2i.nn.layers import NORMS
 from i2i.spec import DIRECTIONS
-from i2i.training.settings import setting
+from i2i.options import setting
 
 # The reference's netD names, accepted as aliases of the i2i.nn names.
 D_ALIASES = {"basic": "patchgan", "n_layers": "patchgan", "pixel": "pixelgan"}

@@ -41,7 +41,7 @@ from i2i.errors import I2IError, UsageError
 from i2i.losses import PixelLoss
 from i2i.pipelines import Pipeline
 from i2i.spec import ModelSpec, SizeRequirements
-from i2i.training.settings import setting
+from i2i.options import setting
 
 STAGES = ("psnr", "gan")
 ARCHS = ("srresnet", "rrdbnet")
@@ -190,8 +190,8 @@ class SRGAN(Pipeline):
 
     # ------------------------------------------------------------------ networks
 
-    def __init__(self, options: SRGANOptions, config, device: torch.device, **amp) -> None:
-        super().__init__(options, config, device, **amp)
+    def __init__(self, options: SRGANOptions, config, device: torch.device, **run) -> None:
+        super().__init__(options, config, device, **run)
         from i2i.losses import GANLoss, PerceptualLoss, PixelLoss
 
         o = options

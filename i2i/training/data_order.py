@@ -15,10 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-
-def seed_of(*numbers: int) -> int:
-    """A 63-bit seed from integers (different tuples give unrelated streams)."""
-    return int(np.random.SeedSequence([n % 2**63 for n in numbers]).generate_state(2, np.uint64)[0] >> 1)
+from i2i.seeds import seed_of
 
 
 class SeededDataset(Dataset):

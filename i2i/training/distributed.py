@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from i2i.errors import I2IError, UsageError
+from i2i.seeds import seed_of
 
 
 class PeerLost(I2IError):
@@ -114,8 +115,6 @@ def default_threads(world: World) -> int | None:
 
 def seed_of_rank(seed: int, rank: int) -> int:
     """Rank 0 keeps the run's seed (one process trains as before); the others get their own."""
-    from i2i.training.data_order import seed_of
-
     return seed if rank == 0 else seed_of(seed, rank, -2)
 
 

@@ -113,7 +113,8 @@ class Stepper:
             torch.backends.cudnn.benchmark = not config.deterministic
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.pipe = get_pipeline(name)(options, config, device, scaler=self.scaler,
-                                       autocast=lambda: autocast(device, precision))
+                                       autocast=lambda: autocast(device, precision),
+                                       rank=distributed.from_environment().rank)
         self.pipe.optimizers = {key: fused_adam(opt, device) for key, opt in self.pipe.optimizers.items()}
         _check_sizes(self.pipe.networks, config.image_size)
         asked = config.channels_last if channels_last is None else ("on" if channels_last else "off")
