@@ -66,6 +66,7 @@ def main() -> None:
         values.update(pretrained=str(tmp / "psnr.safetensors"),
                       vgg_weights=str(save_random_vgg19(tmp / "vgg19.safetensors", layer="conv5_4")))
     config, options = make_settings("srgan", values)
+    SRGAN.resolve(options, config, quiet=True)
     dataset = SRGAN.build_dataset(options, config)
     loader = DataLoader(SeededDataset(dataset, 0), batch_sampler=RunOrder(len(dataset), config.batch_size, 0, True, 0, 0),
                         num_workers=args.workers, pin_memory=torch.cuda.is_available())

@@ -80,6 +80,7 @@ def test_derive_sr_is_bit_exact_and_exactly_scale_times(tmp_path):
 
     config, options = make_settings("srgan", {"data": str(tmp_path / "out"), "scale": 3, "image_size": 12, "repeat": 1,
                                               "no_flip": True})
+    SRGAN.resolve(options, config)
     dataset = SRGAN.build_dataset(options, config)
     assert len(dataset) == 3 and dataset[0]["A"].shape == (3, 4, 4) and dataset[0]["B"].shape == (3, 12, 12)
 

@@ -118,6 +118,7 @@ def test_srgan_trains_on_realesrgan_degradations(tmp_path):
     config, options = make_settings("srgan", {"data": str(tmp_path / "hr"), "scale": 2, "image_size": 32, "width": 4,
                                               "num_blocks": 1, "batch_size": 2, "degradation": "realesrgan",
                                               "augment": "none"})
+    SRGAN.resolve(options, config)
     dataset = SRGAN.build_dataset(options, config)
     pipe = SRGAN(options, config, torch.device("cpu"))
     batch = {k: torch.stack([dataset[0][k], dataset[1][k]]) for k in ("A", "B")}

@@ -136,6 +136,7 @@ def test_srgan_built_from_defaults():
     from i2i.pipelines.srgan import SRGAN
 
     config, options = make_settings("srgan", {})
+    SRGAN.resolve(options, config)
     pipe = SRGAN(options, config, torch.device("cpu"))
     assert (config.batch_size, config.lr_policy, config.ema, config.image_size) == (16, "cosine", 0.999, 96)
     opt = pipe.optimizers["G"].param_groups[0]

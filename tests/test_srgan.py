@@ -204,6 +204,7 @@ def test_scales_give_matching_shapes_and_a_finite_step(hr_dir, scale):
     patch = 12 * scale
     config, options = make_settings("srgan", {"data": str(hr_dir), "out": "unused", "scale": scale,
                                               "image_size": patch, "width": 4, "num_blocks": 1, "batch_size": 2})
+    SRGAN.resolve(options, config)
     dataset = SRGAN.build_dataset(options, config)
     item = dataset[0]
     assert item["A"].shape == (3, 12, 12) and item["B"].shape == (3, patch, patch)
@@ -227,6 +228,7 @@ def test_hr_lr_folder_layout(tmp_path):
     Image.fromarray(hr).save(tmp_path / "HR" / "a.png")
     Image.fromarray(imresize(hr, 0.5)).save(tmp_path / "LR" / "X2" / "ax2.png")
     config, options = make_settings("srgan", {"data": str(tmp_path), "out": "unused", "scale": 2, "image_size": 16})
+    SRGAN.resolve(options, config)
     dataset = SRGAN.build_dataset(options, config)
     assert [(h.name, lr.name) for h, lr in dataset.items] == [("a.png", "ax2.png")]
     assert dataset[0]["A"].shape == (3, 8, 8)
@@ -277,6 +279,7 @@ def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
                spec_for_network(generator, "srgan", input_range=(0, 1), output_range=(0, 1), task="sr"))
     config, options = make_settings("srgan", {"stage": "gan", "pretrained": str(tmp_path / "psnr.safetensors"),
                                               "perceptual_weight": 0.0, "gan": kind, "ndf": 4})
+    SRGAN.resolve(options, config, quiet=True)
     pipe = SRGAN(options, config, torch.device("cpu"))
     G, D = copy.deepcopy(pipe.G), copy.deepcopy(pipe.D)
     hr = torch.rand(2, 3, 128, 128)

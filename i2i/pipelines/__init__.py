@@ -26,6 +26,11 @@ The protocol (`Pipeline` is the base class with the shared parts):
         monitor = "G"                  # the loss the `plateau` schedule watches
 
         @classmethod
+        def resolve(cls, options, config, quiet=False) -> None
+            # fills, in place, defaults that depend on other settings (srgan: its stage's patch
+            # size and rate, a --pretrained model's architecture); the trainer calls it once,
+            # before everything below, which may rely on it (the default does nothing)
+        @classmethod
         def build_dataset(cls, options, config) -> Dataset
             # items {"A": CHW [0, 1], "B": CHW [0, 1], ...}; the dataset's `in_channels` /
             # `out_channels` fill options.in_channels / out_channels when those are 0.
@@ -142,7 +147,8 @@ class Pipeline:
     @classmethod
     def resolve(cls, options: Any, config: Any, quiet: bool = False) -> None:
         """Fill, in place, the settings whose defaults depend on others (srgan: its stage's
-        patch size and rate); the trainer calls it before it checks the settings' ranges."""
+        patch size and rate); the trainer calls it once, before it checks the settings' ranges
+        and before `build_dataset` and the constructor, which rely on it."""
 
     @classmethod
     def build_dataset(cls, options: Any, config: Any):

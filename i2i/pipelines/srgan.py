@@ -180,7 +180,6 @@ class SRGAN(Pipeline):
     def build_dataset(cls, options: SRGANOptions, config):
         from i2i.data.datasets import SRDataset
 
-        cls.resolve(options, config, quiet=True)  # idempotent; the trainer called it first
         hr_root, lr_root = _layout(Path(config.data), options)
         dataset = SRDataset(hr_root, options.scale, config.image_size, lr_root,
                             cache=True, channels=options.channels)
@@ -195,7 +194,6 @@ class SRGAN(Pipeline):
         from i2i.losses import GANLoss, PerceptualLoss, PixelLoss
 
         o = options
-        self.resolve(o, config, quiet=True)  # idempotent; the trainer called it first
         gen = {"in_channels": o.channels, "out_channels": o.channels, "width": o.width, "scale": o.scale}
         if o.num_blocks:
             gen["num_blocks"] = o.num_blocks
