@@ -166,7 +166,7 @@ class Trainer:
         try:
             self.precision = _choose_precision(self.config.precision, self.device, self.world,
                                                self.run_folder, resume)
-            self.dataset = self._build_dataset()  # a wrong layout fails before anything is written
+            self.dataset = _build_dataset(self.cls, self.options, self.config)  # a wrong layout fails first
             if resume:
                 self.run_folder.check_same_model(self._settings(), self.cls.model_options,
                                                  renamed_settings(TrainConfig, self.cls.Options))
@@ -209,18 +209,6 @@ class Trainer:
         distributed.wrap(self.pipe, world, self.device, config.sync_bn)
         if world.main:
             self.run_folder.create(self._settings())
-
-    # ------------------------------------------------------------------ building
-
-    def _build_dataset(self) -> Any:
-        """The pipeline's dataset; the settings are final after this (channels from the data)."""
-        dataset = self.cls.build_dataset(self.options, self.config)
-        if len(dataset) == 0:
-            raise UsageError(f"{self.config.data}/ has no training images")
-        for side in ("in_channels", "out_channels"):
-            if hasattr(self.options, side) and not getattr(self.options, side):
-                setattr(self.options, side, getattr(dataset, side))
-        return dataset
 
     def _settings(self) -> dict:
         settings = {**settings_dict(self.name, self.config, self.options), "precision_resolved": self.precision}
@@ -371,7 +359,7 @@ class Trainer:
             losses = dict(zip(names, row))
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
-                self._diverged(bad, step)
+                _diverged(bad, step, self.run_folder, self.world)
             if self.pipe.monitor in losses:
                 self.schedule.observe(losses[self.pipe.monitor])
             self.losses = losses
@@ -385,13 +373,6 @@ class Trainer:
         else:
             self.log.reset()
 
-    def _diverged(self, bad: dict[str, float], step: int) -> None:
-        what = ", ".join(f"{k} = {v}" for k, v in bad.items())
-        if self.world.main:
-            with contextlib.suppress(Exception):
-                self.run_folder.write_page()
-        raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {self.run_folder.last_good()} "
-                               "(try a lower --lr, or --precision fp32)")
 
 
 class _Log:
@@ -484,6 +465,26 @@ def _kept_channels_last(config: TrainConfig, device: torch.device, world: distri
     if world.distributed and device.type == "cpu":
         return False
     return None
+
+
+def _build_dataset(cls: Any, options: Any, config: TrainConfig) -> Any:
+    """The pipeline's dataset; the settings are final after this (channels from the data)."""
+    dataset = cls.build_dataset(options, config)
+    if len(dataset) == 0:
+        raise UsageError(f"{config.data}/ has no training images")
+    for side in ("in_channels", "out_channels"):
+        if hasattr(options, side) and not getattr(options, side):
+            setattr(options, side, getattr(dataset, side))
+    return dataset
+
+
+def _diverged(bad: dict[str, float], step: int, folder: RunFolder, world: distributed.World) -> None:
+    what = ", ".join(f"{k} = {v}" for k, v in bad.items())
+    if world.main:
+        with contextlib.suppress(Exception):
+            folder.write_page()
+    raise TrainingDiverged(f"training diverged at step {step} ({what}); stopped, {folder.last_good()} "
+                           "(try a lower --lr, or --precision fp32)")
 
 
 def _check_sizes(networks: Mapping[str, torch.nn.Module], size: int) -> None:
