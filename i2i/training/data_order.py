@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
