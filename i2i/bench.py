@@ -79,15 +79,15 @@ def run_measured(command: list[str], cwd: str | os.PathLike | None = None) -> tu
 
 
 def train_settings(pipeline: str, image_size: int = 0, batch_size: int = 0, precision: str = "",
-                   **overrides: Any) -> tuple[Any, Any]:
-    """The pipeline's reference defaults (TrainConfig, Options), 3-channel images, with these
-    changes (0 / "": the default); what `i2i train PIPELINE` would use."""
+                   config_file: str | Path | None = None, **overrides: Any) -> tuple[Any, Any]:
+    """The pipeline's reference defaults (TrainConfig, Options), 3-channel images, with a
+    settings file's and these changes (0 / "": the default); what `i2i train PIPELINE` would use."""
     from i2i.pipelines import get_pipeline
     from i2i.training import make_settings
 
     values = {k: v for k, v in {"image_size": image_size, "batch_size": batch_size,
                                 "precision": precision, **overrides}.items() if v}
-    config, options = make_settings(pipeline, values)
+    config, options = make_settings(pipeline, values, config_file=config_file)
     cls = get_pipeline(pipeline)
     cls.resolve(options, config, quiet=True)  # stage defaults (srgan: 96 px HR patches, lr)
     for side in ("in_channels", "out_channels"):
@@ -98,8 +98,10 @@ def train_settings(pipeline: str, image_size: int = 0, batch_size: int = 0, prec
 
 def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0, steps: int = 5, warmup: int = 2,
                      device: str = "auto", precision: str = "", threads: int = 0, channels_last: str = "",
-                     **overrides: Any) -> dict[str, Any]:
-    """Seconds per training step of `pipeline` (see the module docstring); one JSON-able dict."""
+                     config_file: str | Path | None = None, **overrides: Any) -> dict[str, Any]:
+    """Seconds per training step of `pipeline` (see the module docstring), and apart from it
+    the seconds of the device augmentation that makes each step's batch (`augment_sec`: flips,
+    srgan's Real-ESRGAN degradations); one JSON-able dict."""
     import torch
 
     from i2i.device import resolve_device, resolve_precision
@@ -112,31 +114,44 @@ def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0,
         raise UsageError(f"--steps must be >= 1 and --warmup >= 0, got {steps} and {warmup}")
     if threads > 0:
         torch.set_num_threads(threads)
-    config, options = train_settings(pipeline, image_size, batch_size, precision, channels_last=channels_last,
-                                     **overrides)
+    config, options = train_settings(pipeline, image_size, batch_size, precision, config_file,
+                                     channels_last=channels_last, **overrides)
     where = resolve_device(device if device != "auto" else config.device)
     resolved = resolve_precision(config.precision, where)
     stepper = Stepper(pipeline, config, options, where, resolved, steps_per_epoch=warmup + steps,
                       total_steps=warmup + steps)
-    batch = stepper.pipe.augment(example_batch(options, config, where))
-    times = []
+    example = example_batch(options, config, where)
+    times, augment_times = [], []
     for i in range(warmup + steps):
-        if where.type == "cuda":
-            torch.cuda.synchronize(where)
+        _wait_for(where)
         started = time.perf_counter()
+        batch = stepper.pipe.augment(example)
+        _wait_for(where)
+        augmented = time.perf_counter()
         losses, _ = stepper(batch, i)
         torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in losses.values()]).tolist()  # waits
         if i >= warmup:
-            times.append(time.perf_counter() - started)
-    median = statistics.median(times)
+            times.append(time.perf_counter() - augmented)
+            augment_times.append(augmented - started)
+    median, augment = statistics.median(times), statistics.median(augment_times)
     return {
         "bench": "train", "pipeline": pipeline, "image_size": config.image_size, "batch_size": config.batch_size,
         "steps": steps, "warmup": warmup, "sec_per_step": round(median, 4),
         "sec_per_step_min": round(min(times), 4), "sec_per_step_max": round(max(times), 4),
-        "images_per_sec": round(config.batch_size / median, 3), "peak_rss_mb": peak_rss_mb(),
+        "images_per_sec": round(config.batch_size / median, 3),
+        "augment_sec": round(augment, 4), "augment_share_of_step": round(augment / median, 4),
+        "peak_rss_mb": peak_rss_mb(),
         "device": str(where), "precision": resolved, "precision_asked": config.precision,
         "channels_last": stepper.channels_last, "channels_last_asked": config.channels_last, **machine(where),
     }
+
+
+def _wait_for(device: Any) -> None:
+    """Let the queued GPU work finish, so a timer measures it (a CPU has none queued)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------- translation

@@ -435,16 +435,20 @@ def bench_group() -> None:
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch threads.  [default: one per core]")
 @click.option("--channels-last", type=click.Choice(CHANNELS_LAST_CHOICES), default=None,
               help="Memory layout of the networks.  [default: training's default, auto]")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Settings YAML, as `i2i train --config` reads (e.g. `degradation: realesrgan`).")
 def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, warmup: int, device: str,
-                precision: str | None, threads: int, channels_last: str | None) -> None:
-    """Seconds per training step of PIPELINE (its reference defaults, random data on the device)."""
+                precision: str | None, threads: int, channels_last: str | None, config_file: str | None) -> None:
+    """Seconds per training step of PIPELINE (its reference defaults, random data on the device),
+    and of the device augmentation that makes each step's batch (augment_sec)."""
     import json
 
     from i2i.bench import time_train_steps
 
     click.echo(json.dumps(time_train_steps(pipeline, image_size=image_size, batch_size=batch_size, steps=steps,
                                            warmup=warmup, device=device, precision=precision or "",
-                                           threads=threads, channels_last=channels_last or "")))
+                                           threads=threads, channels_last=channels_last or "",
+                                           config_file=config_file)))
 
 
 @bench_group.command(name="translate")

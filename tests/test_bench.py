@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from i2i.cli import main
@@ -42,6 +43,23 @@ def test_bench_train_uses_the_pipelines_defaults_and_refuses_unknown_ones():
     assert (figures["image_size"], figures["batch_size"], figures["precision"]) == (16, 2, "fp32")
     result = CliRunner().invoke(main, ["bench", "train", "nope"])
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "unknown pipeline 'nope'" in result.output
+
+
+def test_bench_train_reads_a_settings_file_and_times_the_augmentation_apart(tmp_path):
+    """--config as `i2i train` reads it (here srgan's Real-ESRGAN degradations): the step and
+    the augmentation that made its batch are timed apart, and their ratio is reported."""
+    settings = tmp_path / "realworld.yaml"
+    settings.write_text("degradation: realesrgan\nbatch_size: 3\nscale: 2\nwidth: 4\nnum_blocks: 1\n")
+    result = CliRunner().invoke(main, ["bench", "train", "srgan", "--config", str(settings), "--image-size", "32",
+                                       "--steps", "2", "--warmup", "1", "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    figures = _json_line(result.output)
+    assert figures["batch_size"] == 3 and figures["image_size"] == 32
+    assert figures["augment_sec"] > 0
+    assert figures["augment_share_of_step"] == pytest.approx(figures["augment_sec"] / figures["sec_per_step"], rel=0.05)
+    settings.write_text("degradation: nope\n")
+    result = CliRunner().invoke(main, ["bench", "train", "srgan", "--config", str(settings), "--device", "cpu"])
+    assert result.exit_code != 0 and result.output.count("\n") == 1 and "nope" in result.output
 
 
 def test_bench_translate_runs_i2i_translate_in_a_fresh_process():
