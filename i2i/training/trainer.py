@@ -374,7 +374,6 @@ class Trainer:
             self.log.reset()
 
 
-
 class _Log:
     """metrics.jsonl lines with the mean step time since the last line, and the progress bar."""
 
