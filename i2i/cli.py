@@ -23,16 +23,58 @@ class _Group(click.Group):
     """Turns I2IError into one line on stderr and its exit code, and Ctrl-C into exit code 130."""
 
     def invoke(self, ctx: click.Context):
+        watch = _InterruptWatch()
         try:
-            return super().invoke(ctx)
+            with watch:
+                return super().invoke(ctx)
         except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except I2IError as error:
+            _interrupted()
+        except Exception as error:
+            if watch.seen:  # Ctrl-C inside an import can leave a half-made module that fails next
+                _interrupted()
+            if not isinstance(error, I2IError):
+                raise
             rank = _torchrun_rank()
             if not (rank and getattr(error, "same_on_every_rank", False)):  # rank 0 says it for all
                 click.echo(f"error: {f'rank {rank}: ' if rank else ''}{error}", err=True)
             sys.exit(error.exit_code)
+
+
+def _interrupted() -> None:
+    click.echo("interrupted", err=True)
+    sys.exit(130)
+
+
+class _InterruptWatch:
+    """Notes a Ctrl-C while a command runs, and raises KeyboardInterrupt as Python's own handler
+    does. One that lands inside an import (numpy, scipy: a second after start) can surface as
+    another error, e.g. a RecursionError from the half-initialised module; with the note, that is
+    still the user's interrupt, not a traceback. A command that handles the signal itself (the
+    trainer saves a checkpoint) replaces this handler while it runs."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.installed = False
+
+    def __enter__(self) -> _InterruptWatch:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._note)
+            self.installed = True
+        return self
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.installed and signal.getsignal(signal.SIGINT) == self._note:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _torchrun_rank() -> int:

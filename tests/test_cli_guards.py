@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -195,3 +196,31 @@ def test_ctrl_c_before_the_first_step_exits_130(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Aborted" not in err, err
     assert "interrupted" in err or "SIGINT: stopped at step" in err, err
+
+
+def test_ctrl_c_that_surfaces_as_another_error_is_still_an_interrupt():
+    """A SIGINT inside an import can leave a half-initialised module whose next use fails with
+    another error (seen: a RecursionError in numpy, an ImportError for a pipeline): after a
+    Ctrl-C that is "interrupted", exit 130; without one the same error is not hidden."""
+
+    def half_imported() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RecursionError("maximum recursion depth exceeded") from None
+
+    def plain_error() -> None:
+        raise RecursionError("a bug, not an interrupt")
+
+    for name, callback in (("interrupted-import", half_imported), ("plain-error", plain_error)):
+        main.add_command(click.Command(name, callback=callback))
+    try:
+        interrupted = CliRunner().invoke(main, ["interrupted-import"])
+        failed = CliRunner().invoke(main, ["plain-error"])
+    finally:
+        main.commands.pop("interrupted-import")
+        main.commands.pop("plain-error")
+    assert interrupted.exit_code == 130 and interrupted.output == "interrupted\n"
+    assert isinstance(failed.exception, RecursionError)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone
