@@ -331,6 +331,25 @@ def test_dataset_hash_pinned_at_first_download(i2i_home, server):
     assert not (i2i_home / "datasets" / "apple2orange").exists()
 
 
+def test_a_bad_first_download_is_neither_pinned_nor_kept(i2i_home, server):
+    """A mirror's error page (or a cut-short archive) at the first download: one line, the file
+    deleted and no hash recorded, so the next run, once the server is right, just works."""
+    url = "/cyclegan/datasets/ukiyoe2photo.zip"
+    good = zip_bytes([("ukiyoe2photo/trainA/a.png", png()), ("ukiyoe2photo/trainB/b.png", png())])
+    for bad in (b"<html>503 Service Unavailable</html>", good[: len(good) // 2]):
+        server.files[url] = bad
+        result = download("ukiyoe2photo")
+        last = result.stderr.splitlines()[-1]  # after the progress bar
+        assert result.exit_code == 1 and last.startswith("error: "), result.output
+        assert "not a readable zip or tar archive" in last and "run again" in last
+        assert list((i2i_home / "downloads").iterdir()) == []  # neither the file nor a pinned hash
+    server.files[url] = good
+    result = download("ukiyoe2photo")
+    assert result.exit_code == 0, result.output
+    assert (i2i_home / "datasets" / "ukiyoe2photo" / "trainA" / "a.png").is_file()
+    assert [p.name for p in (i2i_home / "downloads").iterdir()] == ["ukiyoe2photo.zip.json"]
+
+
 def test_hostile_dataset_archive_is_one_line(i2i_home, server):
     server.files["/cyclegan/datasets/monet2photo.zip"] = HOSTILE["zip with ../"][0]
     result = download("monet2photo")

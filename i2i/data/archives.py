@@ -48,7 +48,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, root: str 
         elif tarfile.is_tarfile(archive):
             names = _extract_tar(archive, temp, root, max_members, limit)
         else:
-            raise I2IError(f"{archive}: neither a zip nor a tar archive")
+            raise I2IError(f"{archive}: not a readable zip or tar archive (cut short, or another kind of file)")
         folder = temp / root if root else temp
         if not folder.is_dir():
             found = ", ".join(sorted({name.split("/")[0] for name in names})[:5]) or "nothing"
@@ -57,7 +57,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, root: str 
             check(folder)
         os.rename(folder, target)
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError) as error:
-        raise I2IError(f"{archive}: corrupt archive ({one_line(error, 200, typed=True)}); delete it and download again") from None
+        raise I2IError(f"{archive}: corrupt archive ({one_line(error, 200, typed=True)})") from None
     except OSError as error:
         raise I2IError(f"cannot extract {archive} into {target.parent}: {error.strerror or one_line(error, 200)}") from None
     finally:

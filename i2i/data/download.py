@@ -109,9 +109,15 @@ def download_dataset(name: str, *, progress: bool = True, timeout: float | None 
     else:
         actual = fetch(entry.url, archive, sha256=expected, hash_source=source, progress=progress,
                        timeout=timeout or DEFAULT_TIMEOUT, label=entry.name)
-    if not expected:
+    try:
+        extract(archive, target, root=entry.root, check=lambda folder: _check_layout(entry, folder))
+    except I2IError as error:
+        if expected:  # the hash vouches for the file; what it holds is wrong (publisher, mirror)
+            raise I2IError(f"{error}; delete it to download it again") from None
+        archive.unlink(missing_ok=True)  # nothing vouches for it: never pin or reuse a bad first download
+        raise I2IError(f"{error}; the download was deleted (nothing pinned), run again to fetch it afresh") from None
+    if not expected:  # pinned only once it proved to be the dataset
         pin(record, entry.url, actual)
-    extract(archive, target, root=entry.root, check=lambda folder: _check_layout(entry, folder))
     archive.unlink()
     return target
 
