@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from i2i.errors import I2IError
+from i2i.errors import I2IError, UsageError
 
 #: what `atomic_path` names its temp files: `.<name>.<12 hex digits>.tmp`
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
@@ -62,3 +62,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (as `write_bytes`)."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def check_output_file(out: str | os.PathLike, suffix: str, source: str | os.PathLike | None = None, *,
+                      overwrite: bool = False) -> Path:
+    """`out` as a Path, refused in one line unless its name ends in `suffix` (so an image or a
+    model is never taken for it), it is another file than `source` (the file it is made from:
+    writing it would destroy the source), and it does not exist yet, unless `overwrite`."""
+    out = Path(out)
+    if source is not None:
+        source = Path(source)
+        if out.resolve() == source.resolve() or (out.exists() and source.exists() and os.path.samefile(out, source)):
+            raise UsageError(f"{out}: this is the input file ({source}); choose another output")
+    if out.suffix.lower() != suffix:
+        raise UsageError(f"{out}: the output file's name must end in {suffix}")
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    return out

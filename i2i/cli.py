@@ -227,7 +227,16 @@ def eval_bicubic(data: str, scale: int, json_path: str | None, protocol: str) ->
     """
     from i2i.evaluate import evaluate_bicubic
 
+    _check_json_path(json_path)
     _show_scores(evaluate_bicubic(data, scale, protocol=protocol), json_path)
+
+
+def _check_json_path(json_path: str | None) -> None:
+    """--json must name a .json file: an earlier figures file is replaced, never an image or a model."""
+    from i2i.atomic import check_output_file
+
+    if json_path:
+        check_output_file(json_path, ".json", overwrite=True)
 
 
 def _show_scores(result: dict, json_path: str | None) -> None:
@@ -267,6 +276,7 @@ def eval_model(model: str, data: str, scale: int | None, json_path: str | None, 
     for name, wanted in (("lpips", lpips), ("fid", fid)):
         if wanted:
             raise optional_metric_error(name)
+    _check_json_path(json_path)
     _show_scores(evaluate_model(model, data, scale, lr_dir=lr_dir, device=device, precision=precision, tile=tile),
                  json_path)
 
@@ -547,17 +557,18 @@ def models_pull(name: str) -> None:
 @click.option("--arch", default=None,
               help="Fail unless FILE is this architecture: resnet_6blocks, resnet_9blocks, unet_32/64/128/256, "
                    "srresnet, rrdbnet or srvggnet_compact.  [default: recognised from its keys]")
-def models_import(file: str, out: str, arch: str | None) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def models_import(file: str, out: str, arch: str | None, overwrite: bool) -> None:
     """Convert a foreign generator checkpoint into an i2i model file.
 
     FILE: a reference CycleGAN/pix2pix *_net_G*.pth, a BasicSR / ESRGAN / Real-ESRGAN .pth or
     .safetensors. Prints what was inferred from its keys and shapes, and what was assumed."""
     from pathlib import Path
 
-    from i2i.export import check_output_file
+    from i2i.atomic import check_output_file
     from i2i.importers import import_checkpoint
 
-    check_output_file(out, ".safetensors", file)
+    check_output_file(out, ".safetensors", file, overwrite=overwrite)
     result = import_checkpoint(Path(file), arch=arch)
     for note in result.notes:
         click.echo(note)
@@ -576,14 +587,16 @@ def models_import(file: str, out: str, arch: str | None) -> None:
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
               help="torch.onnx's exporter: TorchScript (fast) or torch.export (dynamo=True).")
-def models_export(model: str, fmt: str, out: str | None, direction: str | None, opset: int, exporter: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def models_export(model: str, fmt: str, out: str | None, direction: str | None, opset: int, exporter: str,
+                  overwrite: bool) -> None:
     """Export MODEL's generator to ONNX.
 
     Dynamic batch, height and width; input and output in the model's ranges (in the file's
     metadata, with the opset). Needs the export extra: pip install 'i2i[export]'."""
     from i2i.export import export_onnx
 
-    result = export_onnx(model, out, direction=direction, opset=opset, exporter=exporter)
+    result = export_onnx(model, out, direction=direction, opset=opset, exporter=exporter, overwrite=overwrite)
     for note in result.notes:
         click.echo(note)
     click.echo(f"wrote {result.path} ({result.arch['name']}, ONNX opset {result.opset}, dynamic batch/height/width)")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from i2i.atomic import check_output_file
 from i2i.errors import I2IError, UsageError, one_line
 
 DEFAULT_OPSET = 18
@@ -59,17 +60,17 @@ def default_output(model: str | os.PathLike) -> Path:
 
 
 def export_onnx(model: str | os.PathLike, out: str | os.PathLike | None = None, *, direction: str | None = None,
-                opset: int = DEFAULT_OPSET, exporter: str = "torchscript") -> ExportResult:
+                opset: int = DEFAULT_OPSET, exporter: str = "torchscript", overwrite: bool = False) -> ExportResult:
     """Write the generator of `model` (a model file, run folder or zoo name) that translates
-    `direction` (default: the model's) as an ONNX file at `out` (default: `default_output`),
-    with torch.onnx's `exporter` ("torchscript" or "dynamo")."""
+    `direction` (default: the model's) as an ONNX file at `out` (default: `default_output`; an
+    existing one only with `overwrite`), with torch.onnx's `exporter` ("torchscript" or "dynamo")."""
     from i2i.checkpoint import load_model, read_header
     from i2i.infer.loading import resolve_model_path
 
     if exporter not in EXPORTERS:
         raise UsageError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
     path = resolve_model_path(model)
-    out = check_output_file(out if out is not None else default_output(model), ".onnx", path)
+    out = check_output_file(out if out is not None else default_output(model), ".onnx", path, overwrite=overwrite)
     _require_onnx(exporter)
     spec = read_header(path).spec
     direction = direction or spec.default_direction
@@ -95,17 +96,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike | None = None, 
     }
     _save(proto, metadata, out)
     return ExportResult(path=out, opset=opset, arch=dict(net.arch), notes=notes)
-
-
-def check_output_file(out: str | os.PathLike, suffix: str, source: str | os.PathLike) -> Path:
-    """`out` as a Path, refused in one line unless it ends in `suffix` and is another file than
-    `source`, the file it is made from (writing it would destroy the source)."""
-    out, source = Path(out), Path(source)
-    if out.resolve() == source.resolve() or (out.exists() and source.exists() and os.path.samefile(out, source)):
-        raise UsageError(f"{out}: this is the input file ({source}); choose another output")
-    if out.suffix.lower() != suffix:
-        raise UsageError(f"{out}: the output file's name must end in {suffix}")
-    return out
 
 
 def _require_onnx(exporter: str) -> None:

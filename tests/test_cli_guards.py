@@ -63,6 +63,12 @@ def test_import_never_overwrites_its_input_and_writes_safetensors_only(tmp_path,
 
     code, output = run_cli("models", "import", "ref_G.pth", "--out", "imported.safetensors")
     assert code == 0 and "wrote imported.safetensors" in output
+    first = Path("imported.safetensors").read_bytes()  # e.g. a run's trained model
+    assert refused(*run_cli("models", "import", "ref_G.safetensors", "--out", "imported.safetensors"),
+                   "imported.safetensors exists", "--overwrite")
+    assert Path("imported.safetensors").read_bytes() == first
+    code, output = run_cli("models", "import", "ref_G.safetensors", "--out", "imported.safetensors", "--overwrite")
+    assert code == 0 and Path("imported.safetensors").read_bytes() != first
 
 
 def test_export_never_overwrites_its_model_and_writes_onnx_only(tmp_path, models):
@@ -76,6 +82,24 @@ def test_export_never_overwrites_its_model_and_writes_onnx_only(tmp_path, models
         assert refused(*run_cli("models", "export", run, "--out", out), str(out), ".onnx")
     assert (run / "model.safetensors").read_bytes() == before
     assert files_under(tmp_path) == {Path("run"), Path("run/model.safetensors")}
+    (tmp_path / "mine.onnx").write_bytes(b"an earlier export, kept")
+    assert refused(*run_cli("models", "export", run, "--out", tmp_path / "mine.onnx"), "exists", "--overwrite")
+    assert (tmp_path / "mine.onnx").read_bytes() == b"an earlier export, kept"
+
+
+def test_eval_json_is_a_json_file_never_an_input_image(tmp_path):
+    """`--json` onto an HR image (or a model) was written over it; a name without .json is
+    refused before the evaluation, and an earlier figures file is replaced as a re-run expects."""
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    save(hr / "a.png", noise(24, 24, 3))
+    before = (hr / "a.png").read_bytes()
+    assert refused(*run_cli("eval", "bicubic", hr, "--scale", "2", "--json", hr / "a.png"), "a.png", ".json")
+    assert (hr / "a.png").read_bytes() == before
+    figures = tmp_path / "figures.json"
+    for _ in range(2):
+        code, output = run_cli("eval", "bicubic", hr, "--scale", "2", "--json", figures)
+        assert code == 0 and f"wrote {figures}" in output
 
 
 def test_export_default_output_still_works(tmp_path, models):
