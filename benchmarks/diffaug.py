@@ -63,7 +63,7 @@ def make_pairs(photos: list[Path], work: Path, load_size: int, n_train: int) -> 
         split = "train" if i < n_train else "test"
         square(photo, work / f"photos_{split}" / f"{photo.stem}.png", load_size)
     for split in ("train", "test"):
-        result = derive_pairs("sketch", work / f"photos_{split}", work / split)
+        result = derive_pairs("sketch", work / f"photos_{split}", work / split, overwrite=True)  # a rerun remakes them
         if result.problems:
             sys.exit("\n".join(result.problems))
     return work / "train", work / "test"

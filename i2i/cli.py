@@ -128,7 +128,8 @@ def data_inspect(folder: str) -> None:
 @click.argument("src", type=click.Path(file_okay=False, path_type=str))
 @click.argument("dst", type=click.Path(file_okay=False, path_type=str))
 @click.option("--scale", type=int, default=4, show_default=True, help="Downscale factor for sr.")
-def data_derive(task: str, src: str, dst: str, scale: int) -> None:
+@click.option("--overwrite", is_flag=True, help="Write into DST/A and DST/B even if they hold images.")
+def data_derive(task: str, src: str, dst: str, scale: int, overwrite: bool) -> None:
     """Write DST/A/<stem>.png (inputs) and DST/B/<stem>.png (targets) from SRC photos.
 
     sketch: A photo, B pencil sketch. gray: A luminance, B colour. sr: B the photo
@@ -137,7 +138,7 @@ def data_derive(task: str, src: str, dst: str, scale: int) -> None:
     """
     from i2i.data.derive import derive_pairs
 
-    result = derive_pairs(task, src, dst, scale=scale)
+    result = derive_pairs(task, src, dst, scale=scale, overwrite=overwrite)
     for line in result.problems:
         click.echo(f"error: {line}", err=True)
     click.echo(f"wrote {result.written} pair{'s' if result.written != 1 else ''} to {dst}/A and {dst}/B")

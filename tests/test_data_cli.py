@@ -111,3 +111,24 @@ def test_derive_reports_bad_files_and_continues(tmp_path):
     assert result.exit_code == 1
     assert "zz_bad.png" in result.output and "wrote 3 pairs" in result.output
     assert len(list((tmp_path / "out/B").iterdir())) == 3
+
+
+def test_derive_never_writes_over_pairs_nor_into_its_photos(tmp_path):
+    """Hand-made pairs in DST are kept unless --overwrite; a DST inside SRC (whose pairs the
+    next scan would read as photos) is refused; both in one line before anything is written."""
+    images = photos(tmp_path / "src")
+    mine = tmp_path / "pairs"
+    for side in ("A", "B"):
+        save(mine / side / "one.png", noise(10, 10))
+    before = {p: p.read_bytes() for p in mine.rglob("*.png")}
+    result = run("data", "derive", "gray", str(tmp_path / "src"), str(mine))
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "already holds images" in result.output and "--overwrite" in result.output
+    assert {p: p.read_bytes() for p in mine.rglob("*.png")} == before
+    result = run("data", "derive", "gray", str(tmp_path / "src"), str(mine), "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(load(mine / "B/one.png"), images["one"])
+    for inside in (tmp_path / "src", tmp_path / "src" / "derived"):
+        result = run("data", "derive", "sr", str(tmp_path / "src"), str(inside))
+        assert result.exit_code == 2 and "is inside" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "src" / "A").exists() and not (tmp_path / "src" / "derived").exists()

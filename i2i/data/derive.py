@@ -22,7 +22,8 @@ class DeriveResult:
     problems: list[str]
 
 
-def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) -> DeriveResult:
+def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
+                 overwrite: bool = False) -> DeriveResult:
     """Write `dst/A/<stem>.png` (inputs) and `dst/B/<stem>.png` (targets) for every image of
     `src` (recursively), keeping each file's stem:
 
@@ -34,7 +35,8 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
 
     Alpha is dropped (the pairs are for training). A file that fails to decode, one too
     small for the task, or a second file with the same stem, is one line in `problems`;
-    the others are written.
+    the others are written. `dst` must lie outside `src` (the next scan would read the pairs
+    as photos), and its A/ and B/ must hold no images unless `overwrite` (same stems replaced).
     """
     from i2i.data.io import list_images, read_image, write_image
 
@@ -45,9 +47,16 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4) ->
         raise UsageError(f"{src}/ does not exist or is not a folder")
     if task == "sr" and int(scale) < 2:
         raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise UsageError(f"{dst}/ is inside {src}/: the pairs would be read as photos next time; "
+                         "choose an output folder outside it")
     files = list_images(src)
     if not files:
         raise UsageError(f"{src}/ has no images")
+    held = [side for side in ("A", "B") if (dst / side).is_dir() and list_images(dst / side, recursive=False)]
+    if held and not overwrite:
+        raise UsageError(f"{dst}/{held[0]} already holds images; pass --overwrite to write into it "
+                         "(pairs with the same names are replaced, the others stay)")
     (dst / "A").mkdir(parents=True, exist_ok=True)
     (dst / "B").mkdir(parents=True, exist_ok=True)
     seen: dict[str, Path] = {}
