@@ -342,3 +342,27 @@ def test_command_line_mistakes_are_one_line(tmp_path):
     lazy = subprocess.run([sys.executable, "-c", "import sys, i2i.cli; print('starlette' in sys.modules)"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert lazy.stdout.strip() == "False"  # `i2i --help` does not import the web stack
+
+
+def test_a_translation_cut_by_the_server_stopping_is_a_json_503(setup, tmp_path, capfd):
+    """Ctrl-C while a translation waits or runs: after uvicorn's grace period the request is
+    cancelled; the client gets a JSON 503 and the terminal one line, not an ASGI traceback."""
+    root, engine = setup["root"], Engine(device="cpu", precision="fp32")
+    server = ServerThread(uvicorn_server(create_app(Catalog([str(root / "models")]), engine,
+                                                    max_upload_bytes=MAX_UPLOAD)))
+    server.server.config.timeout_graceful_shutdown = 0.5
+    answer: list[tuple] = []
+    image = png_bytes(pattern(12, 12), tmp=tmp_path)
+    with engine.turn:  # another job holds the model: this one waits in the server
+        sender = threading.Thread(target=lambda: answer.append(
+            call(server, "POST", "/api/translate?model=sr", image, {"X-I2I-Job": "cut"})))
+        sender.start()
+        deadline = time.monotonic() + 30
+        while json.loads(call(server, "GET", "/api/status?job=cut")[2])["job"] is None:
+            assert time.monotonic() < deadline, "the request never reached the queue"
+            time.sleep(0.02)
+        server.stop()
+    sender.join(timeout=30)
+    assert answer and answer[0][0] == 503 and "stopping" in error_of(answer[0])
+    err = capfd.readouterr().err
+    assert "cancelled" in err and "Traceback" not in err and "Exception in ASGI application" not in err

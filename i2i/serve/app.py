@@ -16,8 +16,10 @@ elsewhere cannot use the server through the browser of someone who runs it.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import sys
 import threading
 from importlib import resources
 from typing import Any
@@ -93,6 +95,9 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
             raise ApiError(status, one_line(error)) from None
         except UsageError as error:
             raise ApiError(400, one_line(error)) from None
+        except asyncio.CancelledError:  # Ctrl-C stopped the server while this waited or ran
+            print("i2i serve: stopping; a translation in progress was cancelled", file=sys.stderr, flush=True)
+            return _json(503, {"error": "the server is stopping; this translation was cancelled"})
         return Response(png, media_type="image/png")
 
     async def status(request: Request) -> Response:
