@@ -211,7 +211,7 @@ def eval_group() -> None:
 
 @eval_group.command(name="bicubic")
 @click.argument("data", type=click.Path())
-@click.option("--scale", type=click.IntRange(min=1), required=True, help="SR factor (2, 3, 4).")
+@click.option("--scale", type=click.IntRange(min=2), required=True, help="SR factor (2, 3, 4).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures here.")
 @click.option(
     "--protocol",

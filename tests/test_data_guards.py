@@ -120,6 +120,20 @@ def test_eval_model_with_gray_lr_for_rgb_hr(tmp_path):
     assert gray["n_images"] == 2 and gray["per_image"] == rgb["per_image"]
 
 
+def test_two_lr_files_for_one_hr_image_are_refused(tmp_path):
+    """`a.png`, `ax2.png` and `a_x2.png` all name the LR of HR `a.png`: eval (and training's
+    LR folders, the same rule) refuse to pick one silently; scale 1 is no SR evaluation."""
+    model = _tiny_model(tmp_path / "model.safetensors")
+    save(tmp_path / "hr/a.png", noise(20, 20))
+    for name in ("ax2.png", "a_x2.png"):
+        save(tmp_path / "lr" / name, noise(10, 10))
+    result = run("eval", str(model), str(tmp_path / "hr"), "--lr", str(tmp_path / "lr"), "--device", "cpu")
+    assert result.exit_code == 2 and len(error_lines(result.output)) == 1
+    assert "ax2.png" in result.output and "a_x2.png" in result.output and "keep one" in result.output
+    one = run("eval", "bicubic", str(tmp_path / "hr"), "--scale", "1")
+    assert one.exit_code == 2 and "inf" not in one.output
+
+
 def test_srgan_skip_messages_show_real_size_and_why_all_pairs_failed(tmp_path, capsys):
     hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
     tiny = save(hr_dir / "a.png", noise(1, 1))

@@ -399,8 +399,15 @@ def _skip(message: str, reason: str) -> ImageReadError:
 
 def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int) -> dict[str, Path]:
     """LR files by the HR key they match (see `_key`; 'babyx4' and 'baby_x4' match HR
-    'baby'): the one matching rule of training's and `i2i eval`'s LR folders."""
-    return {_lr_key(_key(path, lr_root), scale): path for path in lr_files}
+    'baby'): the one matching rule of training's and `i2i eval`'s LR folders. Two files for
+    one key are refused: picking one would score or train on a pair nobody chose."""
+    found: dict[str, Path] = {}
+    for path in lr_files:
+        key = _lr_key(_key(path, lr_root), scale)
+        if key in found:
+            raise UsageError(f"{found[key]} and {path} are both the x{scale} LR image of {key!r}; keep one")
+        found[key] = path
+    return found
 
 
 def lr_size_problem(lr: np.ndarray, hr: np.ndarray, lr_path: Path, hr_path: Path, scale: int) -> str | None:
