@@ -272,10 +272,14 @@ def _verify_cached(entry: ZooEntry, cached: Path) -> None:
         _verify(cached, entry.sha256, entry, "the registry")
         return
     record = _record_path(entry)
-    recorded = read_record(record).get("sha256")
+    values = read_record(record)
+    recorded = values.get("sha256")
     if not isinstance(recorded, str):
         raise I2IError(f"{cached}: no download record ({record}) to check it against; "
                        f"delete it and run `i2i models pull {entry.name}`")
+    if values.get("url", entry.url) != entry.url:  # made from another registry's row (I2I_REGISTRY)
+        raise I2IError(f"{cached} came from {values['url']}, but {entry.name!r} is {entry.url} now; "
+                       f"delete it and {record.name} beside it, then run `i2i models pull {entry.name}`")
     _verify(cached, recorded, entry, f"the download record {record}")
 
 

@@ -239,6 +239,19 @@ def test_unknown_hash_is_pinned_at_first_download(tmp_path, server, i2i_home, mo
     assert not (i2i_home / "models" / "tiny.safetensors").exists()
 
 
+def test_a_model_cached_from_another_registry_row_is_not_used(tmp_path, server, i2i_home, monkeypatch):
+    """A name pulled through I2I_REGISTRY's row and later resolved by another row (the override
+    removed): the cached file is refused in one line naming where it came from, not used as it."""
+    for name, net in (("a.pth", tiny_resnet()), ("b.pth", _other())):
+        server.files[f"/{name}"] = reference_checkpoint(net)
+    first = write_registry(tmp_path / "first", {"tiny": {**TINY_ROW, "url": server.url("/a.pth")}})
+    second = write_registry(tmp_path / "second", {"tiny": {**TINY_ROW, "url": server.url("/b.pth")}})
+    zoo.resolve("tiny", registry_path=first, progress=False)
+    with pytest.raises(I2IError, match=r"came from .*/a\.pth, but 'tiny' is .*/b\.pth now; delete it"):
+        zoo.resolve("tiny", registry_path=second, progress=False)
+    assert zoo.resolve("tiny", registry_path=first, progress=False).is_file()
+
+
 def _other() -> torch.nn.Module:
     import i2i.nn
 
