@@ -196,6 +196,10 @@ def test_error_statuses_are_json(setup, tmp_path):
         assert answer[0] == status, (path, answer[0], answer[2][:200])
         assert words in error_of(answer), (path, error_of(answer))
     assert call(server, "GET", "/api/translate?model=sr")[0] == 405  # POST only
+    form = (b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n" + good
+            + b"\r\n--x--\r\n")  # what `curl -F file=@a.png` sends
+    answer = call(server, "POST", "/api/translate?model=sr", form, {"Content-Type": "multipart/form-data; boundary=x"})
+    assert answer[0] == 400 and "--data-binary" in error_of(answer)
     assert call(server, "POST", "/api/translate?model=sr", good)[0] == 200  # the server is still fine
 
 

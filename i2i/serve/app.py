@@ -203,6 +203,9 @@ def _tile(value: str) -> int:
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed `limit` bytes."""
     too_large = ApiError(413, f"upload too large: over the server's limit of {limit:,} bytes")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(400, "send the image file's bytes as the request body (curl --data-binary @photo.jpg), "
+                            "not as a form")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise too_large
