@@ -74,7 +74,12 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None, sha
         raise I2IError(f"cannot download {label}: cannot write {partial} ({error.strerror or error})") from None
     with out:
         _lock(out, partial, label)
-        restart = _receive(url, out, partial, label, timeout, progress)
+        try:
+            restart = _receive(url, out, partial, label, timeout, progress)
+        except I2IError:
+            if out.tell() == 0:  # nothing arrived (404, refused, no network): nothing to resume either
+                partial.unlink(missing_ok=True)
+            raise
     if restart:  # the server refused the range we asked for: the partial file is not a prefix of it
         partial.unlink(missing_ok=True)
         return fetch(url, target, sha256=sha256, sha256_prefix=sha256_prefix, hash_source=hash_source,

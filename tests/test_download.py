@@ -123,6 +123,7 @@ def test_404_is_one_line(tmp_path, server):
         fetch(server.url("/gone.bin"), tmp_path / "gone.bin", progress=False, label="gone")
     assert "\n" not in str(caught.value)
     assert f"cannot download gone: {server.url('/gone.bin')} answered 404" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # no empty .partial left behind: nothing to resume
 
 
 def test_slow_server_times_out_with_one_line_and_keeps_the_part(tmp_path, server):
