@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from i2i.errors import I2IError, one_line
+from i2i.errors import I2IError, UsageError, one_line
 from i2i.spec import ModelSpec, spec_for_network
 
 #: The architectures `import_checkpoint(arch=...)` accepts (i2i.nn registry names).
@@ -148,10 +148,18 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
 
 
 def _read_safetensors(path: Path) -> State:
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from i2i.checkpoint import MODEL_FORMAT
+
     try:
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("format") == MODEL_FORMAT:
+                raise UsageError(f"{path}: already an i2i model file; use it as it is (nothing to import)")
         return load_file(str(path))
+    except I2IError:
+        raise
     except Exception as error:  # safetensors raises its own error types for a bad header or data
         raise I2IError(f"{path}: broken safetensors file ({one_line(error, 200)})") from None
 

@@ -69,6 +69,8 @@ def test_import_never_overwrites_its_input_and_writes_safetensors_only(tmp_path,
     assert Path("imported.safetensors").read_bytes() == first
     code, output = run_cli("models", "import", "ref_G.safetensors", "--out", "imported.safetensors", "--overwrite")
     assert code == 0 and Path("imported.safetensors").read_bytes() != first
+    assert refused(*run_cli("models", "import", "imported.safetensors", "--out", "again.safetensors"),
+                   "already an i2i model file")
 
 
 def test_export_never_overwrites_its_model_and_writes_onnx_only(tmp_path, models):
