@@ -112,10 +112,14 @@ def download_dataset(name: str, *, progress: bool = True, timeout: float | None 
     try:
         extract(archive, target, root=entry.root, check=lambda folder: _check_layout(entry, folder))
     except I2IError as error:
-        if expected:  # the hash vouches for the file; what it holds is wrong (publisher, mirror)
-            raise I2IError(f"{error}; delete it to download it again") from None
-        archive.unlink(missing_ok=True)  # nothing vouches for it: never pin or reuse a bad first download
-        raise I2IError(f"{error}; the download was deleted (nothing pinned), run again to fetch it afresh") from None
+        if not expected:  # nothing vouches for this file: never pin or reuse a bad first download
+            archive.unlink(missing_ok=True)
+            raise I2IError(f"{error}; the download was deleted (nothing pinned), "
+                           "run again to fetch it afresh") from None
+        if not entry.sha256:  # a hash an earlier version pinned at a bad first download
+            raise I2IError(f"{error}; if the first download was not the dataset, "
+                           f"delete {archive} and {record}") from None
+        raise
     if not expected:  # pinned only once it proved to be the dataset
         pin(record, entry.url, actual)
     archive.unlink()
