@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -167,7 +168,9 @@ def _read_safetensors(path: Path) -> State:
 def _read_torch(path: Path) -> object:
     """torch.load with weights_only=True; its long errors turned into what they mean."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about odd pickles come before our one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         text = one_line(error)
         refused = re.search(r"(?:unsupported GLOBAL|Unsupported global: GLOBAL) ([\w.]+)", text)

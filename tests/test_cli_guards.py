@@ -250,3 +250,18 @@ def test_ctrl_c_that_surfaces_as_another_error_is_still_an_interrupt():
     assert interrupted.exit_code == 130 and interrupted.output == "interrupted\n"
     assert isinstance(failed.exception, RecursionError)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone
+
+
+def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path):
+    """A .pth written by plain `pickle` (protocol 4): torch's weights-only loader warned in two
+    lines above ours; now just the one line."""
+    import pickle
+
+    import warnings
+
+    (tmp_path / "p.pth").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}, protocol=4))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        code, output = run_cli("models", "import", tmp_path / "p.pth", "--out", tmp_path / "p.safetensors")
+    assert code == 1 and output.count("\n") == 1 and "not a PyTorch weights file" in output, output
+    assert not shown, [str(w.message) for w in shown]
