@@ -334,10 +334,33 @@ def test_the_command_starts_fast_and_stops_on_ctrl_c(tmp_path):
             process.kill()
 
 
+def test_ctrl_c_while_the_models_are_still_being_read_stops_cleanly(tmp_path):
+    # a model file named on its own is checked at start, so torch is loaded before the server
+    # runs; a process that then exited while the warm-up thread was inside torch aborted (134)
+    model = make_models(tmp_path / "models")["sr"]
+    process = subprocess.Popen([sys.executable, "-m", "i2i", "serve", "--port", "0", "--models", str(model)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("i2i serve: http://127.0.0.1:"), line + process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, process.stderr.read()
+        assert "terminate called" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_command_line_mistakes_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--models", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such model file or folder" in result.output
     assert "Traceback" not in result.output
+    text = tmp_path / "notes.png"
+    text.write_text("not a model")
+    result = CliRunner().invoke(main, ["serve", "--models", str(text)])  # named on its own: must be a model
+    assert result.exit_code == 2 and result.output.startswith(f"error: {text}: not a safetensors model file")
+    result = CliRunner().invoke(main, ["serve", "--device", "banana"])  # at start, not at every request
+    assert result.exit_code == 2 and result.output == "error: unknown device 'banana' (use auto, cpu, cuda, cuda:N or mps)\n"
     blocked = "import sys; sys.modules['starlette'] = None; from i2i.cli import main; main(['serve'])"
     without = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=60, check=False)
     assert without.returncode == 1

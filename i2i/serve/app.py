@@ -115,8 +115,12 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         # import torch and read the model headers now, while the page loads, not at the first click
-        threading.Thread(target=_warm_up, args=(catalog,), name="i2i-serve-warm-up", daemon=True).start()
+        warm_up = threading.Thread(target=_warm_up, args=(catalog,), name="i2i-serve-warm-up", daemon=True)
+        warm_up.start()
         yield
+        # a process that exits while this thread is inside torch aborts ("terminate called without
+        # an active exception", exit 134): a Ctrl-C in the first seconds waits for it
+        warm_up.join(timeout=60)
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={ApiError: _api_error, HTTPException: _http_error, I2IError: _i2i_error,

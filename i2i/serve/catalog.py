@@ -157,14 +157,21 @@ class Catalog:
 
 def _check_model_args(models: list[str] | tuple[str, ...]) -> list[Path]:
     """The files and folders among the --models values; the others must name zoo models that
-    are here (every local zoo model is listed anyway)."""
+    are here (every local zoo model is listed anyway). A file named on its own must be a model:
+    in a folder, one that is not is only left out."""
     from i2i import zoo
+    from i2i.checkpoint import read_header
 
     roots = []
     registry = None
     for value in models:
         path = Path(value)
         if path.exists():
+            if path.is_file():
+                try:
+                    read_header(path)
+                except I2IError as error:
+                    raise UsageError(one_line(error)) from None
             roots.append(path.resolve())
             continue
         registry = registry if registry is not None else zoo.registry()

@@ -48,7 +48,11 @@ def bind(host: str, port: int) -> socket.socket:
 def make_server(models: list[str] | tuple[str, ...] = (), runs: str | None = None, *, host: str = "127.0.0.1",
                 device: str = "auto", precision: str = "auto", max_upload_bytes: int = 100 << 20,
                 max_pixels: int | None = None) -> uvicorn.Server:
-    """A uvicorn server for the app (not started); bad --models / --runs are one-line errors."""
+    """A uvicorn server for the app (not started); bad --models / --runs / --device are one-line errors."""
+    if device not in ("auto", "cpu"):  # checked now, not at the first request (this imports torch)
+        from i2i.device import resolve_device
+
+        resolve_device(device)
     catalog = Catalog(models, runs)
     engine = Engine(device=device, precision=precision)
     hosts = LOOPBACK_NAMES + ((host,) if is_loopback(host) else ("*",))
