@@ -30,7 +30,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
             _interrupted()
         except Exception as error:
-            if watch.seen:  # Ctrl-C inside an import can leave a half-made module that fails next
+            # Ctrl-C inside an import can leave a half-made module that fails next; an error that
+            # reports the interrupt itself (the trainer's "stopped at step N", exit 128 + signal) stays
+            if watch.seen and getattr(error, "exit_code", 0) < 128:
                 _interrupted()
             if not isinstance(error, I2IError):
                 raise
@@ -50,7 +52,8 @@ class _InterruptWatch:
     does. One that lands inside an import (numpy, scipy: a second after start) can surface as
     another error, e.g. a RecursionError from the half-initialised module; with the note, that is
     still the user's interrupt, not a traceback. A command that handles the signal itself (the
-    trainer saves a checkpoint) replaces this handler while it runs."""
+    trainer saves a checkpoint) replaces this handler while it runs, and reads `seen` from it: a
+    Ctrl-C that a library's import caught and dropped is still a request to stop."""
 
     def __init__(self) -> None:
         self.seen = False
@@ -62,18 +65,18 @@ class _InterruptWatch:
 
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, self._note)
+            signal.signal(signal.SIGINT, self)
             self.installed = True
         return self
 
-    def _note(self, signum: int, frame: object) -> None:
+    def __call__(self, signum: int, frame: object) -> None:
         self.seen = True
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         import signal
 
-        if self.installed and signal.getsignal(signal.SIGINT) == self._note:
+        if self.installed and signal.getsignal(signal.SIGINT) is self:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -252,6 +252,32 @@ def test_ctrl_c_that_surfaces_as_another_error_is_still_an_interrupt():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone
 
 
+def test_a_ctrl_c_that_an_import_swallowed_still_stops_training(tmp_path, monkeypatch):
+    """Seen 2 times in 80: a SIGINT inside a library's import was caught there and dropped, and
+    training went on until a second Ctrl-C. The CLI's handler noted it; the trainer reads that
+    when it takes the signal over, and stops before its first step with a checkpoint."""
+    from i2i.training import trainer
+
+    enter = trainer._StopSignal.__enter__
+
+    def swallowed_then_enter(self):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:  # what the library's import did
+            pass
+        return enter(self)
+
+    monkeypatch.setattr(trainer._StopSignal, "__enter__", swallowed_then_enter)
+    code, output = run_cli("train", "pix2pix", "--data", paired(tmp_path / "data"), "--out", tmp_path / "run",
+                           "--netG", "unet_32", "--width", "4", "--ndf", "4", "--image-size", "32",
+                           "--load-size", "36", "--num-workers", "0", "--max-steps", "20")
+    assert code == 130 and "SIGINT: stopped at step 0 of 20; checkpoint saved" in output, output
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.undo()
+    code, output = run_cli("train", "pix2pix", "--out", tmp_path / "run", "--resume", "--max-steps", "2")
+    assert code == 0, output
+
+
 def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path):
     """A .pth written by plain `pickle` (protocol 4): torch's weights-only loader warned in two
     lines above ours; now just the one line."""

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from i2i.cli import main
@@ -197,6 +198,24 @@ def test_sigint_exits_130_after_its_checkpoint(tmp_path):
     assert proc.returncode == 130, stderr
     stopped = int(stderr.split("SIGINT: stopped at step ")[1].split()[0])
     assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == stopped
+
+
+def test_an_impatient_second_ctrl_c_keeps_the_checkpoint(capsys):
+    """The step in progress and the final checkpoint can take seconds; a second Ctrl-C then lost
+    every step since the last checkpoint. Now it only says so, and the third stops at once."""
+    from i2i.training.trainer import _StopSignal
+
+    with _StopSignal() as stop:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.name == "SIGINT"
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pytest.fail("the second Ctrl-C stopped the run before its checkpoint")
+        assert "Ctrl-C once more quits without it" in capsys.readouterr().err
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_one_process_per_run_folder(tmp_path):

@@ -530,22 +530,31 @@ def _absolute_paths(config: TrainConfig, options: Any) -> None:
 
 class _StopSignal:
     """SIGINT / SIGTERM set `name`; the loop finishes its step, checkpoints and returns.
-    A second Ctrl-C stops at once (files stay consistent: every write is atomic)."""
+    An impatient second Ctrl-C (the step and the checkpoint can take seconds) only says so: the
+    third stops at once, without that checkpoint (files stay consistent: every write is atomic)."""
 
     def __init__(self) -> None:
         self.name: str | None = None
         self.signum = 0
+        self.more_ctrl_c = 0
         self._old: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.name is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            self.more_ctrl_c += 1
+            if self.more_ctrl_c > 1:
+                raise KeyboardInterrupt
+            print("\nstopping: finishing this step and writing its checkpoint; Ctrl-C once more quits "
+                  "without it", file=sys.stderr, flush=True)
+            return
         self.name, self.signum = signal.Signals(signum).name, signum
 
     def __enter__(self) -> _StopSignal:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
+            if getattr(self._old[signal.SIGINT], "seen", False):  # the CLI's handler saw a Ctrl-C that
+                self.name, self.signum = "SIGINT", signal.SIGINT  # an import caught: stop all the same
         return self
 
     def __exit__(self, *exc: Any) -> None:
