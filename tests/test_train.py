@@ -369,6 +369,7 @@ def test_resume_compares_renamed_settings_under_their_new_name(tmp_path):
     import yaml
 
     from i2i.pipelines.srgan import SRGAN
+    from i2i.training.resume import check_changes
     from i2i.training.settings import renamed_settings
 
     folder = RunFolder(tmp_path / "run")
@@ -376,9 +377,9 @@ def test_resume_compares_renamed_settings_under_their_new_name(tmp_path):
     folder.config_path.write_text(yaml.safe_dump({"pipeline": "srgan", "d_width": 64}))
     renamed = renamed_settings(TrainConfig, SRGAN.Options)
     assert renamed["d_width"] == "ndf"
-    folder.check_same_model({"ndf": 64}, SRGAN.model_options, renamed)
-    with pytest.raises(UsageError, match="ndf 64 -> 32"):
-        folder.check_same_model({"ndf": 32}, SRGAN.model_options, renamed)
+    check_changes(folder, {"ndf": 64}, SRGAN.model_options, renamed)
+    with pytest.raises(UsageError, match="a different model \\(ndf 64 -> 32\\)"):
+        check_changes(folder, {"ndf": 32}, SRGAN.model_options, renamed)
 
 
 def test_run_folder_checkpoints_are_ordered_by_step_and_skip_other_files(tmp_path):

@@ -102,9 +102,20 @@ def test_refusals_are_one_line(tmp_path):
     line = refused("train", "cyclegan", "--data", data, "--out", run, *TINY, "--netG", "resnet_9blocks", "--resume",
                    match="different model")
     assert "netG 'resnet_6blocks' -> 'resnet_9blocks'" in line
+    # --resume with what the rest of the run would train on changed (was taken without a word)
+    line = refused("train", "cyclegan", "--out", run, "--resume", "--batch-size", "2", "--seed", "7",
+                   "--augment", "dihedral", "--lambda-A", "1", match="changed training settings")
+    assert all(f"{key} -> " in line for key in ("batch_size 1", "seed 0", "augment 'flip'", "lambda_A 10.0")), line
     # a cyclegan run resumed as pix2pix
     refused("train", "pix2pix", "--data", data, "--out", run, "--resume", match="is a cyclegan run")
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before  # nothing was touched
+    # a config.yaml damaged since: named, not "a None run"; a value gone names the file
+    saved = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text("::: bad\n")
+    refused("train", "cyclegan", "--out", run, "--resume", match=f"{run / 'config.yaml'}: damaged")
+    (run / "config.yaml").write_text(saved.replace("beta1: 0.5", "beta1:"))
+    refused("train", "cyclegan", "--out", run, "--resume", match=f"setting beta1 in {run / 'config.yaml'} must be")
+    (run / "config.yaml").write_text(saved)
 
     # wrong data layouts, an empty folder, nothing to resume, an unknown config key
     refused("train", "cyclegan", "--data", paired(tmp_path / "pairs"), "--out", tmp_path / "r2", match="trainA")
@@ -294,6 +305,11 @@ def test_resume_from_another_folder_with_relative_paths(tmp_path, monkeypatch):
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
     code, output = run_cli("train", "cyclegan", "--out", tmp_path / "run", "--resume", "--max-steps", "4")
     assert code == 0, output
+    # the dataset moved to another disk: taken, and said
+    (tmp_path / "data").rename(tmp_path / "moved")
+    code, output = run_cli("train", "cyclegan", "--data", tmp_path / "moved", "--out", tmp_path / "run", "--resume",
+                           "--max-steps", "5")
+    assert code == 0 and f"data '{tmp_path / 'data'}' -> '{tmp_path / 'moved'}'" in output, output
 
 
 def test_a_wrong_newest_checkpoint_falls_back_to_a_valid_one(tmp_path):

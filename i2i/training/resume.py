@@ -24,12 +24,34 @@ from i2i.training.distributed import World, print_main
 from i2i.training.rng import rng_state, set_rng_state
 
 if TYPE_CHECKING:
+    from i2i.training.run_folder import RunFolder
     from i2i.training.trainer import Trainer
 
 #: settings a resumed run may change; they take effect and are reported
 RESUMABLE = ("lr", "max_steps", "n_epochs", "n_epochs_decay", "lr_decay_iters", "lr_gamma", "log_every",
              "checkpoint_every", "sample_every", "keep_last", "num_workers", "threads", "device", "precision",
-             "channels_last")
+             "channels_last", "deterministic")
+#: files and folders a resumed run may find elsewhere (a dataset moved to another disk); reported
+MOVABLE = ("out", "data", "lr_data", "pretrained", "vgg_weights")
+
+
+def check_changes(folder: RunFolder, settings: Mapping, model_keys: tuple[str, ...],
+                  renamed: Mapping[str, str]) -> None:
+    """On resume, only RESUMABLE and MOVABLE settings may differ from config.yaml's: a changed
+    network (or EMA) would not load, and a changed batch, crop, seed, augmentation or loss would
+    silently make the rest of the run another experiment (`renamed`: old setting name -> today's,
+    for runs saved before a rename). One line naming each change and its values."""
+    from i2i.training.settings import RECORDS
+
+    saved = {renamed.get(key, key): value for key, value in folder.saved_settings().items()}
+    changed = [key for key in settings if key in saved and key not in RECORDS and saved[key] != settings[key]]
+    model = [key for key in changed if key in (*model_keys, "ema")]
+    other = [key for key in changed if key not in (*model, *RESUMABLE, *MOVABLE)]
+    for kind, keys in (("a different model", model), ("changed training settings", other)):
+        if keys:
+            what = ", ".join(f"{key} {saved[key]!r} -> {settings[key]!r}" for key in keys)
+            raise UsageError(f"cannot resume {folder.path}/ with {kind} ({what}); a resumed run goes on as it "
+                             "started: drop these flags, or start a new run with another --out")
 
 
 def kept_precision(precision: str, saved: Mapping, device: torch.device, world: World) -> str:
@@ -156,8 +178,8 @@ def _choose_checkpoint(trainer: Trainer) -> Path | None:
 
 def report_changes(saved: Mapping, now: Mapping) -> None:
     """One line naming the settings this resume changes (`saved`: config.yaml, `now`: this
-    run's), so that a changed --lr or --max-steps is visible; they take effect."""
-    changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in RESUMABLE
+    run's), so that a changed --lr or --max-steps, or a moved dataset, is visible."""
+    changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in (*RESUMABLE, *MOVABLE)
                if key in saved and key in now and saved[key] != now[key]]
     if changed:
         print(f"resuming with {', '.join(changed)}", file=sys.stderr)

@@ -45,6 +45,9 @@ class RunFolder:
         if not self.config_path.is_file():
             raise UsageError(f"{self.path}/ is not a run folder (no config.yaml): nothing to resume")
         saved = read_yaml(self.config_path)
+        if not isinstance(saved.get("pipeline"), str):
+            raise UsageError(f"{self.config_path}: damaged (no 'pipeline' setting), so the run cannot be "
+                             "resumed from it; restore the file or start a new run")
         if pipeline is not None and saved.get("pipeline") != pipeline:
             raise UsageError(f"{self.path}/ is a {saved.get('pipeline')} run, not {pipeline}; "
                              f"cannot resume it as {pipeline}")
@@ -112,17 +115,6 @@ class RunFolder:
             self.path.rmdir()
         os.close(self._lock_fd)
         self._lock_fd = None
-
-    def check_same_model(self, settings: Mapping[str, Any], model_keys: tuple[str, ...],
-                         renamed: Mapping[str, str]) -> None:
-        """On resume, settings that change the networks (or their EMA) must be the saved ones
-        (`renamed`: old setting name -> today's, for runs saved before a rename)."""
-        saved = {renamed.get(key, key): value for key, value in self.saved_settings().items()}
-        changed = [k for k in (*model_keys, "ema") if k in saved and saved[k] != settings.get(k)]
-        if changed:
-            what = ", ".join(f"{k} {saved[k]!r} -> {settings.get(k)!r}" for k in changed)
-            raise UsageError(f"cannot resume {self.path}/ with a different model ({what}); "
-                             "drop these flags or start a new run")
 
     def create(self, settings: Mapping[str, Any]) -> None:
         """Make the folders and write config.yaml."""

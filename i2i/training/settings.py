@@ -100,17 +100,24 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     cls = get_pipeline(pipeline)
     renamed = renamed_settings(TrainConfig, cls.Options)
     merged: dict[str, Any] = dict(cls.config_defaults)
+    source: dict[str, str] = {}  # where a value came from, for the error that names it
+
+    def take(values: Mapping[str, Any], where: str) -> None:
+        values = _current_names(values, renamed)
+        merged.update(values)
+        source.update(dict.fromkeys(values, where))
+
     if resume_from is not None:
-        merged.update(_current_names(RunFolder(resume_from).saved_settings(pipeline), renamed))
+        folder = RunFolder(resume_from)
+        take(folder.saved_settings(pipeline), f" in {folder.config_path}")
     if config_file is not None:
         from_file = read_yaml(Path(config_file))
         if from_file.get("pipeline", pipeline) != pipeline:
             raise UsageError(f"{config_file} holds {from_file['pipeline']} settings, not {pipeline}")
-        merged.update(_current_names(from_file, renamed))
-    merged.update(_current_names(values or {}, renamed))
+        take(from_file, f" in {config_file}")
+    take(values or {}, "")
     for record in RECORDS:  # what a run wrote down about itself, not a setting
         merged.pop(record, None)
-    source = f" in {config_file}" if config_file else ""
     return _to_dataclass(TrainConfig, merged, source), _to_dataclass(cls.Options, merged, source, TrainConfig)
 
 
@@ -126,20 +133,22 @@ def _current_names(source: Mapping[str, Any], renamed: Mapping[str, str]) -> dic
     return out
 
 
-def _to_dataclass(cls: type, merged: dict, source: str, other: type | None = None):
-    """Fill dataclass `cls` from `merged`, checking names and types; unknown keys are errors."""
+def _to_dataclass(cls: type, merged: dict, source: Mapping[str, str], other: type | None = None):
+    """Fill dataclass `cls` from `merged`, checking names and types; unknown keys are errors
+    (`source`: key -> " in FILE" where it came from a file)."""
     names = {f.name: f for f in dataclasses.fields(cls)}
     if other is not None:  # the Options pass reports keys that belong to neither
         known = set(names) | {f.name for f in dataclasses.fields(other)}
         unknown = sorted(k for k in merged if k not in known)
         if unknown:
-            raise UsageError(f"unknown setting{'s' if len(unknown) > 1 else ''}{source}: {', '.join(unknown)}")
+            raise UsageError(f"unknown setting{'s' if len(unknown) > 1 else ''}{source.get(unknown[0], '')}: "
+                             f"{', '.join(unknown)}")
     kwargs = {}
     for key, value in merged.items():
         if key not in names:
             continue
         default = names[key].default
-        kwargs[key] = _coerce(key, value, default, source)
+        kwargs[key] = _coerce(key, value, default, source.get(key, ""))
     return cls(**kwargs)
 
 

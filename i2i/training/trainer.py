@@ -39,7 +39,8 @@ from i2i.training import distributed
 from i2i.training.data_order import make_loader, steps_per_epoch, to_device
 from i2i.training.distributed import print_main, unwrap
 from i2i.training.ema import EMA
-from i2i.training.resume import capture_state, kept_precision, report_changes, restore_newest, restore_state
+from i2i.training.resume import (capture_state, check_changes, kept_precision, report_changes, restore_newest,
+                                 restore_state)
 from i2i.training.rng import untouched
 from i2i.training.run_folder import RunFolder
 from i2i.training.schedule import Schedule
@@ -168,8 +169,8 @@ class Trainer:
                                                self.run_folder, resume)
             self.dataset = _build_dataset(self.cls, self.options, self.config)  # a wrong layout fails first
             if resume:
-                self.run_folder.check_same_model(self._settings(), self.cls.model_options,
-                                                 renamed_settings(TrainConfig, self.cls.Options))
+                check_changes(self.run_folder, self._settings(), self.cls.model_options,
+                              renamed_settings(TrainConfig, self.cls.Options))
             if self.world.main:
                 self.run_folder.lock()
         except BaseException:
