@@ -2,7 +2,9 @@
 JPEG steps, and the whole second-order chain (shapes, ranges, determinism, real effect)."""
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,11 +108,11 @@ def test_the_chain_is_repeatable_in_range_and_degrades():
 
 def test_srgan_trains_on_realesrgan_degradations(tmp_path):
     """The pipeline's augment() makes the LR on the device from the HR patch, once per step."""
+    from PIL import Image
+    from test_srgan import _photo
+
     from i2i.pipelines.srgan import SRGAN
     from i2i.training import make_settings
-
-    from test_srgan import _photo
-    from PIL import Image
 
     (tmp_path / "hr").mkdir()
     for i in range(2):
@@ -186,10 +188,80 @@ def test_degradation_settings_are_checked_by_name(mapping, message):
         D.settings_from_mapping(mapping)
 
 
+@pytest.mark.parametrize("text, message", [  # YAML, as --degradation-settings gives it
+    ("round1: {jpeg_range: [0, 200]}", r"round1.jpeg_range must lie within 1..100 \(JPEG qualities\), got \[0, 200\]"),
+    ("round2: {jpeg_range: [0.5, 90]}", r"round2.jpeg_range must lie within 1..100"),
+    ("round1: {resize_prob: [0, 0, 0]}", r"round1.resize_prob must be probabilities that sum to 1 \(up, down, keep\)"),
+    ("round2: {resize_prob: [0.2, 0.2, 0.2]}", r"round2.resize_prob must be probabilities that sum to 1 .* \(sum 0.6\)"),
+    ("blur1: {kernel_prob: [0, 0, 0, 0, 0, 0]}", r"blur1.kernel_prob must be probabilities that sum to 1 \(iso, aniso"),
+    ("blur1: {sigma: [0, 0]}", r"blur1.sigma must lie within 0.01..100 \(kernel widths in pixels\), got \[0, 0\]"),
+    ("blur2: {sigma: [0, 1]}", r"blur2.sigma must lie within 0.01..100"),
+    ("blur2: {sigma: [1, 1.0e+300]}", r"blur2.sigma must lie within 0.01..100"),
+    ("blur1: {beta_gaussian: [0, 4]}", r"blur1.beta_gaussian must be > 0"),
+    ("blur2: {beta_plateau: [0, 2]}", r"blur2.beta_plateau must be > 0"),
+    ("round1: {resize_range: [0, 0]}", r"round1.resize_range must be > 0 and at most 4 \(resize factors\)"),
+    ("round2: {resize_range: [0.5, 1000]}", r"round2.resize_range must be > 0 and at most 4"),
+    ("round1: {noise_range: [1e6, 1e7]}", r"round1.noise_range must lie within 0..255 .*, got \[1e\+06, 1e\+07\]"),
+    ("round1: {noise_range: [1, .inf]}", r"round1.noise_range must be a list of 2 non-negative numbers"),
+    ("round1: {jpeg_range: [low, high]}", r"round1.jpeg_range must be a list of 2 non-negative numbers"),
+    ("clean_prob: .nan", r"clean_prob must be a non-negative number"),
+    ("round1: {foo: 1}", r"unknown setting 'round1.foo'"),
+])
+def test_degradation_values_the_chain_cannot_use_are_one_line_errors(text, message):
+    """Each of these passed the name and shape checks, then crashed training at its first step
+    (kornia's JPEG range, multinomial of zeros, a singular covariance, an empty image)."""
+    import yaml
+
+    from i2i.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"^degradation settings: {message}") as error:
+        D.settings_from_mapping(yaml.safe_load(text))
+    assert "\n" not in str(error.value)
+
+
+def test_degradation_settings_at_their_limits_run():
+    """The ends of the checked ranges are values the chain runs with (and numeric strings, as
+    PyYAML reads 1e1, count as numbers)."""
+    import yaml
+
+    edges = yaml.safe_load("""
+        clean_prob: 1e-1
+        blur1: {sigma: [0.01, 0.01], beta_gaussian: [1.0e-3, 1.0e-3], kernel_prob: [0, 0, 1, 0, 0, 0], sinc_prob: 0}
+        blur2: {sigma: [100, 100], beta_plateau: [50, 50], kernel_prob: [0, 0, 0, 0, 0, 1], sinc_prob: 0}
+        second_blur_prob: 1
+        round1: {resize_prob: [1, 0, 0], resize_range: [4, 4], noise_range: [2.55e2, 2.55e2], gaussian_noise_prob: 1,
+                 jpeg_range: [1, 1]}
+        round2: {resize_prob: [0, 1, 0], resize_range: [1.0e-3, 1.0e-3], poisson_scale_range: [0, 0],
+                 gaussian_noise_prob: 0, jpeg_range: [100, 100]}
+    """)
+    settings = D.settings_from_mapping(edges)
+    assert settings.clean_prob == 0.1 and settings.round1.noise_range == (255.0, 255.0)
+    hr = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    lr = D.RealESRGANDegradation(settings, torch.Generator().manual_seed(0))(hr, 4, clean=hr[..., ::4, ::4])
+    assert lr.shape == (2, 3, 8, 8) and bool(lr.isfinite().all())
+
+
+def test_published_defaults_and_shipped_degradation_files_load():
+    import json
+
+    import yaml
+
+    assert D.settings_from_mapping({}) == D.RealESRGANSettings()
+    every = json.loads(json.dumps(dataclasses.asdict(D.RealESRGANSettings())))  # each default, spelled out
+    assert D.settings_from_mapping(every) == D.RealESRGANSettings()
+    pretrained = Path(__file__).parents[1] / "pretrained"
+    shipped = sorted(pretrained.glob("*.degradation.yaml"))
+    assert len(shipped) >= 3  # srresnet-x4-realworld's stages
+    for path in shipped:
+        D.settings_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    for path in sorted(pretrained.glob("*.config.yaml")):  # and what their runs recorded
+        D.settings_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")).get("degradation_settings") or {})
+
+
 def test_degradation_settings_from_a_file_or_inline_are_recorded_and_used(tmp_path):
+    from i2i.errors import UsageError
     from i2i.pipelines.srgan import SRGAN
     from i2i.training import make_settings
-    from i2i.errors import UsageError
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("clean_prob: 0.5\nround2:\n  jpeg_range: [60, 90]\n")

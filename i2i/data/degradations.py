@@ -76,38 +76,94 @@ class RealESRGANSettings:
 
 def settings_from_mapping(values: Mapping[str, Any], source: str = "degradation settings") -> RealESRGANSettings:
     """RealESRGANSettings with the fields `values` names replaced (nested for blur1, round1,
-    blur2, round2; lists for ranges), every name and length checked: a YAML block's typo is a
-    one-line error, not a silently ignored key."""
-    return _replaced(RealESRGANSettings(), values, source)
+    blur2, round2; lists for ranges), every name, length and value checked: a YAML block's typo
+    or a value the chain cannot use is a one-line error, not an ignored key or a crash at step 1."""
+    settings = _replaced(RealESRGANSettings(), values, source, "")
+    _check(settings, source, "")
+    return settings
 
 
-def _replaced(settings: Any, values: Any, where: str) -> Any:
+def _number(value: Any) -> float | None:
+    """A finite float, from a number or a numeric string (PyYAML reads 1e6, without a dot, as a
+    string, as the training config's `lr: 2e-4`); None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _replaced(settings: Any, values: Any, source: str, prefix: str) -> Any:
+    """`settings` with `values` replaced: names, nesting, list lengths and non-negative numbers."""
     from i2i.errors import UsageError
 
     if not isinstance(values, Mapping):
-        raise UsageError(f"{where} must be a mapping of name: value, got {values!r}")
+        what = f"{source}: {prefix[:-1]}" if prefix else source
+        raise UsageError(f"{what} must be a mapping of name: value, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(settings)}
     changes = {}
     for name, value in values.items():
+        here = f"{source}: {prefix}{name}"
         if name not in fields:
-            raise UsageError(f"{where}: unknown setting {name!r} (known: {', '.join(fields)})")
-        current, here = getattr(settings, name), f"{where}.{name}"
+            raise UsageError(f"{source}: unknown setting {prefix + str(name)!r} (known: {', '.join(fields)})")
+        current = getattr(settings, name)
         if dataclasses.is_dataclass(current):
-            changes[name] = _replaced(current, value, here)
+            changes[name] = _replaced(current, value, source, f"{prefix}{name}.")
         elif isinstance(current, tuple):
-            if not isinstance(value, (list, tuple)) or len(value) != len(current) or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value):
+            numbers = [_number(v) for v in value] if isinstance(value, (list, tuple)) else []
+            if len(numbers) != len(current) or any(v is None or v < 0 for v in numbers):
                 raise UsageError(f"{here} must be a list of {len(current)} non-negative numbers, got {value!r}")
-            if len(current) == 2 and value[0] > value[1]:
+            if len(current) == 2 and numbers[0] > numbers[1]:
                 raise UsageError(f"{here} must be [low, high], got {value!r}")
-            changes[name] = tuple(float(v) for v in value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            if name.endswith("_prob") and value > 1:
-                raise UsageError(f"{here} is a probability, got {value!r}")
-            changes[name] = float(value)
+            changes[name] = tuple(numbers)
         else:
-            raise UsageError(f"{here} must be a non-negative number, got {value!r}")
+            number = _number(value)
+            if number is None or number < 0:
+                raise UsageError(f"{here} must be a non-negative number, got {value!r}")
+            if name.endswith("_prob") and number > 1:
+                raise UsageError(f"{here} is a probability, got {value!r}")
+            changes[name] = number
     return dataclasses.replace(settings, **changes)
+
+
+# What each range's ends must satisfy for the chain to run and mean something (names shared by
+# blur1/blur2 and round1/round2); non-negative is checked for every number already.
+_LIMITS = {
+    # a Gaussian narrower than 0.01 pixel is the identity, one wider than 100 a box on the
+    # 7..21 taps; far outside (1e-160, 1e300) the covariance is singular or overflows
+    "sigma": (lambda v: 0.01 <= v <= 100, "must lie within 0.01..100 (kernel widths in pixels)"),
+    "beta_gaussian": (lambda v: v > 0, "must be > 0 (kernel shape exponents)"),
+    "beta_plateau": (lambda v: v > 0, "must be > 0 (kernel shape exponents)"),
+    # 0 would be an empty image; the published recipe goes to 1.5, and far above only costs memory
+    "resize_range": (lambda v: 0 < v <= 4, "must be > 0 and at most 4 (resize factors)"),
+    # a sigma above the whole 8-bit range leaves only noise
+    "noise_range": (lambda v: v <= 255, "must lie within 0..255 (noise sigmas in 8-bit levels)"),
+    "jpeg_range": (lambda v: 1 <= v <= 100, "must lie within 1..100 (JPEG qualities)"),
+}
+# Lists of the probabilities of one choice (as BasicSR's kernel_prob and resize_prob)
+_CHOICES = {"kernel_prob": ", ".join(KERNELS), "resize_prob": "up, down, keep"}
+
+
+def _check(settings: Any, source: str, prefix: str) -> None:
+    """One line for a value `_replaced` lets through but the chain cannot use (checked on the
+    finished settings, so each rule is in one place and the defaults obey it too)."""
+    from i2i.errors import UsageError
+
+    for f in dataclasses.fields(settings):
+        value, here = getattr(settings, f.name), f"{source}: {prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check(value, source, f"{prefix}{f.name}.")
+        elif f.name in _LIMITS and not all(_LIMITS[f.name][0](v) for v in value):
+            raise UsageError(f"{here} {_LIMITS[f.name][1]}, got {_shown(value)}")
+        elif f.name in _CHOICES and abs(sum(value) - 1) > 1e-3:
+            raise UsageError(f"{here} must be probabilities that sum to 1 ({_CHOICES[f.name]}), "
+                             f"got {_shown(value)} (sum {sum(value):g})")
+
+
+def _shown(values: tuple[float, ...]) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -222,7 +278,7 @@ def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor, gray: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add N(0, sigma) noise per sample (sigma: N, in [0, 1] units); `gray` (N, bool) samples get
     the same noise on every channel."""
-    n, c = x.shape[:2]
+    n = x.shape[0]
     colour = torch.randn(x.shape, generator=generator).to(x)
     mono = torch.randn((n, 1, *x.shape[2:]), generator=generator).to(x).expand_as(x)
     noise = torch.where(gray.view(n, 1, 1, 1).to(x.device), mono, colour)
