@@ -13,6 +13,7 @@ has no such mode (16-bit colour). File decoding and encoding stay in `i2i.data.i
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ TensorCall = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, t
 # HxWxC uint8/uint16 colour of one size, their HxW alphas or None, a name for messages -> (pixels, alpha) each
 ArrayCall = Callable[..., list[tuple[np.ndarray, np.ndarray | None]]]
 Index = slice | np.ndarray  # rows or columns of an image (`i2i.infer.tiles.pad_index`)
+FLOAT_TOLERANCE = 1e-3  # how far float pixels may stray outside [0, 1] (rounding) before they are refused
 
 
 class Pixels(Protocol):
@@ -177,17 +179,49 @@ def _translate_array(image: np.ndarray, translate: TensorCall, translate_arrays:
     array = image[..., None] if flat else image
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise UsageError(f"expected an HxW or HxWxC array with 1-4 channels, not shape {image.shape}")
+    check_not_empty(1, *array.shape[:2])
     if image.dtype == np.uint8 or image.dtype == np.uint16:
         alpha = array.shape[2] in (2, 4)
         ((out, out_alpha),) = translate_arrays([array[..., :-1] if alpha else array],
                                                [array[..., -1]] if alpha else None)
         out = out if out_alpha is None else np.dstack([out, out_alpha])
     elif np.issubdtype(image.dtype, np.floating):
+        check_float_pixels(image)  # before float32, which would turn huge values infinite
         x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
         out = _with_alpha(x[None], translate)[0].permute(1, 2, 0).cpu().clamp(0, 1).numpy().astype(image.dtype)
     else:
         raise UsageError(f"expected uint8, uint16 or float pixels, not {image.dtype}")
     return out[..., 0] if flat and out.shape[2] == 1 else out
+
+
+def check_not_empty(count: int, height: int, width: int) -> None:
+    """Refuse an empty image or batch in one line: it would fail deep in the model call."""
+    if height == 0 or width == 0:
+        raise UsageError(f"the image is empty ({height}x{width}, height x width)")
+    if count == 0:
+        raise UsageError("the batch is empty (0 images)")
+
+
+def check_float_pixels(values: np.ndarray | torch.Tensor) -> None:
+    """Refuse float pixels that are not finite or not in [0, 1] (give or take FLOAT_TOLERANCE):
+    clamping 0..255 floats gives a white image, and NaN would be blamed on the model."""
+    low, high = float(values.min()), float(values.max())  # both propagate NaN
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise UsageError("the input image holds NaN or infinite values")
+    if low < -FLOAT_TOLERANCE or high > 1 + FLOAT_TOLERANCE:
+        raise UsageError(f"float images must hold values in [0, 1], got {low:.4g}..{high:.4g}; "
+                         f"{_range_hint(low, high)}")
+
+
+def _range_hint(low: float, high: float) -> str:
+    """How to bring pixels in low..high (not all in [0, 1]) to [0, 1], for the message."""
+    if low >= -1 - FLOAT_TOLERANCE and high <= 1 + FLOAT_TOLERANCE:
+        return "this API takes [0, 1], not the networks' [-1, 1]: pass (x + 1) / 2"
+    if low >= -FLOAT_TOLERANCE and high <= 255 + FLOAT_TOLERANCE:
+        return "divide by 255 (or pass uint8)"
+    if low >= -FLOAT_TOLERANCE and high <= 65535 + FLOAT_TOLERANCE:
+        return "divide by 65535 (or pass uint16)"
+    return "scale them to [0, 1]"
 
 
 def _translate_pil(image: Any, translate: TensorCall, translate_arrays: ArrayCall) -> Any:

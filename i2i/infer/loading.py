@@ -6,12 +6,15 @@ from pathlib import Path
 
 from i2i import run_layout as layout
 from i2i.errors import I2IError, UsageError
+from i2i.infer.model import check_seed
 from i2i.infer.translator import Translator
 from i2i.spec import DIRECTIONS
 
 
 def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     """A model file, a run folder (its model.safetensors), or a zoo name -> a model file path."""
+    if not isinstance(path_or_name, (str, os.PathLike)) or not str(path_or_name):
+        raise UsageError(f"model must be a path or a model name, not {path_or_name!r}")
     path = Path(path_or_name)
     if path.is_dir():
         model = path / layout.MODEL
@@ -47,6 +50,7 @@ def load_model(path_or_name: str | os.PathLike, device: str = "auto", precision:
     from i2i.checkpoint import load_model as load_model_file
     from i2i.checkpoint import read_header
 
+    check_seed(seed)  # now, not at the first call
     path = resolve_model_path(path_or_name)
     header = read_header(path)
     spec = header.spec

@@ -45,7 +45,8 @@ from i2i.data.color import lab_to_rgb, luminance, rgb_to_lab01
 from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
-from i2i.infer.images import ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult
+from i2i.infer.images import (ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult,
+                              check_float_pixels, check_not_empty)
 from i2i.infer.speed import Candidate, Speed
 from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
 from i2i.spec import TEST_MODES, ModelSpec, spec_for_network, to_image_range, to_network_range
@@ -63,6 +64,8 @@ class ImageModel:
                  device: str = "auto", precision: str = "auto", channels_last: bool | None = None,
                  tile: int = 0, tile_pad: int = 16, source: str = "", test_mode: str | None = None,
                  seed: int = 0):
+        self.seed = check_seed(seed)
+        self.tile, self.tile_pad = check_tiles(tile, tile_pad)
         net.eval()
         self.source = source or type(net).__name__
         _check_weights(net, self.source)
@@ -78,14 +81,12 @@ class ImageModel:
         self.input_range, self.output_range = self.spec.input_range, self.spec.output_range
         self.lab = self.spec.color_space == "lab"
         self.keep_gray = self.spec.keeps_gray
-        self.tile, self.tile_pad = tile, tile_pad
         self.device = resolve_device(device)
         self.test_mode = test_mode or self.spec.test_mode
         if self.test_mode not in TEST_MODES:
             raise UsageError(f"test mode must be one of {', '.join(TEST_MODES)}, not {self.test_mode!r}")
         # "train" with neither BatchNorm nor dropout computes what "eval" computes, in batches
         self.stochastic = self.test_mode == "train" and is_stochastic_at_test(net)
-        self.seed = seed
         self._activation: float | None = None  # see _activation_per_pixel
         if self.stochastic:
             use_batch_statistics(net)
@@ -129,6 +130,10 @@ class ImageModel:
         """
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
+        check_not_empty(x.shape[0], *x.shape[2:])
+        check_float_pixels(x)
+        if alpha is not None:
+            check_float_pixels(alpha)
         result = TensorResult()
         self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
         assert result.tensor is not None
@@ -171,10 +176,9 @@ class ImageModel:
         """The model call, window by window: read -> channels and range -> run -> crop ->
         back to [0, 1] -> write (`i2i.infer.tiles`). Without tiles, an image that would not
         fit in the free memory is tiled all the same, with one line on stderr saying so."""
-        tile = self.tile if tile is None else tile
-        tile_pad = self.tile_pad if tile_pad is None else tile_pad
-        if tile < 0 or tile_pad < 0:
-            raise UsageError(f"tile and tile_pad must be >= 0, not {tile} and {tile_pad}")
+        tile, tile_pad = check_tiles(self.tile if tile is None else tile,
+                                     self.tile_pad if tile_pad is None else tile_pad)
+        check_not_empty(source.shape[0], *source.shape[-2:])
         height, width = source.shape[-2:]
         padded, s = self.size.padded(height, width), self.scale
         tile = tile or self._auto_tile(source.shape, tile_pad, name)
@@ -292,6 +296,28 @@ class ImageModel:
         probe = torch.rand(1, self.in_channels, height, width, device=self.device)
         return self.speed.fastest(
             candidates, lambda: self._seeded_forward(probe) if self.stochastic else self.speed.forward(probe))
+
+
+def check_tiles(tile: object, tile_pad: object) -> tuple[int, int]:
+    """`tile` and `tile_pad` as ints, or a one-line UsageError naming the wrong one (a str or
+    float would fail deep in the tiling with a TypeError)."""
+    for name, value in (("tile", tile), ("tile_pad", tile_pad)):
+        if not _is_int(value) or value < 0:
+            meaning = " (0: whole images)" if name == "tile" else ""
+            raise UsageError(f"{name} must be an int >= 0{meaning}, not {value!r}")
+    return int(tile), int(tile_pad)
+
+
+def check_seed(seed: object) -> int:
+    """`seed` as an int, refused (one line) when the model is made if torch.manual_seed would
+    refuse it at the first call."""
+    if not _is_int(seed) or not -2 ** 63 <= seed < 2 ** 64:
+        raise UsageError(f"seed must be an int (in -2**63 .. 2**64 - 1), not {seed!r}")
+    return int(seed)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _gigabytes(size: float) -> str:

@@ -12,7 +12,7 @@ import torch
 from i2i.data import io
 from i2i.infer.folder import Summary, run_folder
 from i2i.infer.images import translate_batch, translate_image
-from i2i.infer.model import ImageModel
+from i2i.infer.model import ImageModel, check_tiles
 
 
 class Translator(ImageModel):
@@ -33,7 +33,8 @@ class Translator(ImageModel):
 
     def __call__(self, image: Any, *, tile: int | None = None, tile_pad: int | None = None) -> Any:
         """Translate a PIL image, a numpy array (HxWxC or HxW; uint8, uint16 or float in [0,1])
-        or a CxHxW / NxCxHxW float tensor in [0,1]; returns the same kind.
+        or a CxHxW / NxCxHxW float tensor in [0,1]; returns the same kind. Floats outside [0, 1]
+        (0..255, or a network's [-1, 1]), NaN, infinities and empty images are a UsageError.
 
         A PIL image comes back in the same mode family (L/LA/RGB/RGBA, I;16 for 16-bit gray;
         Pillow has no 16-bit colour, so 16-bit gray into a colour model comes back 8-bit RGB).
@@ -81,7 +82,8 @@ class Translator(ImageModel):
         `ab_side` ("A" or "B"): the inputs are pix2pix pairs side by side (A|B, the reference's
         aligned layout); translate only that half of each, as the reference's test.py does.
         """
-        tile = self.tile if tile is None else tile
+        tile, tile_pad = check_tiles(self.tile if tile is None else tile,  # once here, not once per image
+                                     self.tile_pad if tile_pad is None else tile_pad)
         translate = functools.partial(self.translate_arrays, tile=tile, tile_pad=tile_pad)
 
         def stream(image: io.Image, write_rows: Callable[[np.ndarray, int], None]) -> None:
