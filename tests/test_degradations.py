@@ -274,5 +274,9 @@ def test_degradation_settings_from_a_file_or_inline_are_recorded_and_used(tmp_pa
         assert pipe.degrade.settings.clean_prob == 0.5 and pipe.degrade.settings.round2.jpeg_range == (60.0, 90.0)
         assert pipe.degrade.settings.round1 == D.RoundSettings()
     config, options = make_settings("srgan", {"degradation_settings": "{clean_prob: 0.5}"})
-    with pytest.raises(UsageError, match="add --degradation realesrgan"):
+    with pytest.raises(UsageError, match="with --degradation bicubic; they are for realesrgan"):
+        SRGAN.resolve(options, config, quiet=True)
+    config, options = make_settings("srgan", {"degradation": "realesrgan",  # a file name that is not there
+                                              "degradation_settings": str(tmp_path / "missing.yaml")})
+    with pytest.raises(UsageError, match="missing.yaml': no such file, nor an inline YAML mapping"):
         SRGAN.resolve(options, config, quiet=True)

@@ -390,3 +390,18 @@ def test_run_folder_checkpoints_are_ordered_by_step_and_skip_other_files(tmp_pat
     for name in ("step_9.pt", "step_10.pt", "step_2.pt", ".step_11.pt.0123456789ab.tmp", "step_x.pt", "notes.txt"):
         (folder.checkpoint_dir / name).write_bytes(b"")
     assert [p.name for p in folder.checkpoints()] == ["step_2.pt", "step_9.pt", "step_10.pt"]
+
+
+def test_training_from_python_with_a_plain_mapping(tmp_path):
+    """The README's Python training: settings named as the CLI's flags, paths as pathlib.Path,
+    then a resume; the options of another pipeline are one line, not an AttributeError."""
+    import i2i
+    from i2i.pipelines.pix2pix import Pix2PixOptions
+
+    settings = {"data": paired(tmp_path / "data"), "out": tmp_path / "run", "max_steps": 2, **TINY_PIX2PIX}
+    run = i2i.train("pix2pix", settings)
+    assert run == tmp_path / "run" and [m["step"] for m in metrics(run)] == [1, 2]
+    i2i.train("pix2pix", {"out": tmp_path / "run", "max_steps": 3}, resume=True)
+    assert [m["step"] for m in metrics(run)] == [1, 2, 3]
+    with pytest.raises(UsageError, match="cyclegan takes CycleGANOptions, not Pix2PixOptions"):
+        i2i.train("cyclegan", TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "r2")), Pix2PixOptions())

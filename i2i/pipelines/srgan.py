@@ -342,7 +342,8 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
     if value in (None, "", {}):
         return None
     if options.degradation != "realesrgan":
-        raise UsageError("--degradation-settings changes the realesrgan degradation; add --degradation realesrgan")
+        raise UsageError(f"degradation settings are given (--degradation-settings, --config or a resumed run's "
+                         f"config.yaml) with --degradation {options.degradation}; they are for realesrgan")
     if isinstance(value, str):
         if Path(value).is_file():
             value = read_yaml(Path(value))
@@ -350,7 +351,10 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
             try:
                 value = yaml.safe_load(value)
             except yaml.YAMLError:
-                raise UsageError(f"--degradation-settings {value!r} is neither a file nor a YAML mapping") from None
+                value = None
+            if not isinstance(value, dict):
+                raise UsageError(f"--degradation-settings {options.degradation_settings!r}: no such file, "
+                                 "nor an inline YAML mapping") from None
     settings_from_mapping(value, "degradation_settings")
     return value
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -163,8 +164,8 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         return float(value)
     elif kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    elif kind is str and isinstance(value, str):
-        return value
+    elif kind is str and isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)  # a pathlib.Path for `data` or `out`, from Python
     elif kind is float and isinstance(value, str):
         with contextlib.suppress(ValueError):
             return float(value)  # YAML reads "2e-4" as a string

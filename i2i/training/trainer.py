@@ -44,7 +44,7 @@ from i2i.training.resume import (capture_state, check_changes, kept_precision, r
 from i2i.training.rng import untouched
 from i2i.training.run_folder import RunFolder
 from i2i.training.schedule import Schedule
-from i2i.training.settings import TrainConfig, check_config, renamed_settings, settings_dict
+from i2i.training.settings import TrainConfig, check_config, make_settings, renamed_settings, settings_dict
 
 
 class TrainingDiverged(I2IError):
@@ -62,13 +62,20 @@ class Interrupted(I2IError):
         self.exit_code = 128 + signum
 
 
-def train(pipeline: str, config: TrainConfig, options: Any = None, *, resume: bool = False) -> Path:
+def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any = None, *,
+          resume: bool = False) -> Path:
     """Train `pipeline` as `config` and `options` say; returns the run folder.
 
-    With `resume`, continue the run in `config.out` from its newest checkpoint: same
-    step count, schedule, data order and RNG streams. Settings that would change the model
-    are refused with one line; see `make_settings(..., resume_from=run)`.
+    `config` may also be a plain mapping of settings, named as the CLI's flags (`max_steps`,
+    `data`, `task`, ...), read as `i2i train` reads them (`make_settings`). With `resume`,
+    continue the run in `config.out` from its newest checkpoint: same step count, schedule,
+    data order and RNG streams; settings that would change the run are refused with one line.
     """
+    if isinstance(config, Mapping):
+        if options is not None:
+            raise UsageError("give the pipeline's options in the settings mapping, not as `options`")
+        out = config.get("out")
+        config, options = make_settings(pipeline, config, resume_from=out if resume and out else None)
     try:
         return Trainer(pipeline, config, options, resume=resume).run()
     except (MemoryError, RuntimeError) as error:
@@ -151,6 +158,8 @@ class Trainer:
 
         self.name, self.cls = pipeline, get_pipeline(pipeline)
         self.config = dataclasses.replace(config)  # our copies: channels and stage defaults get filled in
+        if options is not None and not isinstance(options, self.cls.Options):
+            raise UsageError(f"{pipeline} takes {self.cls.Options.__name__}, not {type(options).__name__}")
         self.options = dataclasses.replace(options) if options is not None else self.cls.Options()
         if not self.config.out:
             raise UsageError("no run folder given (--out RUN)")
