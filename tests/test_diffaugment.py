@@ -28,7 +28,7 @@ def _generator(seed: int = 0) -> torch.Generator:
 
 
 def test_policy_parsing_and_one_line_errors():
-    assert parse_policy("") == ()
+    assert parse_policy("") == parse_policy("none") == parse_policy("off") == ()  # --help shows "off"
     assert parse_policy(" color, translation ,cutout ") == ("color", "translation", "cutout")
     with pytest.raises(UsageError, match="unknown diffaug op 'colour'"):
         parse_policy("colour,cutout")

@@ -134,6 +134,11 @@ def test_settings_precedence_and_unknown_keys(tmp_path):
         make_settings("pix2pix", {}, config_file=config_file)
     with pytest.raises(UsageError, match="unknown pipeline"):
         make_settings("nope", {})
+    # --no-flip with an --augment that asks for augmentation: refused (was silently none); with
+    # srgan's own default (dihedral) it is the reference's switch-off, as for the others
+    with pytest.raises(UsageError, match="--no-flip turns augmentation off, but --augment dihedral asks for it"):
+        make_settings("pix2pix", {"no_flip": True, "augment": "dihedral"})
+    assert make_settings("srgan", {"no_flip": True})[0].no_flip
 
 
 def test_wrong_layout_is_one_line_and_writes_nothing(tmp_path):

@@ -43,8 +43,10 @@ CUTOUT_RATIO = 0.5          # the paper's: a square of half the image's side
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
-    """"color,translation,cutout" -> ("color", "translation", "cutout"); "" -> () (off).
-    An unknown or repeated op is a one-line error."""
+    """"color,translation,cutout" -> ("color", "translation", "cutout"); "", "none" or "off"
+    -> () (off, as --help shows the default). An unknown or repeated op is a one-line error."""
+    if str(text).strip().lower() in ("none", "off"):
+        return ()
     ops = tuple(op.strip() for op in str(text).split(",") if op.strip())
     unknown = [op for op in ops if op not in OPS]
     if unknown:

@@ -102,15 +102,17 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     renamed = renamed_settings(TrainConfig, cls.Options)
     merged: dict[str, Any] = dict(cls.config_defaults)
     source: dict[str, str] = {}  # where a value came from, for the error that names it
+    given: set[str] = set()  # set by this call's file or values, not by defaults or the resumed run
 
-    def take(values: Mapping[str, Any], where: str) -> None:
+    def take(values: Mapping[str, Any], where: str, by_user: bool = True) -> None:
         values = _current_names(values, renamed)
         merged.update(values)
         source.update(dict.fromkeys(values, where))
+        given.update(values if by_user else ())
 
     if resume_from is not None:
         folder = RunFolder(resume_from)
-        take(folder.saved_settings(pipeline), f" in {folder.config_path}")
+        take(folder.saved_settings(pipeline), f" in {folder.config_path}", by_user=False)
     if config_file is not None:
         from_file = read_yaml(Path(config_file))
         if from_file.get("pipeline", pipeline) != pipeline:
@@ -119,6 +121,8 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     take(values or {}, "")
     for record in RECORDS:  # what a run wrote down about itself, not a setting
         merged.pop(record, None)
+    if {"no_flip", "augment"} <= given and merged["no_flip"] and merged["augment"] != "none":
+        raise UsageError(f"--no-flip turns augmentation off, but --augment {merged['augment']} asks for it; give one")
     return _to_dataclass(TrainConfig, merged, source), _to_dataclass(cls.Options, merged, source, TrainConfig)
 
 
