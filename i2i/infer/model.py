@@ -93,6 +93,11 @@ class ImageModel:
             self._rng_lock = threading.Lock()  # torch's RNG is one per process
             if channels_last is None and self.device.type == "cpu":
                 channels_last = False  # dropout masks follow the memory layout: keep the reference's
+        # instance norm (CycleGAN) and batch statistics (pix2pix's test mode) normalise by the
+        # image's own statistics: each tile gets its own, so tiles change the output
+        self.normalises_per_image = self.stochastic or any(
+            isinstance(m, torch.nn.InstanceNorm2d) and not m.track_running_stats for m in net.modules())
+        self._tiles_noted = False
         use_fast_instance_norm(net)
         net.to(self.device)
         self.speed = Speed(net, self.device, precision, channels_last)
@@ -184,6 +189,8 @@ class ImageModel:
         tile = tile or self._auto_tile(source.shape, tile_pad, name)
         if tile and self.device.type == "cpu":
             tiles.return_freed_buffers()
+        if tile and max(padded) > tile:
+            self._note_tiles()
         for part in tiles.plan(*padded, tile, tile_pad, self.size):
             (top, bottom), (left, right) = part.region
             bottom, right = min(bottom, height), min(right, width)  # crop the padding
@@ -198,6 +205,16 @@ class ImageModel:
             if not torch.isfinite(y).all():
                 raise I2IError(f"{self.source}: the network's output holds NaN or infinite values{self._nan_hint()}")
             result.write(top * s, left * s, self._from_network(y, x[:, :, rows, cols]), (height * s, width * s))
+
+    def _note_tiles(self) -> None:
+        """Once per model: tiles change what a model that normalises per image computes."""
+        if self.normalises_per_image and not self._tiles_noted:
+            from tqdm import tqdm
+
+            self._tiles_noted = True
+            tqdm.write(f"note: {self.source} normalises each image by its own statistics, so in tiles (each "
+                       "normalised on its own) its output differs from the whole image's; tile only what "
+                       "does not fit whole", file=sys.stderr)
 
     def _auto_tile(self, shape: tuple[int, ...], tile_pad: int, name: str) -> int:
         """0 (whole images) where the estimated working memory fits in the free memory,
