@@ -26,4 +26,7 @@ def one_line(error: BaseException, limit: int | None = None, *, typed: bool = Fa
     text = " ".join(str(error).split())
     name = type(error).__name__
     text = (f"{name}: {text}" if typed else text) if text else name
-    return text if limit is None else text[:limit]
+    if limit is None or len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut) + "…"  # not mid-word

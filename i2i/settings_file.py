@@ -2,6 +2,7 @@
 setting: value, dashes read as underscores; anything else is one line naming the file."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from i2i.errors import UsageError, one_line
@@ -12,7 +13,7 @@ def read_yaml(path: Path) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # noqa: S506 (a SafeLoader)
     except OSError as error:
         raise UsageError(f"{path}: cannot read config file ({error.strerror})") from None
     except UnicodeDecodeError:
@@ -24,3 +25,23 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a config file must be a mapping of setting: value")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+@functools.cache
+def _loader() -> type:
+    """PyYAML's SafeLoader, refusing a key given twice in one mapping (it would keep the last
+    silently: `lr: 1e-4` then, further down, `lr: 2e-4`)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = []
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice",
+                                                            key_node.start_mark)
+                seen.append(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeys

@@ -278,6 +278,15 @@ def test_a_ctrl_c_that_an_import_swallowed_still_stops_training(tmp_path, monkey
     assert code == 0, output
 
 
+def test_a_cut_message_ends_at_a_word():
+    """A message cut for one line ended mid-word ("...transferred incorrectly, o)")."""
+    from i2i.errors import one_line
+
+    text = one_line(ValueError("the file was transferred incorrectly, or it is not a checkpoint"), 40)
+    assert text == "the file was transferred incorrectly,…"
+    assert one_line(ValueError("short"), 40) == "short"
+
+
 def test_a_plain_pickle_is_one_line_without_torch_warnings(tmp_path):
     """A .pth written by plain `pickle` (protocol 4): torch's weights-only loader warned in two
     lines above ours; now just the one line."""

@@ -129,6 +129,9 @@ def test_settings_precedence_and_unknown_keys(tmp_path):
     config_file.write_text("lr: 1e-3\nlamda_L1: 10\nfoo: 1\n")
     with pytest.raises(UsageError, match="unknown settings in .*: foo, lamda_L1"):
         make_settings("pix2pix", {}, config_file=config_file)
+    config_file.write_text("lr: 1e-4\nbatch_size: 2\nlr: 2e-4\n")  # the last one won, silently
+    with pytest.raises(UsageError, match="c.yaml: not valid YAML \\('lr' is given twice"):
+        make_settings("pix2pix", {}, config_file=config_file)
     config_file.write_text("batch_size: many\n")
     with pytest.raises(UsageError, match="batch_size .* must be a int"):
         make_settings("pix2pix", {}, config_file=config_file)

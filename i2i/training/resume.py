@@ -143,7 +143,7 @@ def restore_newest(trainer: Trainer) -> bool:
         return False
     if config.max_steps and config.max_steps < trainer.step:
         raise UsageError(f"{trainer.run_folder}/ is at step {trainer.step} already; --max-steps "
-                         f"{config.max_steps} would undo nothing (give more steps, or none)")
+                         f"{config.max_steps} is behind it (give more steps, or none to train to the end)")
     if trainer.batch_in_epoch >= trainer.steps_per_epoch:  # the dataset shrank since
         trainer.epoch, trainer.batch_in_epoch = trainer.epoch + 1, 0
     if world.main:
