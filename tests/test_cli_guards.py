@@ -21,6 +21,7 @@ from test_infer import make_models
 from test_train import paired
 
 from i2i.cli import main
+from i2i.data import io
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +180,20 @@ def test_translate_with_nothing_to_translate_fails_but_all_skipped_succeeds(tmp_
     assert code == 0 and "done 1, skipped 0, failed 0" in output, output
     code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "out", "--device", "cpu")
     assert code == 0 and "done 0, skipped 1, failed 0" in output, output
+
+
+def test_translate_to_jpeg_says_that_transparency_was_dropped(tmp_path, models):
+    import numpy as np
+
+    (tmp_path / "in").mkdir()
+    save(tmp_path / "in" / "opaque.png", noise(8, 8))
+    io.write_image(tmp_path / "in" / "clear.png", noise(8, 8), np.full((8, 8), 128, np.uint8))
+    code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "out", "--ext", "jpg",
+                           "--device", "cpu")
+    assert code == 0 and "done 2" in output, output
+    assert "the transparency of 1 image was dropped (JPEG and BMP have none; --ext png keeps it)" in output
+    code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "png", "--device", "cpu")
+    assert code == 0 and "transparency" not in output, output
 
 
 def test_translate_one_image_to_a_format_it_cannot_write(tmp_path, models):

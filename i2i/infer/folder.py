@@ -51,11 +51,14 @@ class Summary:
     failed: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    alpha_dropped: int = 0  # transparent images written to a format without alpha (JPEG, BMP)
 
     def __str__(self) -> str:
         rate = f" ({self.done / self.seconds:.2f} images/s)" if self.done and self.seconds > 0 else ""
+        dropped = (f"; the transparency of {self.alpha_dropped} image{'s' if self.alpha_dropped > 1 else ''} "
+                   "was dropped (JPEG and BMP have none; --ext png keeps it)") if self.alpha_dropped else ""
         return (f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
-                f"in {self.seconds:.1f} s{rate}")
+                f"in {self.seconds:.1f} s{rate}{dropped}")
 
 
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
@@ -207,6 +210,8 @@ class FolderRun:
                 self.bar.update(1)
                 continue
             for (job, _), (pixels, alpha) in zip(group, outputs):
+                if alpha is not None and job.dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+                    self.summary.alpha_dropped += 1
                 write = self._write_pool.submit(io.write_image, job.dst, pixels, alpha, quality=self.quality)
                 self.writes.append((job, write))
             self._collect(limit=4 * self.batch_size * self.workers)
