@@ -44,7 +44,7 @@ class RoundSettings:
     """One round's resize, noise and JPEG."""
 
     resize_prob: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
-    resize_range: tuple[float, float] = (0.15, 1.5)
+    resize_range: tuple[float, float] = (0.15, 1.5)  # a downscale draws from [low, 1], an upscale [1, high]
     # i2i's addition (published recipe: 0): how often a bilinear/bicubic downscale is antialiased,
     # as photo software (Pillow, MATLAB's imresize, browsers) resizes; without it the resize aliases
     antialias_prob: float = 0.0
