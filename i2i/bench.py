@@ -106,7 +106,7 @@ def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0,
 
     from i2i.device import resolve_device, resolve_precision
     from i2i.training.layout import example_batch
-    from i2i.training.trainer import Stepper
+    from i2i.training.trainer import Stepper, out_of_memory_as_error
 
     if steps < 1 or warmup < 0:
         from i2i.errors import UsageError
@@ -118,21 +118,22 @@ def time_train_steps(pipeline: str, *, image_size: int = 0, batch_size: int = 0,
                                      channels_last=channels_last, **overrides)
     where = resolve_device(device if device != "auto" else config.device)
     resolved = resolve_precision(config.precision, where)
-    stepper = Stepper(pipeline, config, options, where, resolved, steps_per_epoch=warmup + steps,
-                      total_steps=warmup + steps)
-    example = example_batch(options, config, where)
-    times, augment_times = [], []
-    for i in range(warmup + steps):
-        _wait_for(where)
-        started = time.perf_counter()
-        batch = stepper.pipe.augment(example)
-        _wait_for(where)
-        augmented = time.perf_counter()
-        losses, _ = stepper(batch, i)
-        torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in losses.values()]).tolist()  # waits
-        if i >= warmup:
-            times.append(time.perf_counter() - augmented)
-            augment_times.append(augmented - started)
+    with out_of_memory_as_error("--batch-size or --image-size"):
+        stepper = Stepper(pipeline, config, options, where, resolved, steps_per_epoch=warmup + steps,
+                          total_steps=warmup + steps)
+        example = example_batch(options, config, where)
+        times, augment_times = [], []
+        for i in range(warmup + steps):
+            _wait_for(where)
+            started = time.perf_counter()
+            batch = stepper.pipe.augment(example)
+            _wait_for(where)
+            augmented = time.perf_counter()
+            losses, _ = stepper(batch, i)
+            torch.stack([torch.as_tensor(v, dtype=torch.float32).reshape(()) for v in losses.values()]).tolist()
+            if i >= warmup:
+                times.append(time.perf_counter() - augmented)
+                augment_times.append(augmented - started)
     median, augment = statistics.median(times), statistics.median(augment_times)
     return {
         "bench": "train", "pipeline": pipeline, "image_size": config.image_size, "batch_size": config.batch_size,
@@ -200,14 +201,17 @@ def time_translate(*, image_size: int = 256, images: int = 20, device: str = "au
     """`i2i translate` of `images` random PNGs in a fresh process, start-up included; one
     JSON-able dict (peak_rss_mb is the child's)."""
     from i2i.device import resolve_device, resolve_precision
+    from i2i.training.trainer import out_of_memory_as_error
     from i2i.errors import I2IError, UsageError
 
     if images < 1 or image_size < 1:
         raise UsageError(f"--images and --image-size must be >= 1, got {images} and {image_size}")
     where = resolve_device(device)
+    preferred = resolve_precision(precision, where)  # fp16 on a CPU: exit 2 here, not from the child
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as folder:
         work = Path(folder)
-        write_pictures(work / "in", images, image_size)
+        with out_of_memory_as_error("--image-size"):
+            write_pictures(work / "in", images, image_size)
         model_file = make_model_file(work / "model.safetensors", model)
         command = [sys.executable, "-m", "i2i", "translate", str(model_file), str(work / "in"), str(work / "out"),
                    "--device", device, "--precision", precision, *extra_args]
@@ -221,7 +225,7 @@ def time_translate(*, image_size: int = 256, images: int = 20, device: str = "au
         "bench": "translate", "model": model, "image_size": image_size, "images": images,
         "sec_per_image": round(seconds / images, 4), "images_per_sec": round(images / seconds, 3),
         "seconds": round(seconds, 3), "peak_rss_mb": rss_mb, "device": str(where),
-        "precision": precision, "precision_preferred": resolve_precision(precision, where),  # auto: measured on the CPU
+        "precision": precision, "precision_preferred": preferred,  # auto: measured on the CPU
         **machine(where),
     }
 

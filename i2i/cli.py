@@ -481,8 +481,9 @@ def bench_group() -> None:
 
 @bench_group.command(name="train")
 @click.argument("pipeline")
-@click.option("--image-size", type=click.IntRange(min=0), default=0, help="Crop size.  [default: the pipeline's]")
-@click.option("--batch-size", type=click.IntRange(min=0), default=0, help="Images per step.  [default: the pipeline's]")
+@click.option("--image-size", type=click.IntRange(min=1), default=None, help="Crop size.  [default: the pipeline's]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per step.  [default: the pipeline's]")
 @click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed steps.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
@@ -493,7 +494,7 @@ def bench_group() -> None:
               help="Memory layout of the networks.  [default: training's default, auto]")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="Settings YAML, as `i2i train --config` reads (e.g. `degradation: realesrgan`).")
-def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, warmup: int, device: str,
+def bench_train(pipeline: str, image_size: int | None, batch_size: int | None, steps: int, warmup: int, device: str,
                 precision: str | None, threads: int, channels_last: str | None, config_file: str | None) -> None:
     """Seconds per training step of PIPELINE (its reference defaults, random data on the device),
     and of the device augmentation that makes each step's batch (augment_sec)."""
@@ -501,8 +502,8 @@ def bench_train(pipeline: str, image_size: int, batch_size: int, steps: int, war
 
     from i2i.bench import time_train_steps
 
-    click.echo(json.dumps(time_train_steps(pipeline, image_size=image_size, batch_size=batch_size, steps=steps,
-                                           warmup=warmup, device=device, precision=precision or "",
+    click.echo(json.dumps(time_train_steps(pipeline, image_size=image_size or 0, batch_size=batch_size or 0,
+                                           steps=steps, warmup=warmup, device=device, precision=precision or "",
                                            threads=threads, channels_last=channels_last or "",
                                            config_file=config_file)))
 

@@ -77,3 +77,69 @@ def _cpu():
     import torch
 
     return torch.device("cpu")
+
+
+def _torch_out_of_memory(*args, **kwargs):
+    raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 120000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def _numpy_out_of_memory(*args, **kwargs):
+    raise MemoryError("Unable to allocate 149. GiB for an array with shape (2, 100000, 100000) and data type int64")
+
+
+def test_bench_out_of_memory_is_one_line_naming_what_to_shrink(monkeypatch):
+    """Sizes too large for the machine end as the trainer's one-line OutOfMemory (exit 1),
+    not a traceback. The allocations are faked: a real one might be granted (overcommit)."""
+    import i2i.training.layout
+
+    monkeypatch.setattr(i2i.training.layout, "example_batch", _torch_out_of_memory)
+    result = CliRunner().invoke(main, ["bench", "train", "cyclegan", "--image-size", "32", "--steps", "1",
+                                       "--warmup", "0", "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: out of memory (RuntimeError: ") and "can't allocate memory" in result.output
+    assert result.output.rstrip().endswith("try a smaller --batch-size or --image-size")
+
+    monkeypatch.setattr("i2i.bench.picture", _numpy_out_of_memory)
+    result = CliRunner().invoke(main, ["bench", "translate", "--image-size", "32", "--images", "1", "--model", "tiny",
+                                       "--device", "cpu", "--precision", "fp32"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith("error: out of memory (MemoryError: Unable to allocate 149. GiB")
+    assert result.output.rstrip().endswith("try a smaller --image-size")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, not the machine's memory")
+
+    monkeypatch.setattr(i2i.training.layout, "example_batch", broken)  # other errors are not blamed on memory
+    result = CliRunner().invoke(main, ["bench", "train", "cyclegan", "--image-size", "32", "--steps", "1",
+                                       "--warmup", "0", "--device", "cpu", "--precision", "fp32"])
+    assert isinstance(result.exception, RuntimeError) and "a bug" in str(result.exception)
+
+
+def test_bench_refuses_fp16_on_a_cpu_before_any_work(monkeypatch):
+    """As --device cuda without CUDA: exit 2 up front, before writing pictures or starting
+    `i2i translate` in a child process."""
+    import i2i.bench
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the precision was checked")
+
+    monkeypatch.setattr(i2i.bench, "write_pictures", no_work)
+    monkeypatch.setattr(i2i.bench, "run_measured", no_work)
+    for command in (["bench", "translate", "--images", "1", "--model", "tiny"], ["bench", "train", "cyclegan"]):
+        result = CliRunner().invoke(main, [*command, "--device", "cpu", "--precision", "fp16"])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert "fp16 autocast needs a GPU" in result.output
+
+
+def test_bench_train_refuses_a_zero_size_instead_of_taking_the_default(monkeypatch):
+    """0 is not a size: refused as `i2i train` refuses it; leaving the flag out takes the default."""
+    def no_work(*args, **kwargs):
+        raise AssertionError("a zero size was taken for the pipeline's default")
+
+    monkeypatch.setattr("i2i.bench.time_train_steps", no_work)
+    for flag in ("--image-size", "--batch-size"):
+        result = CliRunner().invoke(main, ["bench", "train", "cyclegan", flag, "0", "--device", "cpu"])
+        assert result.exit_code == 2 and f"Invalid value for '{flag}': 0 is not in the range x>=1" in result.output
+    help_text = CliRunner().invoke(main, ["bench", "train", "--help"]).output
+    assert help_text.count("[default: the pipeline's]") == 2 and "x>=0" not in help_text.split("--steps")[0]

@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -76,17 +77,24 @@ def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any =
             raise UsageError("give the pipeline's options in the settings mapping, not as `options`")
         out = config.get("out")
         config, options = make_settings(pipeline, config, resume_from=out if resume and out else None)
-    try:
+    with out_of_memory_as_error("--batch-size or --image-size"):
         return Trainer(pipeline, config, options, resume=resume).run()
-    except (MemoryError, RuntimeError) as error:
-        if not _out_of_memory(error):
-            raise
-        raise OutOfMemory(f"out of memory ({one_line(error, 120, typed=True)}); try a smaller --batch-size "
-                          "or --image-size") from None
 
 
 class OutOfMemory(I2IError):
     """Training ran out of (CPU or GPU) memory: settings too large for the machine."""
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(advice: str) -> Iterator[None]:
+    """Running out of memory (numpy's MemoryError, torch's allocator errors) becomes a one-line
+    OutOfMemory naming what to shrink (`advice`), not a traceback (training, `i2i bench`)."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise
+        raise OutOfMemory(f"out of memory ({one_line(error, 120, typed=True)}); try a smaller {advice}") from None
 
 
 def _out_of_memory(error: Exception) -> bool:
