@@ -202,6 +202,14 @@ def check_not_empty(count: int, height: int, width: int) -> None:
         raise UsageError("the batch is empty (0 images)")
 
 
+def check_tensor_input(x: torch.Tensor, alpha: torch.Tensor | None) -> None:
+    """An NxCxHxW batch (and its alpha): not empty, finite, in [0, 1]."""
+    check_not_empty(x.shape[0], *x.shape[2:])
+    check_float_pixels(x)
+    if alpha is not None:
+        check_float_pixels(alpha)
+
+
 def check_float_pixels(values: np.ndarray | torch.Tensor) -> None:
     """Refuse float pixels that are not finite or not in [0, 1] (give or take FLOAT_TOLERANCE):
     clamping 0..255 floats gives a white image, and NaN would be blamed on the model."""

@@ -46,9 +46,10 @@ from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
 from i2i.infer.images import (ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult,
-                              check_float_pixels, check_not_empty)
+                              check_not_empty, check_tensor_input)
 from i2i.infer.speed import Candidate, Speed
-from i2i.nn.inference import is_stochastic_at_test, use_batch_statistics, use_fast_instance_norm
+from i2i.nn.inference import (is_stochastic_at_test, normalises_per_image, use_batch_statistics,
+                              use_fast_instance_norm)
 from i2i.spec import TEST_MODES, ModelSpec, spec_for_network, to_image_range, to_network_range
 
 
@@ -93,11 +94,7 @@ class ImageModel:
             self._rng_lock = threading.Lock()  # torch's RNG is one per process
             if channels_last is None and self.device.type == "cpu":
                 channels_last = False  # dropout masks follow the memory layout: keep the reference's
-        # instance norm (CycleGAN) and batch statistics (pix2pix's test mode) normalise by the
-        # image's own statistics: each tile gets its own, so tiles change the output
-        self.normalises_per_image = self.stochastic or any(
-            isinstance(m, torch.nn.InstanceNorm2d) and not m.track_running_stats for m in net.modules())
-        self._tiles_noted = False
+        self._note_tiles = self.stochastic or normalises_per_image(net)  # batch or instance statistics
         use_fast_instance_norm(net)
         net.to(self.device)
         self.speed = Speed(net, self.device, precision, channels_last)
@@ -135,10 +132,7 @@ class ImageModel:
         """
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
-        check_not_empty(x.shape[0], *x.shape[2:])
-        check_float_pixels(x)
-        if alpha is not None:
-            check_float_pixels(alpha)
+        check_tensor_input(x, alpha)
         result = TensorResult()
         self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
         assert result.tensor is not None
@@ -189,8 +183,9 @@ class ImageModel:
         tile = tile or self._auto_tile(source.shape, tile_pad, name)
         if tile and self.device.type == "cpu":
             tiles.return_freed_buffers()
-        if tile and max(padded) > tile:
-            self._note_tiles()
+        if tile and max(padded) > tile and self._note_tiles:
+            self._note_tiles = False  # once
+            _note_tiles(self.source)
         for part in tiles.plan(*padded, tile, tile_pad, self.size):
             (top, bottom), (left, right) = part.region
             bottom, right = min(bottom, height), min(right, width)  # crop the padding
@@ -205,16 +200,6 @@ class ImageModel:
             if not torch.isfinite(y).all():
                 raise I2IError(f"{self.source}: the network's output holds NaN or infinite values{self._nan_hint()}")
             result.write(top * s, left * s, self._from_network(y, x[:, :, rows, cols]), (height * s, width * s))
-
-    def _note_tiles(self) -> None:
-        """Once per model: tiles change what a model that normalises per image computes."""
-        if self.normalises_per_image and not self._tiles_noted:
-            from tqdm import tqdm
-
-            self._tiles_noted = True
-            tqdm.write(f"note: {self.source} normalises each image by its own statistics, so in tiles (each "
-                       "normalised on its own) its output differs from the whole image's; tile only what "
-                       "does not fit whole", file=sys.stderr)
 
     def _auto_tile(self, shape: tuple[int, ...], tile_pad: int, name: str) -> int:
         """0 (whole images) where the estimated working memory fits in the free memory,
@@ -335,6 +320,15 @@ def check_seed(seed: object) -> int:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _note_tiles(source: str) -> None:
+    """Tiles change what a model that normalises by each image's own statistics computes."""
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {source} normalises each image by its own statistics, so in tiles (each normalised "
+               "on its own) its output differs from the whole image's; tile only what does not fit whole",
+               file=sys.stderr)
 
 
 def _gigabytes(size: float) -> str:

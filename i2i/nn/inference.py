@@ -35,6 +35,12 @@ def use_fast_instance_norm(net: nn.Module) -> None:
             use_fast_instance_norm(child)
 
 
+def normalises_per_image(net: nn.Module) -> bool:
+    """Whether an InstanceNorm normalises by the input's own statistics: then a tile of an image
+    gets other statistics than the whole, and tiling changes the output."""
+    return any(isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats for m in net.modules())
+
+
 def is_stochastic_at_test(net: nn.Module) -> bool:
     """Whether the training-time test mode changes anything: BatchNorm or dropout layers."""
     return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))
