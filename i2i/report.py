@@ -19,11 +19,11 @@ _NOT_PLOTTED = {"step", "epoch", "data_sec", "images_per_sec"}
 
 
 def read_metrics(run: str | Path) -> list[dict]:
-    """The records of `RUN/metrics.jsonl` (lines cut short by a kill are skipped)."""
+    """The records of `RUN/metrics.jsonl` (lines cut short by a kill, or damaged, are skipped)."""
     path = Path(run) / layout.METRICS
     records = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -126,7 +126,7 @@ def write_index(run: str | Path, columns: tuple[str, ...] = ()) -> Path:
     )
     legend = f"<p>columns: {html.escape(' | '.join(columns))}</p>" if columns else ""
     summary = f"step {last.get('step', 0)}, epoch {last.get('epoch', 0)}"
-    if last.get("sec_per_step"):
+    if isinstance(last.get("sec_per_step"), (int, float)) and last["sec_per_step"] > 0:
         summary += f", {last['sec_per_step']:.3g} s/step"
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.name)}: i2i run</title>"

@@ -54,8 +54,9 @@ def setup(tmp_path_factory):
     models = make_models(root / "models")
     run = root / "runs" / "sketch"
     (run / "samples").mkdir(parents=True)
-    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "epoch": 1, "G_L1": 1.0 / s, "D": 0.5})
-                                               + "\n" for s in range(1, 6)) + '{"step": 6, "G_L')  # a line being written
+    (run / "metrics.jsonl").write_bytes(b"\xff\xfe damaged\n" + "".join(  # one damaged line (took the runs tab down)
+        json.dumps({"step": s, "epoch": 1, "G_L1": 1.0 / s, "D": 0.5}) + "\n" for s in range(1, 6)).encode()
+        + b'{"step": 6, "G_L')  # a line being written
     io.write_image(run / "samples" / "step_2.png", pattern(8, 24))
     io.write_image(run / "samples" / "step_5.png", pattern(8, 24, seed=1))
     (run / "model.safetensors").write_bytes(models["sr"].read_bytes())
@@ -281,8 +282,8 @@ def test_runs_are_listed_and_read_not_written(setup):
     try:
         assert json.loads(call(server, "GET", "/api/run?name=sketch")[2])["step"] == 7
     finally:
-        text = (run / "metrics.jsonl").read_text()
-        (run / "metrics.jsonl").write_text(text[:text.index('L1": 0.1}')])
+        data = (run / "metrics.jsonl").read_bytes()
+        (run / "metrics.jsonl").write_bytes(data[:data.index(b'L1": 0.1}')])
         os.utime(run / "metrics.jsonl", ns=(before[run / "metrics.jsonl"],) * 2)
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 

@@ -282,6 +282,10 @@ def test_resume_takes_a_new_lr_and_refuses_fewer_steps(tmp_path):
     assert code == 0, output
     assert "lr 0.0002 -> 0.0001" in output
     assert [r["lr"] for r in metrics(run)] == [2e-4] * 3 + [1e-4] * 2
+    metrics_file = run / "metrics.jsonl"  # a damaged byte in the log: skipped, not a traceback
+    metrics_file.write_bytes(b"\xff\xfe\n" + metrics_file.read_bytes() + b'{"step": 6, "sec_per_step": "slow"}\n')
+    from i2i.report import write_index
+    write_index(run)
     before = (run / "config.yaml").read_text()
     code, output = run_cli(*common, "--resume", "--max-steps", "4")
     assert code == 2 and "at step 5" in output and output.count("error:") == 1, output

@@ -160,12 +160,12 @@ class RunFolder:
         if not self.metrics_path.is_file():
             return
         kept = []
-        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+        for line in self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 if json.loads(line)["step"] <= step:
                     kept.append(line)
             except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by a kill
+                continue  # a line cut short by a kill, or damaged
         write_text(self.metrics_path, "".join(line + "\n" for line in kept))
 
     def write_samples(self, step: int, columns: list[torch.Tensor]) -> None:
