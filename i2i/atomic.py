@@ -24,7 +24,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # 18 more bytes than the name: a name near the 255-byte limit gets its temp name shortened
+    name = os.fsdecode(os.fsencode(path.name)[:200])
+    tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp

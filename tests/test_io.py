@@ -289,6 +289,15 @@ def test_unicode_file_name_with_spaces(tmp_path: Path) -> None:
     assert iio.list_images(tmp_path) == [path]
 
 
+def test_names_up_to_the_file_system_limit_are_written(tmp_path: Path) -> None:
+    """The temp file is 18 bytes longer than its name: a 238-255 byte name could not be written."""
+    pixels = random_u8(H, W, 3)
+    for name in ("L" * 251 + ".png", "猫" * 82 + ".png"):  # 255 bytes each (猫 is 3 bytes in UTF-8)
+        iio.write_image(tmp_path / name, pixels)
+        assert np.array_equal(iio.read_image(tmp_path / name).pixels, pixels)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["L" * 251 + ".png", "猫" * 82 + ".png"])
+
+
 def test_decode_bytes_from_memory() -> None:
     pixels = random_u8(H, W, 3)
     buffer = io.BytesIO()
