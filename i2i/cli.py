@@ -34,12 +34,23 @@ class _Group(click.Group):
             # reports the interrupt itself (the trainer's "stopped at step N", exit 128 + signal) stays
             if watch.seen and getattr(error, "exit_code", 0) < 128:
                 _interrupted()
+            _missing_dependency(error)
             if not isinstance(error, I2IError):
                 raise
             rank = _torchrun_rank()
             if not (rank and getattr(error, "same_on_every_rank", False)):  # rank 0 says it for all
                 click.echo(f"error: {f'rank {rank}: ' if rank else ''}{error}", err=True)
             sys.exit(error.exit_code)
+
+
+def _missing_dependency(error: Exception) -> None:
+    """A core dependency missing (a broken install): one line saying which and how to mend it.
+    The optional extras (serve, export, lpips) have their own hints; i2i's own modules are bugs."""
+    name = getattr(error, "name", None) or ""
+    if isinstance(error, ModuleNotFoundError) and name and name.split(".")[0] != "i2i":
+        click.echo(f"error: i2i needs the Python package {name.split('.')[0]!r}, which cannot be imported "
+                   f"({error}); reinstall i2i's dependencies: pip install -e . (or pip install i2i)", err=True)
+        sys.exit(1)
 
 
 def _interrupted() -> None:

@@ -293,6 +293,29 @@ def test_a_ctrl_c_that_an_import_swallowed_still_stops_training(tmp_path, monkey
     assert code == 0, output
 
 
+def test_a_missing_core_dependency_is_one_line(monkeypatch):
+    """A broken install (kornia, albumentations or scipy missing) gave an import traceback."""
+
+    def needs_kornia() -> None:
+        import kornia.filters  # noqa: F401
+
+    def broken_own_import() -> None:
+        import i2i.no_such_module  # noqa: F401  a bug of ours stays a traceback
+
+    monkeypatch.setitem(sys.modules, "kornia", None)
+    for name, callback in (("needs-kornia", needs_kornia), ("own-import", broken_own_import)):
+        main.add_command(click.Command(name, callback=callback))
+    try:
+        missing = CliRunner().invoke(main, ["needs-kornia"])
+        bug = CliRunner().invoke(main, ["own-import"])
+    finally:
+        main.commands.pop("needs-kornia")
+        main.commands.pop("own-import")
+    assert missing.exit_code == 1 and missing.output.count("\n") == 1, missing.output
+    assert missing.output.startswith("error: i2i needs the Python package 'kornia'") and "pip install -e ." in missing.output
+    assert isinstance(bug.exception, ModuleNotFoundError)
+
+
 def test_a_cut_message_ends_at_a_word():
     """A message cut for one line ended mid-word ("...transferred incorrectly, o)")."""
     from i2i.errors import one_line
