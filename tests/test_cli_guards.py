@@ -182,6 +182,16 @@ def test_translate_with_nothing_to_translate_fails_but_all_skipped_succeeds(tmp_
     assert code == 0 and "done 0, skipped 1, failed 0" in output, output
 
 
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs sysfs, where nobody can make a folder")
+def test_translate_into_a_folder_that_cannot_be_written_stops_before_any_work(tmp_path, models):
+    """It computed every image and then printed one 'cannot write' line per image."""
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        save(tmp_path / "in" / f"{name}.png", noise(8, 8))
+    code, output = run_cli("translate", models["sr"], tmp_path / "in", "/sys/i2i-test-out", "--device", "cpu")
+    assert code == 1 and output.count("\n") == 1 and "/sys/i2i-test-out/: cannot write there" in output, output
+
+
 def test_translate_to_jpeg_says_that_transparency_was_dropped(tmp_path, models):
     import numpy as np
 

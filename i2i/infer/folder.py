@@ -82,6 +82,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     start = time.perf_counter()
     jobs, collisions = _plan(src, dst, ext, suffix)
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
+    if todo:
+        _check_writable(todo[0].dst.parent)
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
                     total=len(todo), ab_side=ab_side, stream=stream)
@@ -226,6 +228,18 @@ class FolderRun:
             except Exception as error:
                 self.fail(_message(job.src, error))
             self.bar.update(1)
+
+
+def _check_writable(folder: Path) -> None:
+    """One line now, not one per image after each is computed, for an output folder that cannot
+    be written (read-only, no permission, full)."""
+    probe = folder / f".i2i-write-test.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise I2IError(f"{folder}/: cannot write there ({error.strerror or error}); nothing was translated") from None
 
 
 def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png", suffix: str = "") -> bool:
