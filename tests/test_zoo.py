@@ -349,7 +349,7 @@ def test_the_registry_holds_the_reference_models_at_their_urls():
     assert rows["srresnet-x4"].file == "srresnet-x4.safetensors" or pytest.fail("shipped row changed")
 
 
-def test_models_list_and_translate_by_name(tmp_path, i2i_home):
+def test_models_list_and_translate_by_name(tmp_path, i2i_home, monkeypatch):
     """The shipped srresnet-x4 is listed and translates offline by name."""
     from i2i.data.io import read_image, write_image
 
@@ -364,3 +364,9 @@ def test_models_list_and_translate_by_name(tmp_path, i2i_home):
                  "--device", "cpu", "--precision", "fp32")
     assert result.exit_code == 0, result.output
     assert read_image(tmp_path / "out" / "a.png").pixels.shape == (36, 28, 3)
+    # an output folder named after the model, in the working folder, no longer hides it
+    monkeypatch.chdir(tmp_path)
+    for out in ("srresnet-x4", "srresnet-x4"):
+        result = cli("translate", "srresnet-x4", str(tmp_path / "in"), out, "--device", "cpu", "--overwrite")
+        assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "srresnet-x4" / "a.png").pixels.shape == (36, 28, 3)

@@ -15,18 +15,29 @@ def resolve_model_path(path_or_name: str | os.PathLike) -> Path:
     """A model file, a run folder (its model.safetensors), or a zoo name -> a model file path."""
     if not isinstance(path_or_name, (str, os.PathLike)) or not str(path_or_name):
         raise UsageError(f"model must be a path or a model name, not {path_or_name!r}")
-    path = Path(path_or_name)
+    path, text = Path(path_or_name), str(path_or_name)
+    bare_name = not (text.endswith(".safetensors") or os.sep in text or "/" in text)
     if path.is_dir():
         model = path / layout.MODEL
-        if not model.is_file():
-            raise I2IError(f"{path}: no {layout.MODEL} in this folder (is it a training run folder?)")
-        return model
+        if model.is_file():
+            return model
+        if bare_name and _is_zoo_name(text):  # e.g. the output folder of `i2i translate NAME in/ NAME`
+            return zoo_model_path(text)
+        raise I2IError(f"{path}: no {layout.MODEL} in this folder (is it a training run folder?)")
     if path.is_file():
         return path
-    text = str(path_or_name)
-    if text.endswith(".safetensors") or os.sep in text or "/" in text:
+    if not bare_name:
         raise I2IError(f"{path}: model file not found")
     return zoo_model_path(text)
+
+
+def _is_zoo_name(name: str) -> bool:
+    from i2i import zoo
+
+    try:
+        return name in zoo.registry()
+    except I2IError:  # a broken registry: the folder's own message says more
+        return False
 
 
 def zoo_model_path(name: str) -> Path:
