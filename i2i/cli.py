@@ -10,7 +10,7 @@ import sys
 import click
 
 from i2i import __version__
-from i2i.errors import I2IError
+from i2i.errors import I2IError, UsageError
 
 
 #: --precision's values (i2i.device.PRECISIONS and "auto"; spelled here so --help needs no torch)
@@ -100,8 +100,15 @@ def _torchrun_rank() -> int:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="i2i")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """i2i: image-to-image translation (CycleGAN, pix2pix, SRGAN)."""
+    import os
+
+    # under torchrun every process would run the whole command, racing over the same files
+    if ctx.invoked_subcommand not in (None, "train") and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise UsageError(f"i2i {ctx.invoked_subcommand} runs as one process; torchrun is for `i2i train` "
+                         "(run this command without torchrun)")
 
 
 @main.command()

@@ -326,6 +326,15 @@ def test_a_missing_core_dependency_is_one_line(monkeypatch):
     assert isinstance(bug.exception, ModuleNotFoundError)
 
 
+def test_commands_other_than_train_refuse_torchrun(tmp_path, models, monkeypatch):
+    """Under torchrun each process ran the whole translate, racing over one output folder."""
+    save(tmp_path / "in" / "a.png", noise(8, 8))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "out")
+    assert code == 2 and "i2i translate runs as one process; torchrun is for `i2i train`" in output, output
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_cut_message_ends_at_a_word():
     """A message cut for one line ended mid-word ("...transferred incorrectly, o)")."""
     from i2i.errors import one_line
