@@ -461,7 +461,10 @@ def _start_line(trainer: Trainer) -> str:
     """What a run says when it starts: data, steps, and how it computes."""
     config, world = trainer.config, trainer.world
     processes = f", {world.size} processes" if world.distributed else ""
-    return (f"{trainer.name}: {len(trainer.dataset)} images ({trainer.steps_per_epoch} steps/epoch), steps "
+    repeat = getattr(trainer.dataset, "repeat", 1)  # srgan: a small folder visited several times an epoch
+    images = (f"{len(trainer.dataset) // repeat} images x {repeat} per epoch" if repeat > 1
+              else f"{len(trainer.dataset)} images")
+    return (f"{trainer.name}: {images} ({trainer.steps_per_epoch} steps/epoch), steps "
             f"{trainer.step} -> {trainer.total_steps}, {trainer.device} {trainer.precision}"
             f"{' (precision auto)' if config.precision == 'auto' else ''}"
             f"{', channels_last' if trainer.stepper.channels_last else ''}, "
