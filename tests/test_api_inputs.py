@@ -2,7 +2,6 @@
 are one-line UsageErrors naming what is wrong, never a traceback or a silently wrong image."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import PIL.Image
@@ -12,12 +11,7 @@ import torch
 import i2i
 from i2i.errors import UsageError
 from i2i.infer import Translator, load_model
-from test_infer import make_models, pattern
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    return make_models(tmp_path_factory.mktemp("models"))
+from test_infer import models, pattern  # noqa: F401  (models: the tiny model files, a fixture)
 
 
 @pytest.fixture(scope="module")
