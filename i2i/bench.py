@@ -201,8 +201,8 @@ def time_translate(*, image_size: int = 256, images: int = 20, device: str = "au
     """`i2i translate` of `images` random PNGs in a fresh process, start-up included; one
     JSON-able dict (peak_rss_mb is the child's)."""
     from i2i.device import resolve_device, resolve_precision
-    from i2i.training.trainer import out_of_memory_as_error
     from i2i.errors import I2IError, UsageError
+    from i2i.training.trainer import out_of_memory_as_error
 
     if images < 1 or image_size < 1:
         raise UsageError(f"--images and --image-size must be >= 1, got {images} and {image_size}")
