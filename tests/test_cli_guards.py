@@ -192,6 +192,16 @@ def test_translate_into_a_folder_that_cannot_be_written_stops_before_any_work(tm
     assert code == 1 and output.count("\n") == 1 and "/sys/i2i-test-out/: cannot write there" in output, output
 
 
+def test_translate_of_a_dangling_or_looping_link_says_so(tmp_path, models):
+    (tmp_path / "loopA").symlink_to(tmp_path / "loopB")
+    (tmp_path / "loopB").symlink_to(tmp_path / "loopA")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    for name in ("loopA", "dangling.png"):
+        code, output = run_cli("translate", models["sr"], tmp_path / name, tmp_path / "out", "--device", "cpu")
+        assert code == 1 and output.count("\n") == 1, output  # as a missing input
+        assert f"{name}: no such file or folder (a symbolic link to nothing, or a loop of links)" in output
+
+
 def test_translate_to_jpeg_says_that_transparency_was_dropped(tmp_path, models):
     import numpy as np
 

@@ -255,7 +255,8 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
         raise UsageError(f"--suffix must not contain '/', '\\' or '..', not {suffix!r}")
     given, src, dst = str(dst), Path(src), Path(dst)
     if not src.exists():
-        raise I2IError(f"{src}: no such file or folder")
+        broken = " (a symbolic link to nothing, or a loop of links)" if src.is_symlink() else ""
+        raise I2IError(f"{src}: no such file or folder{broken}")
     if src.is_dir() and src.resolve() == dst.resolve():
         raise UsageError(f"{dst}: the output folder is the input folder; give another one (a sub-folder works)")
     to_file = src.is_file() and bool(dst.suffix) and not given.endswith(("/", os.sep)) and not dst.is_dir()
