@@ -113,6 +113,17 @@ def test_derive_reports_bad_files_and_continues(tmp_path):
     assert len(list((tmp_path / "out/B").iterdir())) == 3
 
 
+def test_derive_goes_on_past_a_pair_it_cannot_write_and_leaves_no_half_pair(tmp_path):
+    """One write failing stopped the whole derive; a failed B left its A to be paired with nothing."""
+    photos(tmp_path / "src")
+    stem = "one"
+    (tmp_path / "out" / "B" / f"{stem}.png").mkdir(parents=True)  # a folder where its B should go
+    result = CliRunner().invoke(main, ["data", "derive", "gray", str(tmp_path / "src"), str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"{stem}.png" in result.output and "wrote 2 pairs" in result.output
+    assert sorted(p.name for p in (tmp_path / "out/A").iterdir()) == sorted(
+        p.name for p in (tmp_path / "out/B").iterdir() if p.is_file())
+
+
 def test_derive_never_writes_over_pairs_nor_into_its_photos(tmp_path):
     """Hand-made pairs in DST are kept unless --overwrite; a DST inside SRC (whose pairs the
     next scan would read as photos) is refused; both in one line before anything is written."""

@@ -69,13 +69,24 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
         seen[path.stem] = path
         try:
             a, b = _pair(task, read_image(path).pixels, scale)
-        except I2IError as error:  # unreadable, or too small for the task
+            _write_pair(dst, f"{path.stem}.png", a, b)
+        except I2IError as error:  # unreadable, too small for the task, or its pair not writable
             problems.append(problem_line(path, error))
             continue
-        write_image(dst / "A" / f"{path.stem}.png", a)
-        write_image(dst / "B" / f"{path.stem}.png", b)
         written += 1
     return DeriveResult(written, problems)
+
+
+def _write_pair(dst: Path, name: str, a: np.ndarray, b: np.ndarray) -> None:
+    """A/name and B/name, or neither: an A without its B would be paired with nothing."""
+    from i2i.data.io import write_image
+
+    write_image(dst / "A" / name, a)
+    try:
+        write_image(dst / "B" / name, b)
+    except I2IError:
+        (dst / "A" / name).unlink(missing_ok=True)
+        raise
 
 
 def _pair(task: str, pixels: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
