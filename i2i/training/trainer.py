@@ -298,8 +298,9 @@ class Trainer:
         keys = [(0, i) for i in range(min(len(self.dataset), 4))]
         with torch.random.fork_rng(devices=[]):  # the same sample batch at every (re)start
             torch.manual_seed(config.seed)
-            self.sample_batch = self.pipe.augment(
-                to_device(default_collate([loader.dataset[key] for key in keys]), self.device))
+            items = [loader.dataset[key] for key in keys]
+            items = [item for item in items if _sizes(item) == _sizes(items[0])]  # --preprocess none: any size
+            self.sample_batch = self.pipe.augment(to_device(default_collate(items), self.device))
         print_main(world, _start_line(self))
         # a finished run resumed with nothing left to do has all of these already
         last_logged = last_checkpoint = last_sample = self.step if self.resumed else -1
@@ -343,7 +344,7 @@ class Trainer:
         """Next batch, the Stepper, counters; returns the (0-based) epoch the step belonged to.
         The losses wait on the device (`pending`) until `_flush`."""
         started = time.perf_counter()
-        batch = self.pipe.augment(to_device(next(data), self.device))
+        batch = self.pipe.augment(to_device(_next_batch(data, self.config), self.device))
         loaded = time.perf_counter()
         losses, lr = self.stepper(batch, self.step)
         self.step += 1
@@ -455,6 +456,23 @@ def _choose_precision(requested: str, device: torch.device, world: distributed.W
         print_main(world, "warning: this CPU has no native bf16; bf16 autocast will be slow "
                           "(use --precision fp32)")
     return precision
+
+
+def _sizes(item: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in item.items() if isinstance(value, torch.Tensor)}
+
+
+def _next_batch(data: Any, config: TrainConfig) -> Any:
+    """The loader's next batch; images of different sizes in one batch (`--preprocess none` or
+    `scale_width` keep each image's size) are one line, not the collate's traceback."""
+    try:
+        return next(data)
+    except RuntimeError as error:
+        if "stack expects each tensor to be equal size" not in str(error):
+            raise
+        raise UsageError(f"--preprocess {config.preprocess} keeps each image's size, and one batch of "
+                         f"{config.batch_size} got images of different sizes; use --batch-size 1 (as the "
+                         "reference does with it) or a cropping --preprocess") from None
 
 
 def _start_line(trainer: Trainer) -> str:
