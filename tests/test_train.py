@@ -15,6 +15,7 @@ from PIL import Image
 
 from i2i.errors import I2IError, UsageError
 from i2i.training import RunFolder, TrainConfig, make_settings, train
+from i2i.training.settings import check_config
 from i2i.training.schedule import Schedule
 
 
@@ -142,6 +143,10 @@ def test_settings_precedence_and_unknown_keys(tmp_path):
     with pytest.raises(UsageError, match="--no-flip turns augmentation off, but --augment dihedral asks for it"):
         make_settings("pix2pix", {"no_flip": True, "augment": "dihedral"})
     assert make_settings("srgan", {"no_flip": True})[0].no_flip
+    # a load size below the crop trained on mirror-padded crops without a word
+    with pytest.raises(UsageError, match="--load-size 20 is smaller than --image-size 32"):
+        check_config(make_settings("pix2pix", {"load_size": 20, "image_size": 32})[0])
+    check_config(make_settings("pix2pix", {"load_size": 20, "image_size": 32, "preprocess": "crop"})[0])
 
 
 def test_wrong_layout_is_one_line_and_writes_nothing(tmp_path):

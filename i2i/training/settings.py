@@ -191,5 +191,8 @@ def check_config(config: TrainConfig, options: Any = None) -> None:
     from i2i.data.diffaugment import parse_policy
 
     parse_policy(config.diffaug)
+    if 0 < config.load_size < config.image_size and config.preprocess in ("resize_and_crop", "scale_width_and_crop"):
+        raise UsageError(f"--load-size {config.load_size} is smaller than --image-size {config.image_size}: every "
+                         "crop would be padded with a mirror image; give a --load-size of at least the image size")
     if config.lr_policy not in LR_POLICIES:
         raise UsageError(f"unknown lr policy {config.lr_policy!r}; choose one of {', '.join(LR_POLICIES)}")
