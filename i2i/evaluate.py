@@ -183,15 +183,22 @@ def optional_metric_error(name: str) -> I2IError:
                       "i2i installs and downloads neither")
 
 
-def _lr_images(lr_dir: str | os.PathLike, scale: int) -> dict[str, Path]:
-    """LR files by the HR stem they belong to ('baby', 'babyx4', 'baby_x4' -> 'baby')."""
-    from i2i.data.datasets import lr_by_key  # the same matching rule as training's LR folders
+def _lr_images(lr_dir: str | os.PathLike, scale: int, hr_paths: list[Path]) -> dict[str, Path]:
+    """LR files by the HR stem they belong to ('baby', 'babyx4', 'baby_x4' -> 'baby'), every
+    HR image with one and no LR file without its HR (training's rule), checked before scoring."""
+    from i2i.data.datasets import lr_by_key, unmatched_message  # the same rules as training's
     from i2i.data.io import list_images
 
     root = Path(lr_dir)
     if not root.is_dir():
         raise I2IError(f"{root}: not a folder (--lr)")
-    return lr_by_key(root, list_images(root, recursive=False), scale)
+    stems = {path.stem for path in hr_paths}
+    found = lr_by_key(root, list_images(root, recursive=False), scale, stems)
+    lr_only, hr_only = sorted(set(found) - stems), sorted(stems - set(found))
+    if lr_only or hr_only:
+        raise UsageError(f"{root}/: " + unmatched_message(lr_only, hr_only).replace("A only", "LR only")
+                         .replace("B only", "HR only"))
+    return found
 
 
 def evaluate_model(
@@ -229,19 +236,18 @@ def evaluate_model(
         scale = translator.scale
     if scale != translator.scale:
         raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
-    lr_files = _lr_images(lr_dir, scale) if lr_dir is not None else None
+    hr_paths = _hr_images(data_dir)
+    lr_files = _lr_images(lr_dir, scale, hr_paths) if lr_dir is not None else None
     per_image: dict[str, dict[str, float]] = {}
-    for hr_path in _hr_images(data_dir):
+    for hr_path in hr_paths:
         hr = modcrop(_read_hr(hr_path, scale), scale)
         if lr_files is None:
             lr = imresize(hr, 1 / scale)
-        elif hr_path.stem in lr_files:
+        else:  # every HR image has its LR file (`_lr_images`)
             lr = to_channels(read_image(lr_files[hr_path.stem]).pixels, hr.shape[2])
             problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
             if problem:
                 raise I2IError(problem)
-        else:
-            raise I2IError(f"{hr_path.name}: no LR image with its name in {lr_dir}")
         sr = translator(lr, tile=tile)
         _add_scores(per_image, hr_path, score_pair, sr, hr, scale)
     return summarize(per_image, scale=scale, protocol="default", model=str(path))

@@ -134,6 +134,21 @@ def test_two_lr_files_for_one_hr_image_are_refused(tmp_path):
     assert one.exit_code == 2 and "inf" not in one.output
 
 
+def test_eval_lr_folders_pair_as_training_does_before_any_scoring(tmp_path):
+    """An HR image named like an LR one ('box4') found no LR, even its own derive output; an LR
+    file without its HR was ignored, and a missing one was found only when the loop got there."""
+    model = _tiny_model(tmp_path / "model.safetensors")
+    for name in ("box4", "cat"):
+        save(tmp_path / "hr" / f"{name}.png", noise(20, 20))
+        save(tmp_path / "lr" / f"{name}.png", imresize(noise(20, 20), 0.5))
+    assert evaluate_model(model, tmp_path / "hr", lr_dir=tmp_path / "lr", device="cpu")["n_images"] == 2
+    save(tmp_path / "lr" / "zebra_x2.png", noise(10, 10))
+    (tmp_path / "lr" / "cat.png").unlink()
+    result = run("eval", str(model), str(tmp_path / "hr"), "--lr", str(tmp_path / "lr"), "--device", "cpu")
+    assert result.exit_code == 2 and len(error_lines(result.output)) == 1
+    assert "2 unmatched: LR only: zebra; HR only: cat" in result.output, result.output
+
+
 def test_srgan_skip_messages_show_real_size_and_why_all_pairs_failed(tmp_path, capsys):
     hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
     tiny = save(hr_dir / "a.png", noise(1, 1))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Callable
 
@@ -397,13 +398,15 @@ def _skip(message: str, reason: str) -> ImageReadError:
     return error
 
 
-def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int) -> dict[str, Path]:
+def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int, hr_keys: Collection[str] = ()) -> dict[str, Path]:
     """LR files by the HR key they match (see `_key`; 'babyx4' and 'baby_x4' match HR
-    'baby'): the one matching rule of training's and `i2i eval`'s LR folders. Two files for
-    one key are refused: picking one would score or train on a pair nobody chose."""
+    'baby', and a name that is itself an HR key, such as 'box4', matches that one): the one
+    matching rule of training's and `i2i eval`'s LR folders. Two files for one key are
+    refused: picking one would score or train on a pair nobody chose."""
     found: dict[str, Path] = {}
     for path in lr_files:
-        key = _lr_key(_key(path, lr_root), scale)
+        key = _key(path, lr_root)
+        key = key if key in hr_keys else _lr_key(key, scale)
         if key in found:
             raise UsageError(f"{found[key]} and {path} are both the x{scale} LR image of {key!r}; keep one")
         found[key] = path
@@ -483,7 +486,7 @@ class SRDataset(_RobustDataset):
             if not lr_files:
                 raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
             hr_keys = {_key(p, self.root): p for p in hr_files}
-            lr_keys = lr_by_key(lr_root, lr_files, self.scale)
+            lr_keys = lr_by_key(lr_root, lr_files, self.scale, hr_keys)
             a_only = sorted(set(lr_keys) - set(hr_keys))
             b_only = sorted(set(hr_keys) - set(lr_keys))
             if a_only or b_only:
