@@ -183,22 +183,18 @@ def optional_metric_error(name: str) -> I2IError:
                       "i2i installs and downloads neither")
 
 
-def _lr_images(lr_dir: str | os.PathLike, scale: int, hr_paths: list[Path]) -> dict[str, Path]:
+def _lr_images(lr_dir: str | os.PathLike, scale: int, hr_dir: str | os.PathLike,
+               hr_paths: list[Path]) -> dict[str, Path]:
     """LR files by the HR stem they belong to ('baby', 'babyx4', 'baby_x4' -> 'baby'), every
-    HR image with one and no LR file without its HR (training's rule), checked before scoring."""
-    from i2i.data.datasets import lr_by_key, unmatched_message  # the same rules as training's
+    HR image with one and no LR file without its HR, checked before scoring."""
+    from i2i.data.datasets import pair_lr_files  # the same matching rule as training's LR folders
     from i2i.data.io import list_images
 
     root = Path(lr_dir)
     if not root.is_dir():
         raise I2IError(f"{root}: not a folder (--lr)")
-    stems = {path.stem for path in hr_paths}
-    found = lr_by_key(root, list_images(root, recursive=False), scale, stems)
-    lr_only, hr_only = sorted(set(found) - stems), sorted(stems - set(found))
-    if lr_only or hr_only:
-        raise UsageError(f"{root}/: " + unmatched_message(lr_only, hr_only).replace("A only", "LR only")
-                         .replace("B only", "HR only"))
-    return found
+    pairs = pair_lr_files(Path(hr_dir), hr_paths, root, list_images(root, recursive=False), scale)
+    return {hr.stem: lr for hr, lr in pairs}
 
 
 def evaluate_model(
@@ -237,7 +233,7 @@ def evaluate_model(
     if scale != translator.scale:
         raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
     hr_paths = _hr_images(data_dir)
-    lr_files = _lr_images(lr_dir, scale, hr_paths) if lr_dir is not None else None
+    lr_files = _lr_images(lr_dir, scale, data_dir, hr_paths) if lr_dir is not None else None
     per_image: dict[str, dict[str, float]] = {}
     for hr_path in hr_paths:
         hr = modcrop(_read_hr(hr_path, scale), scale)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Collection
 from pathlib import Path
 from typing import Callable
 
@@ -398,11 +397,14 @@ def _skip(message: str, reason: str) -> ImageReadError:
     return error
 
 
-def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int, hr_keys: Collection[str] = ()) -> dict[str, Path]:
-    """LR files by the HR key they match (see `_key`; 'babyx4' and 'baby_x4' match HR
-    'baby', and a name that is itself an HR key, such as 'box4', matches that one): the one
-    matching rule of training's and `i2i eval`'s LR folders. Two files for one key are
-    refused: picking one would score or train on a pair nobody chose."""
+def pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, lr_files: list[Path],
+                  scale: int) -> list[tuple[Path, Path]]:
+    """(HR, LR) files, in HR key order: the one matching rule of training's and `i2i eval`'s LR
+    folders. An LR file matches the HR key it names (see `_key`): 'babyx4' and 'baby_x4' match
+    HR 'baby', and a name that is itself an HR key, such as 'box4', matches that one. Two LR
+    files for one key, an LR file without its HR and an HR file without its LR are refused in
+    one line: picking or dropping one would score or train on pairs nobody chose."""
+    hr_keys = {_key(path, hr_root): path for path in hr_files}
     found: dict[str, Path] = {}
     for path in lr_files:
         key = _key(path, lr_root)
@@ -410,7 +412,11 @@ def lr_by_key(lr_root: Path, lr_files: list[Path], scale: int, hr_keys: Collecti
         if key in found:
             raise UsageError(f"{found[key]} and {path} are both the x{scale} LR image of {key!r}; keep one")
         found[key] = path
-    return found
+    lr_only, hr_only = sorted(set(found) - set(hr_keys)), sorted(set(hr_keys) - set(found))
+    if lr_only or hr_only:
+        raise UsageError(f"{hr_root}/ and {lr_root}/: " + unmatched_message(lr_only, hr_only)
+                         .replace("A only", "LR only").replace("B only", "HR only"))
+    return [(hr_keys[key], found[key]) for key in sorted(hr_keys)]
 
 
 def lr_size_problem(lr: np.ndarray, hr: np.ndarray, lr_path: Path, hr_path: Path, scale: int) -> str | None:
@@ -485,13 +491,7 @@ class SRDataset(_RobustDataset):
             lr_files = _images(lr_root)
             if not lr_files:
                 raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
-            hr_keys = {_key(p, self.root): p for p in hr_files}
-            lr_keys = lr_by_key(lr_root, lr_files, self.scale, hr_keys)
-            a_only = sorted(set(lr_keys) - set(hr_keys))
-            b_only = sorted(set(hr_keys) - set(lr_keys))
-            if a_only or b_only:
-                raise UsageError(f"{self.root}/ and {lr_root}/: " + unmatched_message(a_only, b_only).replace("A only", "LR only").replace("B only", "HR only"))
-            self.items = [(hr_keys[k], lr_keys[k]) for k in sorted(hr_keys)]
+            self.items = pair_lr_files(self.root, hr_files, lr_root, lr_files, self.scale)
         self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         if cache:
             self._fill_cache()
