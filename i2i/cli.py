@@ -91,11 +91,18 @@ class _InterruptWatch:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _torchrun_world_size() -> int:
+    """How many processes torchrun started (1 without torchrun)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 def _torchrun_rank() -> int:
     """This process's rank under torchrun (0 alone, or without torchrun)."""
     import os
 
-    return int(os.environ.get("RANK", "0") or 0) if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else 0
+    return int(os.environ.get("RANK", "0") or 0) if _torchrun_world_size() > 1 else 0
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,10 +110,8 @@ def _torchrun_rank() -> int:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """i2i: image-to-image translation (CycleGAN, pix2pix, SRGAN)."""
-    import os
-
     # under torchrun every process would run the whole command, racing over the same files
-    if ctx.invoked_subcommand not in (None, "train") and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if ctx.invoked_subcommand not in (None, "train") and _torchrun_world_size() > 1:
         raise UsageError(f"i2i {ctx.invoked_subcommand} runs as one process; torchrun is for `i2i train` "
                          "(run this command without torchrun)")
 
