@@ -150,7 +150,6 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
 
 def _read_safetensors(path: Path) -> State:
     from safetensors import safe_open
-    from safetensors.torch import load_file
 
     from i2i.checkpoint import MODEL_FORMAT
 
@@ -158,7 +157,7 @@ def _read_safetensors(path: Path) -> State:
         with safe_open(str(path), "pt") as f:
             if (f.metadata() or {}).get("format") == MODEL_FORMAT:
                 raise UsageError(f"{path}: already an i2i model file; use it as it is (nothing to import)")
-        return load_file(str(path))
+            return {key: f.get_tensor(key) for key in f.keys()}
     except I2IError:
         raise
     except Exception as error:  # safetensors raises its own error types for a bad header or data
