@@ -40,6 +40,19 @@ def refused(code: int, output: str, *words: str) -> bool:
             and all(word in output for word in words) and "Traceback" not in output)
 
 
+def invoke_commands(*callbacks) -> list:
+    """Each callback run as an `i2i` command of its own (the CLI's error handling around it),
+    added for the call only; their click Results."""
+    names = [callback.__name__.replace("_", "-") for callback in callbacks]
+    for name, callback in zip(names, callbacks):
+        main.add_command(click.Command(name, callback=callback))
+    try:
+        return [CliRunner().invoke(main, [name]) for name in names]
+    finally:
+        for name in names:
+            main.commands.pop(name)
+
+
 def files_under(folder: Path) -> set[Path]:
     return {path.relative_to(folder) for path in folder.rglob("*")}
 
@@ -274,14 +287,7 @@ def test_ctrl_c_that_surfaces_as_another_error_is_still_an_interrupt():
     def plain_error() -> None:
         raise RecursionError("a bug, not an interrupt")
 
-    for name, callback in (("interrupted-import", half_imported), ("plain-error", plain_error)):
-        main.add_command(click.Command(name, callback=callback))
-    try:
-        interrupted = CliRunner().invoke(main, ["interrupted-import"])
-        failed = CliRunner().invoke(main, ["plain-error"])
-    finally:
-        main.commands.pop("interrupted-import")
-        main.commands.pop("plain-error")
+    interrupted, failed = invoke_commands(half_imported, plain_error)
     assert interrupted.exit_code == 130 and interrupted.output == "interrupted\n"
     assert isinstance(failed.exception, RecursionError)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the command's handler is gone
@@ -323,14 +329,7 @@ def test_a_missing_core_dependency_is_one_line(monkeypatch):
         import i2i.no_such_module  # noqa: F401  a bug of ours stays a traceback
 
     monkeypatch.setitem(sys.modules, "kornia", None)
-    for name, callback in (("needs-kornia", needs_kornia), ("own-import", broken_own_import)):
-        main.add_command(click.Command(name, callback=callback))
-    try:
-        missing = CliRunner().invoke(main, ["needs-kornia"])
-        bug = CliRunner().invoke(main, ["own-import"])
-    finally:
-        main.commands.pop("needs-kornia")
-        main.commands.pop("own-import")
+    missing, bug = invoke_commands(needs_kornia, broken_own_import)
     assert missing.exit_code == 1 and missing.output.count("\n") == 1, missing.output
     assert missing.output.startswith("error: i2i needs the Python package 'kornia'") and "pip install -e ." in missing.output
     assert isinstance(bug.exception, ModuleNotFoundError)
