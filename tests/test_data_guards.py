@@ -48,6 +48,20 @@ def test_ab_image_too_narrow_to_split_is_skipped_and_inspected(tmp_path, capsys)
         PairedDataset(tmp_path / "only")[0]
 
 
+def test_long_run_of_unreadable_files_is_passed_over_once(tmp_path, capsys):
+    """More bad files in a row than any fixed number of tries: the readable one is still
+    found, and a bad file is read (and warned about) once per process, not once per item."""
+    for i in range(120):
+        (tmp_path / "ab/train" / f"a{i:03d}.png").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "ab/train" / f"a{i:03d}.png").write_bytes(b"not a png")
+    save(tmp_path / "ab/train/z_good.png", noise(8, 16))
+    dataset = PairedDataset(tmp_path / "ab", transform=cpu_transform("resize_and_crop", 8, 8))
+    assert dataset[0]["A_path"].endswith("z_good.png")
+    assert dataset[5]["A_path"].endswith("z_good.png")
+    assert dataset._unreadable == set(range(120))
+    assert capsys.readouterr().err.count("warning: skipping") == 120
+
+
 def test_image_the_networks_cannot_take_is_skipped(tmp_path, capsys):
     """--preprocess none passes sizes through: once told the networks' needs, the dataset
     skips what does not fit instead of failing inside the U-Net."""

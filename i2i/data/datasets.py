@@ -195,13 +195,20 @@ class _RobustDataset(Dataset):
                                  "which the generator needs (--preprocess crop makes any image fit)")
 
     def __getitem__(self, index: int) -> dict:
+        """Item `index`, or the next readable one after it. Unreadable indices are remembered
+        (per process), so a long run of bad files is read once, not once per batch."""
         n = len(self)
-        for attempt in range(min(n, 100)):
+        unreadable = self.__dict__.setdefault("_unreadable", set())
+        for attempt in range(n):
+            candidate = (index + attempt) % n
+            if candidate in unreadable:
+                continue
             try:
-                return self._item((index + attempt) % n)
+                return self._item(candidate)
             except ImageReadError as error:
+                unreadable.add(candidate)
                 _warn_once(str(error))
-        raise I2IError(f"{self.root}/: no readable image found (tried {min(n, 100)} from index {index})")
+        raise I2IError(f"{self.root}/: no readable image found (all {n} files are unreadable or do not fit)")
 
 
 def _pack(a: np.ndarray, b: np.ndarray, a_path: Path | str, b_path: Path | str) -> dict:
