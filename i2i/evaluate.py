@@ -107,12 +107,20 @@ def _add_scores(
 
 
 def summarize(per_image: dict[str, dict[str, float]], **extra: Any) -> dict[str, Any]:
-    """The result dict every SR evaluation returns: means, count, per-image figures."""
+    """The result dict every SR evaluation returns: means, counts, per-image figures.
+
+    An image reconstructed exactly (on Y, inside the border) has PSNR-Y inf, which stays in
+    its own row; one such image (a flat one, say) would make the mean inf and hide the
+    others, so the PSNR-Y mean is over the other images and "n_exact" counts those left out
+    (the mean is inf if every image is exact). SSIM-Y is finite for every image: its mean is over all.
+    """
     n = len(per_image)
+    finite = [v["psnr_y"] for v in per_image.values() if v["psnr_y"] != math.inf]
     return {
-        "psnr_y": sum(v["psnr_y"] for v in per_image.values()) / n,
+        "psnr_y": sum(finite) / len(finite) if finite else math.inf,
         "ssim_y": sum(v["ssim_y"] for v in per_image.values()) / n,
         "n_images": n,
+        "n_exact": n - len(finite),
         **extra,
         "per_image": per_image,
     }
@@ -123,8 +131,8 @@ def evaluate_bicubic(
 ) -> dict[str, Any]:
     """Bicubic baseline on a folder of HR images.
 
-    Returns `{"psnr_y", "ssim_y", "n_images", "scale", "protocol", "per_image":
-    {stem: {"psnr_y", "ssim_y"}}}`, the means taken over images.
+    Returns `{"psnr_y", "ssim_y", "n_images", "n_exact", "scale", "protocol", "per_image":
+    {stem: {"psnr_y", "ssim_y"}}}`, the means taken over images (see `summarize`).
     """
     _check_protocol(protocol)
     if int(scale) != scale or scale < 1:
@@ -137,16 +145,24 @@ def evaluate_bicubic(
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A per-image table with the mean as the last row (PSNR-Y in dB, SSIM-Y)."""
+    """A per-image table with the mean as the last row (PSNR-Y in dB, SSIM-Y), and one line
+    saying how many exact images (PSNR-Y inf) the PSNR-Y mean leaves out, if any."""
     names = list(result["per_image"])
-    mean_label = f"mean ({result['n_images']})"
+    n, exact = result["n_images"], result.get("n_exact", 0)
+    mean_label = f"mean ({n})"
     width = max([len("image"), len(mean_label), *map(len, names)])
     lines = [f"{'image':<{width}}  {'PSNR-Y':>8}  {'SSIM-Y':>7}"]
     for name in names:
         row = result["per_image"][name]
         lines.append(f"{name:<{width}}  {row['psnr_y']:8.3f}  {row['ssim_y']:7.4f}")
     lines.append("-" * len(lines[0]))
-    lines.append(f"{mean_label:<{width}}  {result['psnr_y']:8.3f}  {result['ssim_y']:7.4f}")
+    mean_psnr = f"{result['psnr_y']:8.3f}" if exact < n else f"{'-':>8}"
+    lines.append(f"{mean_label:<{width}}  {mean_psnr}  {result['ssim_y']:7.4f}")
+    if exact == n:
+        lines.append(f"PSNR-Y: {'the image is' if n == 1 else f'all {n} images are'} reconstructed exactly "
+                     "(inf), so there is no PSNR-Y mean")
+    elif exact:
+        lines.append(f"PSNR-Y mean over {n - exact} of {n} images: {exact} reconstructed exactly (inf) left out")
     return "\n".join(lines)
 
 

@@ -6,9 +6,10 @@ border of `scale` pixels cropped, SSIM being Wang et al.'s MATLAB `ssim_index`
 mean of the map). Everything is computed in float64 with plain numpy, so the figures
 match the published MATLAB ones to well under 0.001 dB.
 
-PSNR of identical images is `math.inf` (not capped): a mean over a set that contains
-one is inf too, which says plainly that something is off. JSON writers in
-`i2i.evaluate` store a non-finite value as null.
+PSNR of identical images is `math.inf` (not capped, as BasicSR): that is the truth
+about the image. `i2i.evaluate.summarize` takes the PSNR mean over the finite values and
+counts the exact images it leaves out, so one flat image does not make a set's mean inf;
+`i2i.evaluate.write_json` stores a non-finite value as null.
 """
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ from i2i.cli import main
 from i2i.evaluate import evaluate_bicubic, score_pair
 from i2i.metrics import psnr, psnr_y, rgb_to_y, ssim, ssim_y
 
+from conftest import noise, save
+
 
 def test_y_of_rgb_and_gray() -> None:
     rgb = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], dtype=np.uint8)
@@ -133,3 +135,35 @@ def test_eval_bicubic_cli_errors(tmp_path: Path) -> None:
     empty = runner.invoke(main, ["eval", "bicubic", str(tmp_path), "--scale", "2"])
     assert empty.exit_code == 1
     assert "no images" in empty.output
+
+
+def test_eval_psnr_mean_leaves_out_exact_images(tmp_path: Path) -> None:
+    """A flat HR image is reconstructed exactly (PSNR-Y inf): its row says inf, but the mean
+    was inf too, hiding every other image; it is now the mean of the finite ones, and one
+    line says how many were left out."""
+    save(tmp_path / "hr/flat.png", np.full((24, 24, 3), (200, 40, 90), np.uint8))
+    save(tmp_path / "hr/noise.png", noise(24, 24))
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(main, ["eval", "bicubic", str(tmp_path / "hr"), "--scale", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()
+    assert rows[1].split() == ["flat", "inf", "1.0000"]
+    scores = json.loads(out.read_text())
+    noisy = scores["per_image"]["noise"]["psnr_y"]
+    assert scores["per_image"]["flat"]["psnr_y"] is None  # strict JSON: inf is null
+    assert scores["psnr_y"] == pytest.approx(noisy) and scores["n_exact"] == 1 and scores["n_images"] == 2
+    assert scores["ssim_y"] == pytest.approx((1.0 + scores["per_image"]["noise"]["ssim_y"]) / 2)
+    assert rows[-3].split() == ["mean", "(2)", f"{noisy:.3f}", f"{scores['ssim_y']:.4f}"]
+    assert rows[-2] == "PSNR-Y mean over 1 of 2 images: 1 reconstructed exactly (inf) left out"
+    assert rows[-1] == f"wrote {out}"
+
+
+def test_eval_all_exact_images_print_no_psnr_mean(tmp_path: Path) -> None:
+    for name, colour in (("red", (255, 0, 0)), ("gray", (128, 128, 128))):
+        save(tmp_path / f"{name}.png", np.full((20, 20, 3), colour, np.uint8))
+    result = CliRunner().invoke(main, ["eval", "bicubic", str(tmp_path), "--scale", "2"])
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()
+    assert rows[-2].split() == ["mean", "(2)", "-", "1.0000"]
+    assert rows[-1] == "PSNR-Y: all 2 images are reconstructed exactly (inf), so there is no PSNR-Y mean"
+    assert evaluate_bicubic(tmp_path, 2)["n_exact"] == 2
