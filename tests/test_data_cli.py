@@ -64,6 +64,52 @@ def test_inspect_empty_folder_is_usage_error(tmp_path):
     assert result.exit_code == 2 and "has no trainA/ or trainB/" in result.output
 
 
+def test_inspect_missing_folder_is_one_line_and_exit_1(tmp_path):
+    """Exit 2 here (a usage error), where translate and eval exit 1 for the same mistake."""
+    result = CliRunner().invoke(main, ["data", "inspect", str(tmp_path / "missing")])
+    assert result.exit_code == 1 and result.output == f"error: {tmp_path / 'missing'}: no such folder\n"
+
+
+def test_inspect_sr_layout_with_lr_folder(tmp_path):
+    """DATA/HR + DATA/LR (as `i2i train srgan` and `i2i eval --lr` read them) was no layout at all;
+    LR files pair with HR ones by pair_lr_files' rule ('babyx4', 'bird_x4'), unmatched ones by name."""
+    for stem, lr_name in (("baby", "babyx4"), ("bird", "bird_x4"), ("cat", "cat")):
+        save(tmp_path / f"sr/HR/{stem}.png", noise(24, 28))
+        save(tmp_path / f"sr/LR/{lr_name}.png", noise(6, 7))
+    result = run("data", "inspect", str(tmp_path / "sr"))
+    assert result.exit_code == 0, result.output
+    assert "layout sr" in result.output and "HR/: 3 images" in result.output and "LR/: 3 images" in result.output
+    assert "28x24 RGB 8-bit: 3" in result.output and "7x6 RGB 8-bit: 3" in result.output
+    assert "note: 3 of 3 HR images have an LR image in LR/" in result.output
+    assert "unmatched" not in result.output
+
+    (tmp_path / "sr/LR/cat.png").rename(tmp_path / "sr/LR/zebra_x4.png")
+    result = run("data", "inspect", str(tmp_path / "sr"))
+    assert result.exit_code == 0, result.output
+    assert f"unmatched pairs: {tmp_path / 'sr/HR'}/ and {tmp_path / 'sr/LR'}/: 2 unmatched: LR only: zebra; " \
+           "HR only: cat" in result.output
+
+
+def test_inspect_sr_layout_with_scale_folders_or_no_lr(tmp_path):
+    """LR/X2/ and LR/X4/ (BasicSR, DIV2K) are the LR images of one scale each; HR/ alone is
+    data whose LR training and eval make by bicubic."""
+    for stem in ("baby", "bird"):
+        save(tmp_path / f"HR/{stem}.png", noise(24, 28))
+        save(tmp_path / f"LR/X2/{stem}x2.png", noise(12, 14))
+        save(tmp_path / f"LR/X4/{stem}x4.png", noise(6, 7))
+    result = run("data", "inspect", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "LR/X2/: 2 images" in result.output and "LR/X4/: 2 images" in result.output
+    assert "2 of 2 HR images have an LR image in LR/X2/" in result.output
+    assert "2 of 2 HR images have an LR image in LR/X4/" in result.output
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "LR")
+    result = run("data", "inspect", str(tmp_path))
+    assert result.exit_code == 0 and "layout sr" in result.output and "no LR/ folder" in result.output
+
+
 def test_derive_sr_is_bit_exact_and_exactly_scale_times(tmp_path):
     images = photos(tmp_path / "src")
     result = run("data", "derive", "sr", str(tmp_path / "src"), str(tmp_path / "out"), "--scale", "3")

@@ -16,7 +16,7 @@ from i2i.data.datasets import (
     UnpairedDataset,
     detect_layout,
 )
-from i2i.errors import UsageError
+from i2i.errors import I2IError, UsageError
 
 from conftest import noise, save
 
@@ -55,8 +55,9 @@ def test_empty_or_missing_folder_is_one_line_usage_error(tmp_path):
         detect_layout(tmp_path / "data")
     message = str(info.value)
     assert "data/ has no trainA/ or trainB/ (unpaired layout)" in message and "\n" not in message
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(I2IError, match="does not exist") as missing:  # bad input (exit 1), as in translate
         detect_layout(tmp_path / "nope")
+    assert not isinstance(missing.value, UsageError)
     with pytest.raises(UsageError, match="unpaired layout"):
         UnpairedDataset(tmp_path / "data")
 

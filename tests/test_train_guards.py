@@ -151,3 +151,17 @@ def test_preprocess_none_skips_an_image_the_unet_cannot_take(tmp_path, capfd):
     train("pix2pix", config, options)
     warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
     assert warnings and all("odd.png" in line and "multiple of 32" in line for line in warnings)
+
+
+def test_a_missing_data_folder_exits_1_as_a_missing_input_does_everywhere(data, tmp_path):
+    """A path that is not there is bad input (exit 1: translate, eval, data inspect); a wrong
+    option or layout is a usage error (exit 2)."""
+    missing = tmp_path / "nope"
+    for args in (["train", "pix2pix", "--data", missing, "--out", tmp_path / "run", *_flags(TINY_PIX2PIX)],
+                 ["train", "srgan", "--data", data["pix2pix"] / "B", "--lr-data", missing, "--scale", "2",
+                  "--out", tmp_path / "sr"],
+                 ["data", "derive", "sr", missing, tmp_path / "derived"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output == f"error: {missing}/ does not exist or is not a folder" + (
+            " (LR folder)" if "--lr-data" in args else "") + "\n"

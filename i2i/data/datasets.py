@@ -145,7 +145,7 @@ def detect_layout(root: Path | str) -> str:
     """
     root = Path(root)
     if not root.is_dir():
-        raise UsageError(f"{root}/ does not exist or is not a folder")
+        raise I2IError(f"{root}/ does not exist or is not a folder")
     if any((root / name).is_dir() for name in ("trainA", "trainB", "testA", "testB")):
         return "unpaired"
     if (root / "A").is_dir() or (root / "B").is_dir():
@@ -362,7 +362,7 @@ class DerivedDataset(_RobustDataset):
         self.transform = transform
         self.in_channels, self.out_channels = self._CHANNELS[task]
         if not self.root.is_dir():
-            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+            raise I2IError(f"{self.root}/ does not exist or is not a folder")
         self.files = _images(self.root)
         if not self.files:
             raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
@@ -488,16 +488,18 @@ class SRDataset(_RobustDataset):
         if patch_size is not None and patch_size % self.scale:
             raise UsageError(f"patch size {patch_size} is not a multiple of the scale {self.scale}")
         if not self.root.is_dir():
-            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+            raise I2IError(f"{self.root}/ does not exist or is not a folder")
         hr_files = _images(self.root)
         if not hr_files:
             raise UsageError(f"{self.root}/ has no images (a folder of HR images is expected)")
         self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
         self.lr_root = lr_root = None if lr_root is None else Path(lr_root)
         if lr_root is not None:
+            if not lr_root.is_dir():
+                raise I2IError(f"{lr_root}/ does not exist or is not a folder (LR folder)")
             lr_files = _images(lr_root)
             if not lr_files:
-                raise UsageError(f"{lr_root}/ is missing or has no images (LR folder)")
+                raise UsageError(f"{lr_root}/ has no images (LR folder)")
             self.items = pair_lr_files(self.root, hr_files, lr_root, lr_files, self.scale)
         self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         if cache:
@@ -577,7 +579,7 @@ class SingleFolderDataset(_RobustDataset):
     def __init__(self, root: Path | str, channels: int | None = 3, transform: Transform | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise UsageError(f"{self.root}/ does not exist or is not a folder")
+            raise I2IError(f"{self.root}/ does not exist or is not a folder")
         self.files = _images(self.root)
         if not self.files:
             raise UsageError(f"{self.root}/ has no images")

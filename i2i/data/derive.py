@@ -44,7 +44,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
-        raise UsageError(f"{src}/ does not exist or is not a folder")
+        raise I2IError(f"{src}/ does not exist or is not a folder")
     if task == "sr" and int(scale) < 2:
         raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:

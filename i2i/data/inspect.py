@@ -3,6 +3,10 @@
 It reads only image files (by extension, through `i2i.data.io.list_images`): a
 `MANIFEST.json` or a `README` beside the images is ignored, and counted as such. Every
 image is decoded, so a truncated or corrupt file is found and reported on one line.
+
+Besides `detect_layout`'s layouts it knows the super-resolution one that `i2i train srgan`
+reads: `HR/`, with `LR/` or `LR/X<scale>/` (BasicSR, DIV2K) or no LR folder (bicubic LR),
+its LR files matched to HR ones by `pair_lr_files`, the rule of training and `i2i eval --lr`.
 """
 from __future__ import annotations
 
@@ -18,6 +22,54 @@ _SIDES = {
     "paired_folders": ("A", "B"),
     "plain": (".",),
 }
+
+
+def _sr_sides(root: Path) -> tuple[str, ...]:
+    """HR, then the LR folders of the SR layout: LR/X2, LR/X4, ... where they exist (each is
+    the LR of one scale, as `sr_folders` takes LR/X<scale>), else LR, else none."""
+    lr = root / "LR"
+    scales = sorted(int(p.name[1:]) for p in lr.iterdir() if p.is_dir() and p.name[:1] == "X"
+                    and p.name[1:].isdigit()) if lr.is_dir() else []
+    if scales:
+        return ("HR", *(f"LR/X{scale}" for scale in scales))
+    return ("HR", "LR") if lr.is_dir() else ("HR",)
+
+
+def _median(values: list[int]) -> int:
+    return sorted(values)[len(values) // 2] if values else 0
+
+
+def _lr_scale(side: str, hr_widths: list[int], lr_widths: list[int]) -> int:
+    """The scale an LR folder is paired at: X<k>'s k, or for a bare LR/ the HR/LR width ratio
+    (LR images are HR/scale in size; names may carry it too: 'baby_x4')."""
+    if side.startswith("LR/X"):
+        return int(side[4:])
+    ratio = _median(hr_widths) / _median(lr_widths) if _median(lr_widths) else 1
+    return max(1, round(ratio))
+
+
+def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
+             widths: dict[str, list[int]]) -> None:
+    """Notes how many HR images each LR folder pairs, or the one line (names included) with
+    which `pair_lr_files`, and so `i2i train srgan` and `i2i eval --lr`, refuse the folders."""
+    from i2i.data.datasets import pair_lr_files
+    from i2i.errors import UsageError
+
+    lr_sides = [side for side in files if side != "HR"]
+    if not lr_sides:
+        report.notes.append("no LR/ folder: training and eval make each LR image by MATLAB-exact bicubic "
+                            "downscaling of its HR image")
+    for side in lr_sides:
+        try:
+            pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side],
+                                  _lr_scale(side, widths["HR"], widths[side]))
+        except UsageError as error:  # unmatched, or two LR files for one HR: the line training prints
+            if report.unmatched is None:
+                report.unmatched = str(error)
+            else:  # one line per LR folder: a second one's goes with the notes
+                report.notes.append(str(error))
+            continue
+        report.notes.append(f"{len(pairs)} of {len(files['HR'])} HR images have an LR image in {side}/")
 
 
 def problem_line(path: Path, error: Exception) -> str:
@@ -101,18 +153,24 @@ def inspect_folder(root: Path | str) -> InspectReport:
     """Detect the layout, count and decode every image of each side, find unmatched pairs."""
     from i2i.data.datasets import ab_split_problem, detect_layout, match_stems, unmatched_message
     from i2i.data.io import list_images, read_image
+    from i2i.errors import I2IError
 
     root = Path(root)
-    report = InspectReport(root=root, layout=detect_layout(root))
+    if not root.is_dir():  # a path that is not there is bad input (exit 1), as in translate and eval
+        raise I2IError(f"{root}: {'not a folder' if root.exists() else 'no such folder'}")
+    sr = (root / "HR").is_dir()  # sr_folders' first choice, before any pix2pix/CycleGAN layout
+    report = InspectReport(root=root, layout="sr" if sr else detect_layout(root))
     files: dict[str, list[Path]] = {}
     shapes: dict[Path, tuple[int, int]] = {}
+    widths: dict[str, list[int]] = {}
     odd: list[str] = []
-    for side in _SIDES[report.layout]:
+    for side in _sr_sides(root) if sr else _SIDES[report.layout]:
         folder = root / side
         if not folder.is_dir():
             continue
         files[side] = list_images(folder)
         report.counts[side] = len(files[side])
+        widths[side] = []
         for path in progress_bar(files[side], f"{side}"):
             try:
                 image = read_image(path)
@@ -121,6 +179,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
                 continue
             report.histogram[_describe(image)] += 1
             shapes[path] = image.size
+            widths[side].append(image.size[0])
             if report.layout != "paired_ab":
                 continue
             problem = ab_split_problem(path, *image.size)
@@ -134,6 +193,8 @@ def inspect_folder(root: Path | str) -> InspectReport:
     if unused:
         names = ", ".join(str(p.relative_to(root)) for p in unused[:5]) + (", ..." if len(unused) > 5 else "")
         report.notes.append(f"{len(unused)} image(s) outside the {report.layout} layout's folders, not used: {names}")
+    if sr:
+        _pair_sr(report, root, files, widths)
     if report.layout == "paired_folders" and "A" in files and "B" in files:
         pairs, a_only, b_only = match_stems(root / "A", root / "B", files["A"], files["B"])
         if a_only or b_only:

@@ -413,5 +413,5 @@ def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None]:
     from i2i.data.datasets import sr_folders
 
     if not root.is_dir():
-        raise UsageError(f"{root}/ does not exist or is not a folder")
+        raise I2IError(f"{root}/ does not exist or is not a folder")
     return sr_folders(root, options.scale, options.lr_data or None)
