@@ -299,7 +299,9 @@ def eval_model(model: str, data: str, scale: int | None, json_path: str | None, 
     scored on Y with a border of --scale pixels (EDSR/BasicSR's protocol).
     """
     from i2i.evaluate import evaluate_model, optional_metric_error
+    from i2i.infer.tiles import check_tile
 
+    check_tile(tile)  # before the model loads
     for name, wanted in (("lpips", lpips), ("fid", fid)):
         if wanted:
             raise optional_metric_error(name)
@@ -483,8 +485,10 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     """
     from i2i.infer import load_model
     from i2i.infer.folder import check_paths
+    from i2i.infer.tiles import check_tile
 
-    check_paths(input, output, ext, suffix)  # a mistake in them costs no model load
+    check_tile(tile)  # mistakes in the tile or the paths cost no model load
+    check_paths(input, output, ext, suffix)
     translator = load_model(model, device=device, precision=precision, direction=direction,
                             test_mode="eval" if eval_mode else None, seed=seed)
     summary = translator.translate_folder(

@@ -354,12 +354,12 @@ def test_ctrl_c_while_the_models_are_still_being_read_stops_cleanly(tmp_path):
 
 def test_command_line_mistakes_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--models", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and "no such model file or folder" in result.output
+    assert result.exit_code == 1 and "no such model file or folder" in result.output  # bad input, as translate
     assert "Traceback" not in result.output
     text = tmp_path / "notes.png"
     text.write_text("not a model")
     result = CliRunner().invoke(main, ["serve", "--models", str(text)])  # named on its own: must be a model
-    assert result.exit_code == 2 and result.output.startswith(f"error: {text}: not a safetensors model file")
+    assert result.exit_code == 1 and result.output.startswith(f"error: {text}: not a safetensors model file")
     result = CliRunner().invoke(main, ["serve", "--device", "banana"])  # at start, not at every request
     assert result.exit_code == 2 and result.output == "error: unknown device 'banana' (use auto, cpu, cuda, cuda:N or mps)\n"
     blocked = "import sys; sys.modules['starlette'] = None; from i2i.cli import main; main(['serve'])"

@@ -169,3 +169,17 @@ def test_ab_split_translates_the_half_the_direction_starts_from(tmp_path, models
         expected = load_model(models["cyclegan"], device="cpu", precision="fp32", direction=direction)(
             io.read_image(tmp_path / f"{half}.png").pixels)
         assert np.array_equal(io.read_image(out / "pair.png").pixels, expected)
+
+
+def test_a_tile_too_small_is_refused_up_front_as_the_server_refuses_it(tmp_path, models):
+    """--tile 3 would run thousands of forward passes of mostly pad; translate and eval refuse
+    it in one line before the model loads, with the rule the API and `i2i serve` use."""
+    from i2i.infer.tiles import TILE_RULE
+
+    io.write_image(tmp_path / "a.png", pattern(8, 8))
+    for args in (["translate", models["sr"], tmp_path / "a.png", tmp_path / "out", "--tile", "3"],
+                 ["eval", models["sr"], tmp_path, "--scale", "2", "--tile", "7"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 2 and result.output == f"error: tile must be {TILE_RULE}, not {args[-1]}\n", args
+    assert not (tmp_path / "out").exists()
+    assert translate(models["sr"], tmp_path / "a.png", tmp_path / "out", "--tile", "8").exit_code == 0

@@ -307,7 +307,7 @@ def check_tiles(tile: object, tile_pad: object) -> tuple[int, int]:
         if not _is_int(value) or value < 0:
             meaning = " (0: whole images)" if name == "tile" else ""
             raise UsageError(f"{name} must be an int >= 0{meaning}, not {value!r}")
-    return int(tile), int(tile_pad)
+    return tiles.check_tile(int(tile)), int(tile_pad)
 
 
 def check_seed(seed: object) -> int:

@@ -31,7 +31,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from i2i.errors import UsageError
 from i2i.spec import SizeRequirements
+
+# The tile sizes that may be asked for (0: whole images). Below MIN_TILE a tile is mostly pad:
+# thousands of forward passes for nothing a larger tile would not do better. Above MAX_TILE a
+# tile is already a whole image of 268 megapixels: a larger number only says "whole images".
+MIN_TILE = 8
+MAX_TILE = 16384
+TILE_RULE = f"0 (whole images, or automatic tiles) or {MIN_TILE}..{MAX_TILE} pixels"
+
+
+def check_tile(tile: int) -> int:
+    """`tile` if it is 0 or MIN_TILE..MAX_TILE, else a one-line UsageError (the same rule for
+    the Python API, `i2i translate --tile`, `i2i eval --tile` and `i2i serve`'s tile=)."""
+    if tile != 0 and not MIN_TILE <= tile <= MAX_TILE:
+        raise UsageError(f"tile must be {TILE_RULE}, not {tile}")
+    return tile
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -54,8 +70,10 @@ def plan(height: int, width: int, tile: int, tile_pad: int, size: SizeRequiremen
     one tile, the whole input).
 
     A region smaller than the minimum size borrows context, so every tile's input is one the
-    network takes.
+    network takes. A `tile` outside `check_tile`'s range is a UsageError, even where it
+    would not cut this input.
     """
+    check_tile(tile)
     if not tile or max(height, width) <= tile:
         yield Tile((0, height), (0, width), ((0, height), (0, width)))
         return

@@ -9,7 +9,8 @@
     GET  /api/run/sample?name=NAME   its latest sample grid (PNG)
 
 Errors are JSON, {"error": "..."}: 400 a bad image or parameter, 404 an unknown model or
-run, 413 an upload over the size limit, 422 an image over the pixel limit. Models and runs
+run, 413 an upload over the size limit, 422 an image over the pixel limit, 503 a model whose
+file no longer loads (replaced by a broken one: the other models still serve). Models and runs
 are found by the names the catalog listed; the page's files are read once, from the
 package. Requests whose Host or Origin is not this server are refused (403): a web page
 elsewhere cannot use the server through the browser of someone who runs it.
@@ -33,13 +34,13 @@ from starlette.routing import Route
 
 from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 from i2i.serve.catalog import Catalog
-from i2i.serve.engine import Engine
+from i2i.serve.engine import Engine, ModelUnavailable
 from i2i.serve.runs import latest_sample, run_details, run_summary
 
 STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
                 "style.css": "text/css; charset=utf-8"}
-MAX_TILE = 16384
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TILE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit(), but int("²") fails
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
                                "script-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'",
@@ -95,6 +96,8 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
             raise ApiError(status, one_line(error)) from None
         except UsageError as error:
             raise ApiError(400, one_line(error)) from None
+        except ModelUnavailable as error:  # the server's file, not the request: may work again once it is mended
+            raise ApiError(503, one_line(error)) from None
         except asyncio.CancelledError:  # Ctrl-C stopped the server while this waited or ran
             print("i2i serve: stopping; a translation in progress was cancelled", file=sys.stderr, flush=True)
             return _json(503, {"error": "the server is stopping; this translation was cancelled"})
@@ -199,9 +202,16 @@ def _static(files: dict[str, bytes], name: str) -> Response:
 
 
 def _tile(value: str) -> int:
-    if not value.isdigit() or not (int(value) == 0 or 8 <= int(value) <= MAX_TILE):
-        raise ApiError(400, f"tile must be 0 (whole images, or automatic tiles) or 8..{MAX_TILE} pixels")
-    return int(value)
+    """The query's tile=, refused (400) by the rule `i2i translate --tile` and the Python API follow
+    (imported here: i2i.infer.tiles imports torch, which the server loads after it starts)."""
+    from i2i.infer.tiles import TILE_RULE, check_tile
+
+    if not _TILE.fullmatch(value):
+        raise ApiError(400, f"tile must be {TILE_RULE}")
+    try:
+        return check_tile(int(value))
+    except UsageError as error:
+        raise ApiError(400, one_line(error)) from None
 
 
 async def _body(request: Request, limit: int) -> bytes:

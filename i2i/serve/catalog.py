@@ -60,7 +60,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._headers: dict[tuple[Path, int], Any] = {}  # (path, mtime_ns) -> ModelHeader or error text
         self._warned: set[tuple[Path, int]] = set()
-        self._roots = _check_model_args(models)
+        self._roots = _check_model_args(models, self._headers)
         self._runs_root = None if runs is None else Path(runs).resolve()
         if self._runs_root is not None and not self._runs_root.is_dir():
             raise UsageError(f"{runs}: --runs must be a folder")
@@ -155,10 +155,11 @@ class Catalog:
                           default_direction=spec.default_direction, channels=(spec.in_channels, spec.out_channels))
 
 
-def _check_model_args(models: list[str] | tuple[str, ...]) -> list[Path]:
+def _check_model_args(models: list[str] | tuple[str, ...], headers: dict[tuple[Path, int], Any]) -> list[Path]:
     """The files and folders among the --models values; the others must name zoo models that
     are here (every local zoo model is listed anyway). A file named on its own must be a model:
-    in a folder, one that is not is only left out."""
+    in a folder, one that is not is only left out. The headers this reads go into `headers`,
+    the catalog's cache, so listing the models does not read those files again."""
     from i2i import zoo
     from i2i.checkpoint import read_header
 
@@ -168,18 +169,20 @@ def _check_model_args(models: list[str] | tuple[str, ...]) -> list[Path]:
         path = Path(value)
         if path.exists():
             if path.is_file():
+                mtime = path.stat().st_mtime_ns  # taken first: a file changed after this is read again
                 try:
-                    read_header(path)
-                except I2IError as error:
-                    raise UsageError(one_line(error)) from None
+                    header = read_header(path)  # the path as given: the message names it so
+                except I2IError as error:  # bad input, exit 1, as `i2i translate` says it
+                    raise I2IError(one_line(error)) from None
+                headers[(path.resolve(), mtime)] = header  # the key `Catalog._entry` looks for
             roots.append(path.resolve())
             continue
         registry = registry if registry is not None else zoo.registry()
         if value not in registry:
-            raise UsageError(f"{value}: no such model file or folder, nor a known model name "
+            raise I2IError(f"{value}: no such model file or folder, nor a known model name "
                              f"(known: {', '.join(sorted(registry)) or 'none'})")
         if zoo.local_file(registry[value]) is None:
-            raise UsageError(f"{value}: this model is not downloaded, and the server fetches nothing; "
+            raise I2IError(f"{value}: this model is not downloaded, and the server fetches nothing; "
                              f"download it first, e.g. with `i2i translate {value} image.png out/`")
     return roots
 

@@ -7,22 +7,30 @@ the bytes are those of the file `i2i translate MODEL image.png out/` writes: 16-
 and RGBA come back as it writes them.
 
 Models load when first asked for and stay loaded (again when their file changes, e.g. a run
-saving a newer model). Translations take turns on the device (one lock): on a CPU two at
-once would only share the same cores, each slower, and hold twice the memory. The queue is
-visible (`status`), so the page can say when a job waits.
+saving a newer model). A model whose file no longer loads (replaced by a broken one, truncated,
+deleted) is a `ModelUnavailable` that names it, without the server's paths; its old weights
+are dropped and the other models serve on. Translations take turns on the device (one lock):
+on a CPU two at once would only share the same cores, each slower, and hold twice the memory.
+The queue is visible (`status`), so the page can say when a job waits.
 """
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
-from i2i.errors import I2IError
+from i2i.errors import I2IError, one_line
 from i2i.serve.catalog import ModelEntry
 
 TILE_PAD = 16  # `i2i translate`'s default --tile-pad
+
+
+class ModelUnavailable(I2IError):
+    """A listed model that cannot be loaded now: the server's fault, not the request's (the
+    app answers 503), and in one line that names the model and what is wrong with its file."""
 
 
 class Engine:
@@ -87,13 +95,19 @@ class Engine:
         try:
             mtime = entry.path.stat().st_mtime_ns
         except OSError as error:
-            raise I2IError(f"model {entry.name!r}: cannot read its file ({error.strerror})") from None
+            raise ModelUnavailable(f"model {entry.name!r}: cannot read its file ({error.strerror})") from None
         key = (entry.ref, direction)
         loaded = self._loaded.get(key)
         if loaded is None or loaded[0] != mtime:
+            self._loaded.pop(key, None)  # its file changed: never the old weights, whatever the new file holds
             started = time.perf_counter()
-            translator = load_model(_model_file(entry), device=self.device, precision=self.precision,
-                                    direction=direction)
+            try:
+                translator = load_model(_model_file(entry), device=self.device, precision=self.precision,
+                                        direction=direction)
+            except I2IError as error:
+                print(f"i2i serve: cannot load {entry.name} ({direction}): {one_line(error)}", file=sys.stderr,
+                      flush=True)  # the whole story, paths included, for whoever runs the server
+                raise ModelUnavailable(f"model {entry.name!r} cannot be loaded: {_reason(error, entry)}") from None
             self._loaded[key] = (mtime, translator)
             print(f"i2i serve: loaded {entry.name} ({direction}) on {translator.device} "
                   f"in {time.perf_counter() - started:.1f} s", flush=True)
@@ -106,10 +120,17 @@ def _model_file(entry: ModelEntry) -> str:
     if entry.source != "zoo":
         return entry.ref
     if not entry.path.is_file():
-        raise I2IError(f"model {entry.name!r}: its file {entry.path} is gone")
+        raise I2IError("its file is gone")  # said of the model by `_translator`
     from i2i.infer import zoo_model_path
 
     return str(zoo_model_path(entry.ref))
+
+
+def _reason(error: I2IError, entry: ModelEntry) -> str:
+    """What `error` says is wrong, without the model file's path (the API shows names only):
+    "/srv/m/sr.safetensors: not a safetensors model file (...)" -> "not a safetensors model file (...)"."""
+    path = str(entry.path)
+    return one_line(error).removeprefix(f"{path}: ").replace(path, "its file")
 
 
 def _png(pixels: Any, alpha: Any) -> bytes:
