@@ -270,6 +270,33 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     assert losses(resumed) == losses(full)
 
 
+@pytest.mark.parametrize("damage", ["missing", "stale", "empty"])
+def test_resume_writes_the_model_of_the_checkpoint_it_resumes(tmp_path, damage):
+    """A kill between a checkpoint and its model.safetensors (the model is written second)
+    left the model of an older step, or none; a resume, even one with no steps left, writes
+    the model of the checkpoint it continues from."""
+    from safetensors.torch import load_file
+
+    settings = {"data": str(paired(tmp_path / "data")), **TINY_PIX2PIX, "max_steps": 4, "checkpoint_every": 2,
+                "keep_last": 5, "out": str(tmp_path / "run")}
+    config, options = make_settings("pix2pix", settings)
+    run = train("pix2pix", config, options)
+    model = run / "model.safetensors"
+    final = {k: v.clone() for k, v in load_file(model).items()}  # not a view of the file's pages
+    if damage == "missing":
+        model.unlink()
+    elif damage == "empty":
+        model.write_bytes(b"")
+    else:  # an older model beside the checkpoint of step 4
+        config, options = make_settings("pix2pix", {**settings, "max_steps": 2, "out": str(tmp_path / "short")})
+        shutil.copy(train("pix2pix", config, options) / "model.safetensors", model)
+        assert any(not torch.equal(final[k], v) for k, v in load_file(model).items())
+    config, options = make_settings("pix2pix", {"out": str(run)}, resume_from=run)
+    train("pix2pix", config, options, resume=True)
+    restored = load_file(model)
+    assert restored.keys() == final.keys() and all(torch.equal(final[k], restored[k]) for k in final)
+
+
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
     from i2i.checkpoint import load_model
     from i2i.pipelines.pix2pix import Pix2Pix

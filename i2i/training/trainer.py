@@ -248,12 +248,16 @@ class Trainer:
     def save(self) -> None:
         """Full state to checkpoints/step_N.pt, the model to model.safetensors, both atomic
         (under torchrun every rank calls it; rank 0 writes)."""
-        nets = self.ema.networks if self.ema is not None else unwrap(self.pipe.inference_networks())
         _check_finite_weights(self.pipe.networks, self.step, self.run_folder)
         state = self.state_dict()
         if state is None:
             return
         self.run_folder.save_checkpoint(self.step, state, self.config.keep_last)
+        self._save_model()
+
+    def _save_model(self) -> None:
+        """model.safetensors: the inference networks (the EMA copies when there are some)."""
+        nets = self.ema.networks if self.ema is not None else unwrap(self.pipe.inference_networks())
         self.run_folder.save_model(nets, self.pipe.model_spec())
 
     def sample(self) -> None:
@@ -302,6 +306,8 @@ class Trainer:
             items = [item for item in items if _sizes(item) == _sizes(items[0])]  # --preprocess none: any size
             self.sample_batch = self.pipe.augment(to_device(default_collate(items), self.device))
         print_main(world, _start_line(self))
+        if self.resumed and world.main:  # a kill between a checkpoint and its model left an older model
+            self._save_model()
         # a finished run resumed with nothing left to do has all of these already
         last_logged = last_checkpoint = last_sample = self.step if self.resumed else -1
         self.log = _Log(folder, config.batch_size * world.size)
