@@ -394,3 +394,68 @@ def test_a_full_disk_during_training_is_one_line(tmp_path):
         _check_failed_write(run, start(*common, "--resume", "--max-steps", "2"), "No space left on device")
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_exits_143(tmp_path):
+    """Slurm, systemd and `kill -TERM -PGID` signal every process of the group: the DataLoader
+    workers too. They leave it to the main process, which checkpoints; before, they died first
+    and the run ended on the DataLoader's traceback with nothing saved."""
+    from i2i.checkpoint import load_training_state
+    from i2i.training import RunFolder
+
+    data = unpaired(tmp_path / "data")
+    run = tmp_path / "run"
+    flags = [*TINY[:-2], "--num-workers", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "i2i", "train", "cyclegan", "--data", str(data), "--out", str(run),
+                             *flags, "--log-every", "1", "--max-steps", "100000", "--checkpoint-every", "1000"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _wait_for_step(run, proc, 2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "SIGTERM: stopped at step" in stderr, stderr
+    stopped = int(stderr.split("SIGTERM: stopped at step ")[1].split()[0])
+    assert load_training_state(RunFolder(run).checkpoints()[-1])["step"] == stopped
+
+
+def test_the_lock_goes_with_the_main_process_not_with_its_forked_workers(tmp_path):
+    """A kill -9 of a training whose DataLoader workers outlive it by a moment: a restart at
+    once (a supervisor's) finds the folder free, not 'in use by' the dead pid."""
+    from i2i.training import RunFolder
+
+    script = (f"import os, time, sys\nfrom i2i.training import RunFolder\nRunFolder({str(tmp_path / 'run')!r}).lock()\n"
+              "if os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"
+              "print('locked', flush=True)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        proc.kill()
+        proc.wait(timeout=30)
+        folder = RunFolder(tmp_path / "run")
+        folder.lock()  # the forked child still runs, holding a copy of the descriptor
+        folder.unlock()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_new_run_killed_while_writing_its_config_can_be_started_again(tmp_path):
+    """A kill -9 inside the first atomic write leaves a temp file beside the empty folders:
+    that is no work, and a new run may start there (it was refused with 'not empty', and
+    --resume with 'no config.yaml')."""
+    data = paired(tmp_path / "data")
+    run = tmp_path / "run"
+    for folder in (run / "checkpoints", run / "samples"):
+        folder.mkdir(parents=True)
+    (run / ".lock").write_text("12345")
+    (run / ".config.yaml.97dbccb2e31f.tmp").write_text("half a config")
+    code, output = run_cli("train", "pix2pix", "--data", data, "--out", run, "--netG", "unet_32", "--width", "4",
+                           "--ndf", "4", "--image-size", "32", "--load-size", "36", "--num-workers", "0",
+                           "--max-steps", "1")
+    assert code == 0, output
+    assert (run / "model.safetensors").is_file() and not list(run.glob(".*.tmp"))

@@ -83,9 +83,13 @@ class RunOrder(Sampler):
             epoch, first = epoch + 1, 0
 
 
-def _ignore_sigint(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which checkpoints and stops."""
+def _leave_signals_to_main(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C and SIGTERM to the main process, which checkpoints and
+    stops them: a SIGTERM sent to the whole process group (Slurm, systemd, kill -TERM -PGID)
+    would otherwise kill the workers first and the main process on a DataLoader error, unsaved.
+    A worker whose main process is gone still ends: DataLoader workers watch their parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -102,7 +106,7 @@ def make_loader(dataset: Dataset, config: Any, device: torch.device, epoch: int,
                                epoch, batch_in_epoch, rank, world_size),
         num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
-        worker_init_fn=_ignore_sigint if config.num_workers > 0 else None,
+        worker_init_fn=_leave_signals_to_main if config.num_workers > 0 else None,
         persistent_workers=False,
         generator=torch.Generator().manual_seed(config.seed),  # not the global RNG: resume restores that one
     )

@@ -16,9 +16,25 @@ from typing import Any, Mapping
 import torch
 
 from i2i import run_layout as layout
-from i2i.atomic import remove_stale_temp_files, write_errors, write_text
+from i2i.atomic import TEMP_NAME, remove_stale_temp_files, write_errors, write_text
 from i2i.errors import UsageError
 from i2i.settings_file import read_yaml
+
+#: the lock descriptors this process holds; a forked child (a DataLoader worker) closes its
+#: copies, so the lock goes with this process, not with workers that outlive it by seconds
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in _HELD_LOCKS:
+        try:
+            os.close(fd)  # the child's copy only: the parent's descriptor still holds the flock
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
 class RunFolder:
@@ -68,11 +84,12 @@ class RunFolder:
 
     def _holds_no_work(self) -> bool:
         """Nothing but what a run writes before its first step (the lock, config.yaml, empty
-        checkpoints/ and samples/): a new run that failed at once, which a new run may replace."""
+        checkpoints/ and samples/, and temp files of such a run killed while writing): a new
+        run that failed at once, which a new run may replace."""
         for path in self.path.iterdir():
             if path in (self.checkpoint_dir, self.samples_dir) and path.is_dir() and not any(path.iterdir()):
                 continue
-            if path not in (self.lock_path, self.config_path):
+            if path not in (self.lock_path, self.config_path) and not TEMP_NAME.fullmatch(path.name):
                 return False
         return True
 
@@ -80,7 +97,8 @@ class RunFolder:
         """Take the run folder for this process, or refuse (one line, exit 2) if another holds it.
 
         Like git's index.lock, but an OS lock (flock) on RUN/.lock: the kernel drops it when
-        the process ends, so a kill -9 never leaves a stale lock. The file holds the pid, for
+        the process ends (forked children close their copies), so a kill -9 never leaves a
+        stale lock. The file holds the pid, for
         the message. Under the lock, temp files left by killed writers are removed.
         """
         import fcntl
@@ -98,6 +116,7 @@ class RunFolder:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        _HELD_LOCKS.add(fd)
         for folder in (self.path, self.checkpoint_dir, self.samples_dir):
             remove_stale_temp_files(folder)
 
@@ -111,8 +130,10 @@ class RunFolder:
                 if path.is_dir():
                     path.rmdir()
             self.config_path.unlink(missing_ok=True)
+            remove_stale_temp_files(self.path)
             self.lock_path.unlink()
             self.path.rmdir()
+        _HELD_LOCKS.discard(self._lock_fd)
         os.close(self._lock_fd)
         self._lock_fd = None
 
