@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import uuid
@@ -10,6 +11,13 @@ from typing import Iterator
 
 from i2i.errors import I2IError, UsageError
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+#: a full disk, a full quota, a read-only file system
+_NO_ROOM = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS") if hasattr(errno, name)}
 #: what `atomic_path` names its temp files: `.<name>.<12 hex digits>.tmp`
 TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 
@@ -27,23 +35,66 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     # 18 more bytes than the name: a name near the 255-byte limit gets its temp name shortened
     name = os.fsdecode(os.fsencode(path.name)[:200])
     tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    if fcntl is None:  # Windows renames no open file
+        os.close(fd)
+        fd = None
     try:
+        if fd is not None:
+            _lock(fd)  # while it is held, `remove_stale_temp_files` leaves the file alone
         yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _lock(fd: int) -> bool:
+    """An exclusive OS lock on `fd` if nobody holds one (the kernel drops it with the process);
+    False if another holds it. Without fcntl (Windows) every file counts as unlocked."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Delete the temp files `atomic_path` left in `folder` when its process was killed
-    (kill -9 skips the cleanup); the caller must know no writer is still using them."""
+    (kill -9 skips the cleanup); those a live writer holds locked are left alone."""
     folder = Path(folder)
-    stale = [p for p in folder.iterdir() if p.is_file() and TEMP_NAME.fullmatch(p.name)] if folder.is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
+    candidates = [p for p in folder.iterdir() if TEMP_NAME.fullmatch(p.name)] if folder.is_dir() else []
+    stale = []
+    for path in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # gone (its writer finished) or not a file we may open
+            continue
+        try:
+            if _lock(fd):
+                path.unlink(missing_ok=True)
+                stale.append(path)
+        finally:
+            os.close(fd)
     return stale
+
+
+class WriteError(I2IError):
+    """A file that could not be written: one line naming it, and the OS error's `errno`."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+
+    @property
+    def no_room(self) -> bool:
+        """The disk is full or read-only: every later write would fail the same way."""
+        return self.errno in _NO_ROOM
 
 
 @contextlib.contextmanager
@@ -52,7 +103,7 @@ def write_errors(path: str | os.PathLike) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        raise I2IError(f"{path}: cannot write the file ({error.strerror or error})") from None
+        raise WriteError(f"{path}: cannot write the file ({error.strerror or error})", error.errno) from None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

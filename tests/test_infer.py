@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io as bytes_io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -374,6 +375,55 @@ def test_a_failing_batch_fails_only_its_images(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"small{i}.png" for i in range(4)]
     err = capsys.readouterr().err
     assert "tall3.png" in err and "not enough memory" in err and "Traceback" not in err
+
+
+def test_a_rerun_removes_the_temp_files_a_killed_run_left(tmp_path, cyclegan):
+    """kill -9 skips the temp file's cleanup; the next run into that folder removes it, but
+    never the temp file another live process is writing (it holds it locked)."""
+    import fcntl
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    io.write_image(src / "a.png", pattern(8, 8))
+    io.write_image(src / "sub/b.png", pattern(8, 8, seed=1))
+    killed = [dst / ".a.png.0123456789ab.tmp", dst / "sub/.b.png.ba9876543210.tmp"]
+    for path in killed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a png")
+    live = dst / ".c.png.aaaaaaaaaaaa.tmp"
+    live.write_bytes(b"being written")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        summary = cyclegan.translate_folder(src, dst, progress=False)
+    assert summary.done == 2 and not any(path.exists() for path in killed) and live.exists()
+
+
+def test_a_full_disk_stops_the_run_at_the_first_write(tmp_path, cyclegan, monkeypatch):
+    """Every write after the first failing one fails the same way: one line, the images
+    written so far kept, the rest not computed for nothing; a rerun continues."""
+    import errno
+
+    import i2i.atomic
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    for i in range(12):
+        io.write_image(src / f"{i:02d}.png", pattern(8, 8, seed=i))
+    replace, room = os.replace, [2]
+
+    def full_after_two(a, b):  # the disk fills up after two images
+        if not room[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        room[0] -= 1
+        replace(a, b)
+
+    monkeypatch.setattr(i2i.atomic.os, "replace", full_after_two)
+    with pytest.raises(I2IError) as error:
+        cyclegan.translate_folder(src, dst, progress=False, workers=1)
+    message = str(error.value)
+    assert "cannot write the file (No space left on device); stopped after 2 images were written" in message
+    assert "\n" not in message and len(list(dst.iterdir())) == 2  # no temp file left either
+    monkeypatch.setattr(i2i.atomic.os, "replace", replace)
+    again = cyclegan.translate_folder(src, dst, progress=False)
+    assert (again.done, again.skipped) == (10, 2)
 
 
 def test_single_file_outputs_and_collisions(tmp_path, cyclegan, capsys):

@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from i2i.atomic import WriteError, remove_stale_temp_files
 from i2i.data import io
 from i2i.errors import I2IError, UsageError, one_line
 
@@ -81,6 +82,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
     jobs, collisions = _plan(src, dst, ext, suffix)
+    for folder in {job.dst.parent for job in jobs}:  # what a killed run was writing (not a live one's)
+        remove_stale_temp_files(folder)
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
     if todo:
         _check_writable(todo[0].dst.parent)
@@ -98,7 +101,7 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
             run.run(todo)
     finally:
         torch.set_num_threads(threads)
-    run.bar.close()
+        run.bar.close()
     run.summary.seconds = time.perf_counter() - start
     if progress:
         print(run.summary, file=sys.stderr, flush=True)
@@ -148,7 +151,7 @@ class FolderRun:
                 self._finish(limit=0)
                 self._collect(limit=0)
             finally:
-                for _, future in [*reads, *self.runs]:
+                for _, future in [*reads, *self.runs, *self.writes]:
                     future.cancel()
 
     def _read(self, queue: Iterator[_Job], read_pool: ThreadPoolExecutor, reads: deque[tuple[_Job, Future]]) -> None:
@@ -203,6 +206,7 @@ class FolderRun:
             try:
                 outputs = future.result()
             except Exception as error:  # one batch failing (e.g. out of memory) fails its images only
+                self._stop_if_no_room(error)
                 for job, _ in group:
                     self.fail(_message(job.src, error))
                     self.bar.update(1)
@@ -226,8 +230,16 @@ class FolderRun:
                 future.result()
                 self.summary.done += 1
             except Exception as error:
+                self._stop_if_no_room(error)
                 self.fail(_message(job.src, error))
             self.bar.update(1)
+
+    def _stop_if_no_room(self, error: Exception) -> None:
+        """A full or read-only disk fails every later write too: stop at the first, in one line,
+        rather than compute the rest for nothing (what is written stays; a rerun continues)."""
+        if isinstance(error, WriteError) and error.no_room:
+            raise I2IError(f"{error}; stopped after {self.summary.done} images were written "
+                           "(run the same command again, once there is room, to continue)") from None
 
 
 def _check_writable(folder: Path) -> None:
