@@ -297,6 +297,16 @@ def test_resume_writes_the_model_of_the_checkpoint_it_resumes(tmp_path, damage):
     assert restored.keys() == final.keys() and all(torch.equal(final[k], restored[k]) for k in final)
 
 
+def test_the_progress_bar_counts_the_steps(tmp_path, capsys):
+    """The bar on stderr moves with each step (it stayed at 0/N after the trainer moved to
+    its own module: only its loss text was updated)."""
+    config, options = make_settings("pix2pix", {"data": str(paired(tmp_path / "data")), **TINY_PIX2PIX,
+                                                "max_steps": 3, "out": str(tmp_path / "run")})
+    train("pix2pix", config, options)
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert "3/3 [" in bar and "100%" in bar, bar
+
+
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
     from i2i.checkpoint import load_model
     from i2i.pipelines.pix2pix import Pix2Pix

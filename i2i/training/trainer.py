@@ -321,6 +321,7 @@ class Trainer:
                 if stopped:
                     break
                 epoch_of_step = self._train_one_step(data)
+                self.log.bar.update(1)
                 if self.step % config.log_every == 0 or self.step == self.total_steps:
                     self._log_line(epoch_of_step)
                     last_logged = self.step
