@@ -6,6 +6,7 @@ starts fast. A user mistake (`I2IError`) is printed as one line, never as a trac
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -150,7 +151,7 @@ def data_inspect(folder: str) -> None:
 
 
 @data_group.command("derive")
-@click.argument("task", type=click.Choice(["sketch", "gray", "sr"]))
+@click.argument("task", type=click.Choice(["sketch", "colorize", "gray", "sr"]))
 @click.argument("src", type=click.Path(file_okay=False, path_type=str))
 @click.argument("dst", type=click.Path(file_okay=False, path_type=str))
 @click.option("--scale", type=int, default=4, show_default=True, help="Downscale factor for sr.")
@@ -158,7 +159,7 @@ def data_inspect(folder: str) -> None:
 def data_derive(task: str, src: str, dst: str, scale: int, overwrite: bool) -> None:
     """Write DST/A/<stem>.png (inputs) and DST/B/<stem>.png (targets) from SRC photos.
 
-    sketch: A photo, B pencil sketch. gray: A luminance, B colour. sr: B the photo
+    sketch: A photo, B pencil sketch. colorize (or gray): A luminance, B colour. sr: B the photo
     mod-cropped to --scale, A its MATLAB-exact bicubic downscale. Bad files are
     reported one per line and skipped; the exit code is then 1.
     """
@@ -167,7 +168,7 @@ def data_derive(task: str, src: str, dst: str, scale: int, overwrite: bool) -> N
     result = derive_pairs(task, src, dst, scale=scale, overwrite=overwrite)
     for line in result.problems:
         click.echo(f"error: {line}", err=True)
-    click.echo(f"wrote {result.written} pair{'s' if result.written != 1 else ''} to {dst}/A and {dst}/B")
+    click.echo(f"wrote {result.written} pair{'s' if result.written != 1 else ''} to {Path(dst) / 'A'} and {Path(dst) / 'B'}")
     if result.problems:
         sys.exit(1)
 

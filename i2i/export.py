@@ -73,14 +73,15 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike | None = None, 
     out = check_output_file(out if out is not None else default_output(model), ".onnx", path, overwrite=overwrite)
     _require_onnx(exporter)
     spec = read_header(path).spec
-    direction = direction or spec.default_direction
+    chosen, direction = direction, direction or spec.default_direction
     if direction not in spec.directions:
         raise UsageError(f"{path}: this {spec.pipeline} model translates {', '.join(spec.directions)} only")
     name = spec.directions[direction]
     net = load_model(path, [name]).networks[name].eval()
     notes = []
-    if len(spec.directions) > 1:
-        notes.append(f"exported {direction} ({name}); --direction for the other")
+    if len(spec.directions) > 1 and not chosen:
+        other = next(d for d in spec.directions if d != direction)
+        notes.append(f"exported {direction} ({name}); --direction {other} exports the other")
     if spec.test_mode == "train":
         notes.append("exported in eval mode (running BatchNorm statistics, no dropout), as `i2i translate --eval`")
     proto = _export(net, spec.channels(direction)[0], spec.size, opset, path, exporter)

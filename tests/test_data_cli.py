@@ -189,3 +189,16 @@ def test_derive_never_writes_over_pairs_nor_into_its_photos(tmp_path):
         result = run("data", "derive", "sr", str(tmp_path / "src"), str(inside))
         assert result.exit_code == 2 and "is inside" in result.output and result.output.count("\n") == 1
     assert not (tmp_path / "src" / "A").exists() and not (tmp_path / "src" / "derived").exists()
+
+
+def test_derive_colorize_is_the_training_task_name_and_gray_its_alias(tmp_path):
+    """`i2i train --task colorize` and `i2i data derive colorize` name the same pairs; `gray`,
+    the first name, still works. The message joins the folder as a path (no 'pairs//A')."""
+    photos(tmp_path / "src")
+    for task in ("colorize", "gray"):
+        result = run("data", "derive", task, str(tmp_path / "src"), str(tmp_path / task) + "/")
+        assert result.exit_code == 0, result.output
+        assert result.output == f"wrote 3 pairs to {tmp_path / task / 'A'} and {tmp_path / task / 'B'}\n"
+    for side in ("A", "B"):
+        for path in (tmp_path / "gray" / side).iterdir():
+            assert path.read_bytes() == (tmp_path / "colorize" / side / path.name).read_bytes()

@@ -313,7 +313,7 @@ class PairedDataset(_RobustDataset):
         else:
             raise UsageError(
                 f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
-                "or A/ and B/ (matched by file name); to derive pairs use --task colorize|sketch"
+                "or A/ and B/ (matched by file name); to derive pairs use --task " + "|".join(TASKS)
             )
 
     def __len__(self) -> int:

@@ -13,7 +13,8 @@ import numpy as np
 from i2i.data.inspect import problem_line, progress_bar
 from i2i.errors import I2IError, UsageError
 
-DERIVE_TASKS = ("sketch", "gray", "sr")
+DERIVE_TASKS = ("sketch", "colorize", "sr")
+ALIASES = {"gray": "colorize"}  # its first name; `i2i train --task colorize` is the same pairs
 
 
 @dataclass
@@ -28,7 +29,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
     `src` (recursively), keeping each file's stem:
 
     * `sketch`: A = the photo, B = its XDoG sketch (8-bit gray, `i2i.data.sketch`);
-    * `gray`:   A = BT.601 luminance (1 channel, the photo's bit depth), B = the photo;
+    * `colorize` (or `gray`): A = BT.601 luminance (1 channel, the photo's bit depth), B = the photo;
     * `sr`:     B = the photo mod-cropped to `scale`, A = MATLAB `imresize(B, 1/scale)`
                 in B's integer type (bit-identical to MATLAB's uint8 output), so every B
                 is exactly `scale` times its A.
@@ -40,6 +41,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
     """
     from i2i.data.io import list_images, read_image, write_image
 
+    task = ALIASES.get(task, task)
     if task not in DERIVE_TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(DERIVE_TASKS)}")
     src, dst = Path(src), Path(dst)
@@ -103,7 +105,7 @@ def _pair(task: str, pixels: np.ndarray, scale: int) -> tuple[np.ndarray, np.nda
         if min(b.shape[:2]) < scale:
             raise I2IError(f"{pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale {scale}")
         return imresize(b, scale=1.0 / scale), b
-    if task == "gray":
+    if task == "colorize":
         return gray(pixels), pixels
     with torch.no_grad():
         lines = sketch(to_tensor(pixels))
