@@ -138,8 +138,10 @@ def evaluate_bicubic(
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     scale = int(scale)
+    from i2i.data.datasets import sr_folders
+
     per_image: dict[str, dict[str, float]] = {}
-    for path in _hr_images(data_dir):
+    for path in _hr_images(sr_folders(data_dir, scale)[0]):  # DATA/HR, DATA/B or DATA itself
         _add_scores(per_image, path, _bicubic_scores, _read_hr(path, scale), scale, protocol)
     return summarize(per_image, scale=scale, protocol=protocol)
 
@@ -163,6 +165,8 @@ def format_table(result: dict[str, Any]) -> str:
                      "(inf), so there is no PSNR-Y mean")
     elif exact:
         lines.append(f"PSNR-Y mean over {n - exact} of {n} images: {exact} reconstructed exactly (inf) left out")
+    if result.get("lr"):
+        lines.append(f"LR images from {result['lr']}/ (not bicubic downscales of the HR images)")
     return "\n".join(lines)
 
 
@@ -234,9 +238,14 @@ def evaluate_model(
     it. `precision` defaults to fp32 so figures do not depend on the hardware's
     half-precision support.
 
-    Returns `summarize(...)`'s dict plus "scale", "protocol" and "model".
+    `data_dir` may also be a folder in the layouts `i2i train srgan` reads: DATA/HR with
+    DATA/LR (or DATA/LR/X<scale>), DATA/B with DATA/A (`i2i data derive sr`); their LR files
+    are then used as `lr_dir`'s would be.
+
+    Returns `summarize(...)`'s dict plus "scale", "protocol", "model" and "lr" (the LR folder
+    used, None for bicubic LR).
     """
-    from i2i.data.datasets import lr_size_problem, to_channels
+    from i2i.data.datasets import lr_size_problem, sr_folders, to_channels
     from i2i.data.io import read_image
     from i2i.infer import load_model, resolve_model_path
 
@@ -248,6 +257,8 @@ def evaluate_model(
         scale = translator.scale
     if scale != translator.scale:
         raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
+    if lr_dir is None:  # DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A: the layouts `i2i train srgan` reads
+        data_dir, lr_dir = sr_folders(data_dir, scale)
     hr_paths = _hr_images(data_dir)
     lr_files = _lr_images(lr_dir, scale, data_dir, hr_paths) if lr_dir is not None else None
     per_image: dict[str, dict[str, float]] = {}
@@ -262,4 +273,5 @@ def evaluate_model(
                 raise I2IError(problem)
         sr = translator(lr, tile=tile)
         _add_scores(per_image, hr_path, score_pair, sr, hr, scale)
-    return summarize(per_image, scale=scale, protocol="default", model=str(path))
+    return summarize(per_image, scale=scale, protocol="default", model=str(path),
+                     lr=None if lr_dir is None else str(lr_dir))

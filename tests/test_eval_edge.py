@@ -49,3 +49,30 @@ def test_eval_model_mean_psnr_is_over_the_images_not_reconstructed_exactly(tmp_p
     assert table[-3].split()[:3] == ["mean", "(3)", f"{np.mean(finite):.3f}"]
     assert table[-2] == "PSNR-Y mean over 2 of 3 images: 1 reconstructed exactly (inf) left out"
     assert table[-1] == f"wrote {out}"
+
+
+def test_eval_reads_the_sr_layouts_training_reads(tmp_path: Path) -> None:
+    """`i2i eval MODEL pairs` on what `i2i data derive sr` wrote (B = HR, A = LR), or on
+    DATA/HR + DATA/LR, scores the LR files there, as `--lr` would; it said 'no images found'."""
+    model = _upsampling_model(tmp_path / "model.safetensors", 4)
+    for name in ("one", "two"):
+        save(tmp_path / f"photos/{name}.png", noise(32, 40))
+    runner = CliRunner()
+    assert runner.invoke(main, ["data", "derive", "sr", str(tmp_path / "photos"), str(tmp_path / "pairs")]).exit_code == 0
+    (tmp_path / "basicsr").mkdir()
+    (tmp_path / "pairs/B").rename(tmp_path / "basicsr/HR")
+    (tmp_path / "pairs/A").rename(tmp_path / "basicsr/LR")
+    for name in ("one", "two"):  # an LR that differs from bicubic, so using it shows in the scores
+        save(tmp_path / f"basicsr/LR/{name}.png", noise(8, 10))
+
+    def scores(*args: str) -> dict:
+        out = tmp_path / "scores.json"
+        result = runner.invoke(main, ["eval", str(model), *args, "--scale", "4", "--device", "cpu", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        return json.loads(out.read_text())
+
+    layout = scores(str(tmp_path / "basicsr"))
+    explicit = scores(str(tmp_path / "basicsr/HR"), "--lr", str(tmp_path / "basicsr/LR"))
+    bicubic = scores(str(tmp_path / "basicsr/HR"))
+    assert layout["per_image"] == explicit["per_image"] != bicubic["per_image"]
+    assert layout["lr"] == str(tmp_path / "basicsr/LR") and bicubic["lr"] is None
