@@ -14,8 +14,9 @@ import shutil
 from pathlib import Path
 
 from i2i.errors import UsageError
+from i2i.shipped import shipped_path
 
-SAMPLES = Path(__file__).resolve().parents[1] / "datasets" / "samples" / "photos"
+SAMPLES = shipped_path("datasets", "samples", "photos")
 
 # pix2pix task -> title: each trains one model on the same photos
 TASKS = {

@@ -19,7 +19,6 @@ so that neither silently wins (an unknown name suggests the close ones).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import os
 import re
@@ -28,12 +27,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
-from i2i.errors import I2IError, one_line
+from i2i.errors import I2IError, did_you_mean, one_line
+from i2i.shipped import shipped_path
 
 __all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "local_file", "home", "cache_dir", "sha256_of",
            "convert_checkpoint", "list_rows"]
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
+PRETRAINED_DIR = shipped_path("pretrained")
 REGISTRY_FILE = PRETRAINED_DIR / "registry.json"
 FORMATS = ("i2i", "pth")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -111,9 +111,7 @@ def lookup(name: str, registry_path: str | os.PathLike | None = None) -> ZooEntr
     folded = [n for n in models if n.lower() == name.lower()]
     if len(folded) == 1:
         return models[folded[0]]
-    close = difflib.get_close_matches(name, list(models), n=4, cutoff=0.6) or [
-        n for n in models if n.lower().startswith(name.lower())][:4]
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(models)) or 'none'}"
+    hint = did_you_mean(name, models) or f"known: {', '.join(sorted(models)) or 'none'}"
     raise I2IError(f"{name!r} is neither a model file, a run folder nor a known model ({hint})")
 
 
