@@ -20,8 +20,45 @@ PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 
 
-class _Group(click.Group):
+class _SuggestingGroup(click.Group):
+    """An unknown subcommand gets "did you mean" (i2i.errors.did_you_mean) over list_commands:
+    Click's own looks only at `self.commands`, empty in a group that makes its commands on
+    demand (`i2i train`), and Click before 8.4 suggests nothing."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        try:
+            return super().resolve_command(ctx, args)
+        except getattr(click.exceptions, "NoSuchCommand", click.UsageError) as error:  # Click < 8.4: ctx.fail
+            name = click.utils.make_str(args[0]) if args else ""
+            if isinstance(error, click.NoSuchOption) or name.startswith("-"):
+                raise
+            self.fail_unknown(ctx, name)
+
+    def hint(self, ctx: click.Context, name: str) -> str:
+        from i2i.errors import did_you_mean
+
+        return did_you_mean(name, [n for n in self.list_commands(ctx)
+                                   if not (n in self.commands and self.commands[n].hidden)])
+
+    def fail_unknown(self, ctx: click.Context, name: str) -> None:
+        hint = self.hint(ctx, name)
+        ctx.fail(f"No such command {name!r}." + (f" {hint[:1].upper()}{hint[1:]}" if hint else ""))
+
+
+def _names_model(text: str) -> bool:
+    """Whether `text` is a path or a zoo model's name (what `i2i eval MODEL` takes)."""
+    from i2i import zoo
+
+    try:
+        return Path(text).exists() or bool(zoo.lookup(text))
+    except I2IError:
+        return False
+
+
+class _Group(_SuggestingGroup):
     """Turns I2IError into one line on stderr and its exit code, and Ctrl-C into exit code 130."""
+
+    group_class = _SuggestingGroup  # `@main.group()`'s groups suggest too
 
     def invoke(self, ctx: click.Context):
         watch = _InterruptWatch()
@@ -195,13 +232,15 @@ def data_download(name: str | None) -> None:
 # --- eval commands ---------------------------------------------------------
 
 
-class _EvalGroup(click.Group):
+class _EvalGroup(_SuggestingGroup):
     """`i2i eval bicubic DATA --scale N`, and `i2i eval MODEL DATA`: a first argument that
     names no visible subcommand is a model, run by the `model` subcommand, whose usage and
     options `i2i eval --help` shows as the group's own."""
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and args[0] not in [name for name, cmd in self.commands.items() if not cmd.hidden]:
+            if self.hint(ctx, args[0]) and not _names_model(args[0]):
+                self.fail_unknown(ctx, args[0])  # `i2i eval bicubc`: no model, and close to a subcommand
             args = ["model", *args]
         return super().resolve_command(ctx, args)
 
@@ -318,7 +357,7 @@ def eval_model(model: str, data: str, scale: int | None, json_path: str | None, 
 # passed on: a --config file or, with --resume, the run's config.yaml decides.
 
 
-class _TrainGroup(click.Group):
+class _TrainGroup(_SuggestingGroup):
     """One command per registered pipeline (i2i.pipelines.PIPELINES), built on demand."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from i2i.errors import I2IError, UsageError
+from i2i.errors import I2IError, UsageError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ def lookup(name: str) -> DatasetEntry:
         raise I2IError(CITYSCAPES.format(folder=datasets_dir() / "cityscapes"))
     found = [entry for key, entry in DATASETS.items() if key.lower() == name.lower()]
     if not found:
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, cityscapes")
+        known = [*DATASETS, "cityscapes"]
+        hint = did_you_mean(name, known)
+        raise UsageError(f"unknown dataset {name!r}; {hint + ' ' if hint else ''}known: {', '.join(known)}")
     return found[0]
 
 

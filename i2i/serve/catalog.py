@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i import run_layout as layout
-from i2i.errors import I2IError, UsageError, one_line
+from i2i.errors import I2IError, UsageError, did_you_mean, one_line
 
 _SKIPPED_FOLDERS = {layout.CHECKPOINTS, layout.SAMPLES, "__pycache__", "node_modules"}
 _MAX_DEPTH = 4  # how deep below a --models or --runs folder models and runs are looked for
@@ -179,8 +179,8 @@ def _check_model_args(models: list[str] | tuple[str, ...], headers: dict[tuple[P
             continue
         registry = registry if registry is not None else zoo.registry()
         if value not in registry:
-            raise I2IError(f"{value}: no such model file or folder, nor a known model name "
-                             f"(known: {', '.join(sorted(registry)) or 'none'})")
+            hint = did_you_mean(value, registry) or f"known: {', '.join(sorted(registry)) or 'none'}"
+            raise I2IError(f"{value}: no such model file or folder, nor a known model name ({hint})")
         if zoo.local_file(registry[value]) is None:
             raise I2IError(f"{value}: this model is not downloaded, and the server fetches nothing; "
                              f"download it first, e.g. with `i2i translate {value} image.png out/`")
