@@ -99,3 +99,21 @@ def test_translate_model_names_suggest_the_same_way(registry, tmp_path):
     code, output = run("translate", "tinynet_x2", "in", "out")
     assert code == 1 and output == ("error: 'tinynet_x2' is neither a model file, a run folder nor a known model "
                                     "(did you mean tinynet-x2?)\n")
+
+
+def test_settings_names_and_options_suggest_too(tmp_path):
+    """Mistyped keys of a degradation settings file, a --diffaug op, a network option and a
+    choice all name the close one."""
+    import i2i.nn
+    from i2i.data.degradations import settings_from_mapping
+    from i2i.data.diffaugment import parse_policy
+    from i2i.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown setting 'round1.jpeg_rnage' \\(did you mean jpeg_range\\?"):
+        settings_from_mapping({"round1": {"jpeg_rnage": [40, 95]}})
+    with pytest.raises(UsageError, match="unknown diffaug op 'cutuot'; did you mean cutout\\?"):
+        parse_policy("color,cutuot")
+    with pytest.raises(UsageError, match="has no option 'num_block'; did you mean num_blocks"):
+        i2i.nn.create("srresnet", num_block=4)
+    with pytest.raises(UsageError, match="did you mean instance"):
+        i2i.nn.create("resnet_6blocks", norm="instanse")

@@ -97,7 +97,7 @@ def _number(value: Any) -> float | None:
 
 def _replaced(settings: Any, values: Any, source: str, prefix: str) -> Any:
     """`settings` with `values` replaced: names, nesting, list lengths and non-negative numbers."""
-    from i2i.errors import UsageError
+    from i2i.errors import UsageError, did_you_mean
 
     if not isinstance(values, Mapping):
         what = f"{source}: {prefix[:-1]}" if prefix else source
@@ -107,7 +107,9 @@ def _replaced(settings: Any, values: Any, source: str, prefix: str) -> Any:
     for name, value in values.items():
         here = f"{source}: {prefix}{name}"
         if name not in fields:
-            raise UsageError(f"{source}: unknown setting {prefix + str(name)!r} (known: {', '.join(fields)})")
+            hint = did_you_mean(str(name), fields)
+            raise UsageError(f"{source}: unknown setting {prefix + str(name)!r} "
+                             f"({hint + ' ' if hint else ''}known: {', '.join(fields)})")
         current = getattr(settings, name)
         if dataclasses.is_dataclass(current):
             changes[name] = _replaced(current, value, source, f"{prefix}{name}.")

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from i2i.errors import UsageError
+from i2i.errors import UsageError, did_you_mean
 
 OPS = ("color", "translation", "cutout")
 TRANSLATION_RATIO = 0.125   # the paper's: up to 1/8 of the image each way
@@ -50,7 +50,9 @@ def parse_policy(text: str) -> tuple[str, ...]:
     ops = tuple(op.strip() for op in str(text).split(",") if op.strip())
     unknown = [op for op in ops if op not in OPS]
     if unknown:
-        raise UsageError(f"unknown diffaug op {unknown[0]!r}; use a comma list of {', '.join(OPS)}")
+        hint = did_you_mean(unknown[0], OPS)
+        raise UsageError(f"unknown diffaug op {unknown[0]!r}; {hint + ' ' if hint else ''}"
+                         f"use a comma list of {', '.join(OPS)}")
     if len(set(ops)) != len(ops):
         raise UsageError(f"diffaug {text!r} names an op twice")
     return ops

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from i2i.errors import UsageError
+from i2i.errors import UsageError, did_you_mean
 
 __all__ = ["available", "create", "defaults", "register", "rebuild", "init_weights"]
 
@@ -58,9 +58,9 @@ def create(name: str, **kwargs: Any) -> nn.Module:
     valid = list(inspect.signature(builder).parameters)
     unknown = [k for k in kwargs if k not in valid]
     if unknown:
-        raise UsageError(
-            f"{name} has no option {', '.join(map(repr, unknown))}; valid options: {', '.join(valid)}"
-        )
+        hint = did_you_mean(unknown[0], valid)
+        raise UsageError(f"{name} has no option {', '.join(map(repr, unknown))}; "
+                         f"{hint + ' ' if hint else ''}valid options: {', '.join(valid)}")
     net = builder(**kwargs)
     net.arch = {"name": name, **kwargs}
     return net

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i.errors import UsageError
+from i2i.errors import UsageError, did_you_mean
 from i2i.nn.init import scaled_kaiming_
 
 NORMS = ("batch", "instance", "none")
@@ -40,7 +40,8 @@ def check_choice(what: str, value: object, choices: Sequence[object]) -> None:
     """Raise a one-line UsageError when `value` is not one of `choices`."""
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise UsageError(f"{what} must be one of {valid}, got {value!r}")
+        hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+        raise UsageError(f"{what} must be one of {valid}, got {value!r}" + (f" ({hint})" if hint else ""))
 
 
 def check_int(what: str, value: object, minimum: int) -> None:
