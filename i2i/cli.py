@@ -448,7 +448,8 @@ def _setting_option(field, cls) -> click.Option:
     if shown is None and default is not None and default is not False and default != "":
         shown = f"{default:g}" if isinstance(default, float) else str(default)
     kwargs["help"] = meta.get("help", "") + (f"  [default: {shown}]" if shown else "")
-    return click.Option([flag, field.name], default=None, **kwargs)
+    hidden = field.name in cls.ignored_settings  # srgan's --load-size: set, it is one line saying why
+    return click.Option([flag, field.name], default=None, hidden=hidden, **kwargs)
 
 
 def _old_name_option(old: str, field) -> click.Option:

@@ -3,7 +3,9 @@ setting: value, dashes read as underscores; anything else is one line naming the
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from i2i.errors import UsageError, one_line
 
@@ -24,7 +26,22 @@ def read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: a config file must be a mapping of setting: value")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    return underscored(data, f"{path}: ")
+
+
+def underscored(settings: Mapping[Any, Any], where: str = "") -> dict[str, Any]:
+    """`settings` with each key as its setting's name: `max-steps` (as the flag is spelt) is
+    `max_steps`. The one rule for every source of settings (a YAML file, a Python mapping), so
+    that what one accepts the other does too; a setting given under both spellings is one
+    line (`where`: what to prefix it with, e.g. the file), not a silent choice of one."""
+    out: dict[str, Any] = {}
+    spelt: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = str(key).replace("-", "_")
+        if name in out:
+            raise UsageError(f"{where}{spelt[name]!r} and {key!r} are the same setting; give it once")
+        out[name], spelt[name] = value, key
+    return out
 
 
 @functools.cache

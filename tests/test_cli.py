@@ -133,12 +133,12 @@ def test_given_flags_reach_the_settings_and_absent_ones_leave_the_config_file(tm
 
 
 def test_srgan_runs_with_its_defaults_and_the_old_flag_name(tmp_path, captured):
-    code, output = run_cli("train", "srgan", "--out", tmp_path / "run", "--scale", "2", "--d-width", "8")
+    code, output = run_cli("train", "srgan", "--out", tmp_path / "run", "--scale", "2", "--stage", "gan", "--d-width", "8")
     assert code == 0, output
     c, o = captured["config"], captured["options"]
     assert (c.batch_size, c.beta1, c.beta2, c.lr_policy, c.ema) == (16, 0.9, 0.99, "cosine", 0.999)
     assert (o.scale, o.ndf, o.channels) == (2, 8, 3)
-    code, output = run_cli("train", "srgan", "--out", tmp_path / "run", "--channels", "1", "--ndf", "16")
+    code, output = run_cli("train", "srgan", "--out", tmp_path / "run", "--channels", "1", "--stage", "gan", "--ndf", "16")
     assert code == 0, output
     assert (captured["options"].channels, captured["options"].ndf) == (1, 16)
     code, output = run_cli("train", "srgan", "--out", tmp_path / "run", "--scale", "5")
@@ -198,7 +198,7 @@ def test_old_srgan_configs_still_read(tmp_path):
     _, options = make_settings("srgan", config_file=shipped)  # written with d_width: 64
     assert options.ndf == 64
     old_file = tmp_path / "old.yaml"
-    old_file.write_text("pipeline: srgan\nd_width: 32\n")
+    old_file.write_text("pipeline: srgan\nstage: gan\nd_width: 32\n")
     _, options = make_settings("srgan", config_file=old_file)
     assert options.ndf == 32
     run = tmp_path / "old_run"
@@ -206,7 +206,7 @@ def test_old_srgan_configs_still_read(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump({"pipeline": "srgan", "d_width": 8, "scale": 2}))
     _, options = make_settings("srgan", resume_from=run)
     assert (options.ndf, options.scale) == (8, 2)
-    _, options = make_settings("srgan", {"d_width": 4, "ndf": 16})
+    _, options = make_settings("srgan", {"stage": "gan", "d_width": 4, "ndf": 16})
     assert options.ndf == 16  # today's name wins
     assert not hasattr(options, "d_width")
 

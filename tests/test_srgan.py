@@ -313,7 +313,67 @@ def test_the_start_line_counts_photos_not_their_repeats(tmp_path):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
     result = CliRunner().invoke(main, ["train", "srgan", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-                                       "--width", "4", "--num-blocks", "1", "--ndf", "4", "--image-size", "32",
+                                       "--width", "4", "--num-blocks", "1", "--image-size", "32",
                                        "--max-steps", "1", "--num-workers", "0", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "srgan: 3 images x " in result.output and " per epoch (" in result.output, result.output
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--preprocess", "scale_width", "--load-size", "999"], "--load-size 999 is not used by srgan"),
+    (["--preprocess", "scale_width"], "--preprocess scale_width is not used by srgan"),
+    (["--gan", "relativistic"], "--gan relativistic only matters with --stage gan"),
+    (["--diffaug", "color"], "--diffaug color only matters with --stage gan"),
+    (["--ndf", "8"], "--ndf 8 only matters with --stage gan"),
+    (["--d-width", "8"], "--ndf 8 only matters with --stage gan"),
+    (["--perceptual-weight", "3"], "--perceptual-weight 3.0 only matters with --stage gan"),
+    (["--gan-weight", "0.1"], "--gan-weight 0.1 only matters with --stage gan"),
+    (["--growth", "8"], "--growth 8 only matters with --arch rrdbnet"),
+])
+def test_a_flag_srgan_would_ignore_is_one_line_saying_why(hr_dir, tmp_path, flags, named):
+    """A flag the pipeline, at this stage, never reads is refused rather than recorded in
+    config.yaml and ignored."""
+    run = tmp_path / "run"
+    line = _one_line_error(["train", "srgan", "--data", str(hr_dir), "--out", str(run), *flags, *TINY,
+                            "--scale", "2", "--image-size", "32", "--batch-size", "2", "--max-steps", "1"])
+    assert line == f"error: {named}" + line.removeprefix(f"error: {named}"), line
+    assert not run.exists()
+
+
+def test_ignored_settings_are_refused_from_a_file_and_a_mapping_but_not_as_defaults_or_when_resumed(tmp_path):
+    from i2i.errors import UsageError
+    from i2i.training import make_settings
+
+    settings = tmp_path / "sr.yaml"
+    settings.write_text("load_size: 999\n")
+    with pytest.raises(UsageError, match=rf"--load-size 999 in {settings} is not used by srgan"):
+        make_settings("srgan", config_file=settings)
+    with pytest.raises(UsageError, match="--diffaug color only matters with --stage gan"):
+        make_settings("srgan", {"diffaug": "color", "stage": "psnr"})
+    # stage gan reads them; rrdbnet reads --growth
+    _, options = make_settings("srgan", {"stage": "gan", "gan": "relativistic", "ndf": 8, "perceptual_weight": 3})
+    assert (options.gan, options.ndf, options.perceptual_weight) == ("relativistic", 8, 3.0)
+    assert make_settings("srgan", {"arch": "rrdbnet", "growth": 8})[1].growth == 8
+    # a default given explicitly asks for nothing: a copied config.yaml lists every setting
+    make_settings("srgan", {"gan": "vanilla", "ndf": 64, "load_size": 0, "preprocess": "resize_and_crop"})
+    make_settings("srgan", config_file=REPO / "pretrained" / "srresnet-x4.config.yaml")
+    # a resumed run's config.yaml is the run's record, not a request (runs saved before the check)
+    run = tmp_path / "old_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("pipeline: srgan\nstage: psnr\nload_size: 999\ngan: hinge\ndiffaug: color\n")
+    config, options = make_settings("srgan", {"max_steps": 5}, resume_from=run)
+    assert (config.load_size, options.gan, config.max_steps) == (999, "hinge", 5)
+
+
+def test_srgan_help_leaves_out_the_reference_resize_defaults():
+    """--help says srgan does nothing with --load-size and --preprocess (or leaves them out), not
+    pix2pix's 286/256, and no "linear decay to zero" for the length of its cosine schedule."""
+    from test_cli import option_help
+
+    result = CliRunner().invoke(main, ["train", "srgan", "--help"])
+    assert result.exit_code == 0
+    rows = option_help(result.output)
+    assert "286/256" not in result.output and "linear decay to zero" not in " ".join(rows.values())
+    assert all("unused" in rows.get(flag, "hidden: unused") for flag in ("--load-size", "--preprocess"))
+    assert "cosine" in rows["--n-epochs-decay"]
+    assert all("Stage gan" in rows[flag] for flag in ("--gan", "--gan-weight", "--ndf", "--perceptual-weight"))

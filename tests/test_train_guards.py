@@ -165,3 +165,43 @@ def test_a_missing_data_folder_exits_1_as_a_missing_input_does_everywhere(data, 
         assert result.exit_code == 1, (args, result.output)
         assert result.output == f"error: {missing}/ does not exist or is not a folder" + (
             " (LR folder)" if "--lr-data" in args else "") + "\n"
+
+
+def test_resume_on_data_of_another_length_is_refused_and_moved_data_is_taken(data, tmp_path):
+    """--resume --data OTHER: the data order is built on the dataset's length, so data of
+    another length is one line naming both counts; the same images moved elsewhere resume."""
+    import shutil
+
+
+    run = tmp_path / "run"
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    train("pix2pix", config, options)
+    other = paired(tmp_path / "other", n=4)
+    line = _one_line_error(["train", "pix2pix", "--out", run, "--resume", "--data", other, "--max-steps", "2"])
+    assert "gives 4 samples per epoch" in line and "gave 3" in line and str(data["pix2pix"]) in line, line
+    assert not (run / "checkpoints" / "step_2.pt").exists()
+    moved = tmp_path / "moved"
+    shutil.copytree(data["pix2pix"], moved)
+    result = CliRunner().invoke(main, [str(a) for a in ("train", "pix2pix", "--out", run, "--resume", "--data", moved,
+                                                         "--max-steps", "2")])
+    assert result.exit_code == 0 and "data '" in result.output, result.output
+    assert (run / "checkpoints" / "step_2.pt").is_file()
+
+
+def test_a_checkpoint_without_its_data_length_still_resumes(data, tmp_path):
+    """Runs saved before checkpoints recorded the dataset's length resume as they did."""
+    import torch
+
+    run = tmp_path / "run"
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    train("pix2pix", config, options)
+    checkpoint = run / "checkpoints" / "step_1.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    assert state.pop("dataset_length") == 3
+    torch.save(state, checkpoint)
+    config, options = make_settings("pix2pix", {"max_steps": 2, "data": str(paired(tmp_path / "other", n=4))},
+                                    resume_from=run)
+    train("pix2pix", config, options, resume=True)
+    assert (run / "checkpoints" / "step_2.pt").is_file()

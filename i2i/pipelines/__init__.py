@@ -23,8 +23,15 @@ The protocol (`Pipeline` is the base class with the shared parts):
                                        #   (SRGAN: cosine schedule, 96 px patches, batch 16)
         shown_defaults = {}            # how --help shows defaults that depend on other settings
                                        #   (SRGAN: image_size "96 psnr, 128 gan")
+        ignored_settings = {}          # TrainConfig settings it never reads -> why, as the error
+                                       #   ends when one is set (SRGAN: load_size, preprocess)
         monitor = "G"                  # the loss the `plateau` schedule watches
 
+        @classmethod
+        def unused_settings(cls, options, config) -> dict[str, str]
+            # the settings these leave unused -> why: `ignored_settings`, and those of another
+            # mode (srgan's discriminator at --stage psnr); `make_settings` refuses one the
+            # user set, in one line (the default is `ignored_settings`)
         @classmethod
         def resolve(cls, options, config, quiet=False) -> None
             # fills, in place, defaults that depend on other settings (srgan: its stage's patch
@@ -123,6 +130,7 @@ class Pipeline:
     model_options: ClassVar[tuple[str, ...]] = ()
     config_defaults: ClassVar[dict[str, Any]] = {}
     shown_defaults: ClassVar[dict[str, str]] = {}
+    ignored_settings: ClassVar[dict[str, str]] = {}
     monitor: ClassVar[str] = "G"
     sample_columns: ClassVar[tuple[str, ...]] = ()
     unpaired: ClassVar[bool] = False  # True: A and B get their random geometry apart
@@ -143,6 +151,14 @@ class Pipeline:
 
         self.augmentation = device_augmentation("none" if config.no_flip else config.augment, self.unpaired)
         self.diffaug = diffaugment_of_run(config.diffaug, config.seed, rank, self.network_range)
+
+    @classmethod
+    def unused_settings(cls, options: Any, config: Any) -> dict[str, str]:
+        """The settings that this pipeline, set as `options` and `config` say, does not read ->
+        why ("only matters with --stage gan"). `make_settings` refuses one the user set to
+        something else than its default, in one line, rather than record it in config.yaml and
+        train without it."""
+        return dict(cls.ignored_settings)
 
     @classmethod
     def resolve(cls, options: Any, config: Any, quiet: bool = False) -> None:

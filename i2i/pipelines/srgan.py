@@ -54,6 +54,10 @@ DEFAULT_GAN_WEIGHT = {"relativistic": 5e-3, "others": 1e-3}  # ESRGAN; SRGAN's f
 MIN_BATCHES_PER_EPOCH = 100                # small folders are repeated up to this
 SR_TASKS = ("", "sr")                      # "sr": a plain photo folder, the same as ""
 DEGRADATIONS = ("bicubic", "realesrgan")
+#: settings only stage gan reads: its discriminator (and what the discriminator sees), its losses
+GAN_STAGE_ONLY = ("gan", "gan_weight", "ndf", "perceptual_weight", "vgg_weights", "diffaug")
+#: why srgan never reads the reference's resize-and-crop settings
+OWN_PATCHES = "is not used by srgan, which cuts HR patches of --image-size from the images itself"
 
 
 def _shown(values: dict) -> str:
@@ -75,11 +79,12 @@ class SRGANOptions:
     pixel_loss: str = setting("l1", "Pixel loss.", choices=PixelLoss.KINDS)
     pixel_weight: float | None = setting(None, "Pixel loss weight.", value_type=float,
                                          shown=_shown(DEFAULT_PIXEL_WEIGHT), at_least=0)
-    perceptual_weight: float = setting(1.0, "VGG19 conv5_4 L1 weight (stage gan).", at_least=0)
-    gan: str = setting("vanilla", "Adversarial loss: vanilla (SRGAN), relativistic (ESRGAN).", choices=GANS)
-    gan_weight: float | None = setting(None, "Adversarial loss weight.", value_type=float,
+    perceptual_weight: float = setting(1.0, "Stage gan: VGG19 conv5_4 L1 weight.", at_least=0)
+    gan: str = setting("vanilla", "Stage gan: adversarial loss: vanilla (SRGAN), relativistic (ESRGAN).",
+                       choices=GANS)
+    gan_weight: float | None = setting(None, "Stage gan: adversarial loss weight.", value_type=float,
                                        shown=_shown(DEFAULT_GAN_WEIGHT), at_least=0)
-    ndf: int = setting(64, "vgg128 discriminator features.", old_names=("d_width",), at_least=1)
+    ndf: int = setting(64, "Stage gan: vgg128 discriminator features.", old_names=("d_width",), at_least=1)
     pretrained: str = setting("", "Start from this generator (a run folder, a model file or a model name); "
                               "stage gan needs a psnr one.")
     degradation: str = setting("bicubic", "How LR patches are made from HR: bicubic (MATLAB-exact, clean) or "
@@ -90,7 +95,7 @@ class SRGANOptions:
         "inline YAML mapping, e.g. '{clean_prob: 0.2, round2: {jpeg_range: [50, 95]}}' (names: "
         "i2i.data.degradations.RealESRGANSettings); config.yaml records the mapping.", value_type=str,
         shown="the published recipe")
-    vgg_weights: str = setting("", "VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth).", path="file",
+    vgg_weights: str = setting("", "Stage gan: VGG19 weights file (torchvision's vgg19-dcbb9e9d.pth).", path="file",
                                shown="$I2I_VGG19_WEIGHTS or ~/.cache/i2i/vgg19-dcbb9e9d.pth")
     lr_data: str = setting("", "LR images matching --data's HR ones by name.", path="dir",
                            shown="made by MATLAB bicubic")
@@ -119,12 +124,27 @@ class SRGAN(Pipeline):
         "ema": 0.999,
         "augment": "dihedral",      # BasicSR's use_hflip + use_rot
     }
-    shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR)}
+    shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR),
+                      "load_size": "unused: srgan cuts --image-size HR patches itself",
+                      "preprocess": "unused: srgan cuts --image-size HR patches itself"}
+    ignored_settings = dict.fromkeys(("load_size", "preprocess"), OWN_PATCHES)
     monitor = "G"
     sample_columns = ("LR", "SR", "HR")
     network_range = (0.0, 1.0)  # SR networks work on [0, 1] images (--diffaug's fill and brightness)
 
     # ------------------------------------------------------------------ settings and data
+
+    @classmethod
+    def unused_settings(cls, options: SRGANOptions, config) -> dict[str, str]:
+        """Besides --load-size and --preprocess: at --stage psnr, everything about the
+        discriminator and the perceptual loss (there are none); --growth but for rrdbnet (a
+        --pretrained model brings its own architecture, growth included)."""
+        unused = super().unused_settings(options, config)
+        if options.stage != "gan":
+            unused.update(dict.fromkeys(GAN_STAGE_ONLY, "only matters with --stage gan"))
+        if options.arch != "rrdbnet" and not options.pretrained:
+            unused["growth"] = "only matters with --arch rrdbnet"
+        return unused
 
     @classmethod
     def resolve(cls, options: SRGANOptions, config, quiet: bool = False) -> None:

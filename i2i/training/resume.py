@@ -7,8 +7,10 @@ the training loop, and so that what a checkpoint holds is written down in one pl
 
 Resuming is exact: networks, optimisers, schedule, GradScaler, EMA, the pipeline's own
 state (image pools) and every RNG are restored, and the data order is a pure function of
-(seed, epoch, index), so the run goes on as if it had never stopped. A checkpoint that does
-not load (truncated by a kill, from another run) is skipped with one line, for an older one.
+(seed, epoch, index), so the run goes on as if it had never stopped; for that the data may
+move (`--data` elsewhere) but not change: a checkpoint records the dataset's length, and a
+resume on data of another length is refused. A checkpoint that does not load (truncated by a
+kill, from another run) is skipped with one line, for an older one.
 """
 from __future__ import annotations
 
@@ -33,6 +35,13 @@ RESUMABLE = ("lr", "max_steps", "n_epochs", "n_epochs_decay", "lr_decay_iters", 
              "channels_last", "deterministic")
 #: files and folders a resumed run may find elsewhere (a dataset moved to another disk); reported
 MOVABLE = ("out", "data", "lr_data", "pretrained", "vgg_weights")
+
+
+class OtherData(UsageError):
+    """A resume on data of another length than the run's: refused, whichever checkpoint
+    (an older one was trained on the same data)."""
+
+    same_on_every_rank = True  # under torchrun, rank 0 alone prints it
 
 
 def check_changes(folder: RunFolder, settings: Mapping, model_keys: tuple[str, ...],
@@ -90,6 +99,7 @@ def capture_state(trainer: Trainer) -> dict | None:
         "rng": ranks[0]["rng"],
         "world_size": trainer.world.size,
         "other_ranks": ranks[1:],
+        "dataset_length": len(trainer.dataset),  # what the data order is built on (`check_same_data`)
     }
 
 
@@ -100,6 +110,7 @@ def restore_state(trainer: Trainer, state: dict) -> None:
     have (more processes than before) starts them afresh."""
     if state.get("pipeline") != trainer.name:
         raise ValueError(f"a checkpoint of {state.get('pipeline')!r}, not {trainer.name}")
+    check_same_data(trainer, state)
     for name, net in trainer.pipe.networks.items():
         net.load_state_dict(state["networks"][name])
     for name, opt in trainer.pipe.optimizers.items():
@@ -125,6 +136,21 @@ def restore_state(trainer: Trainer, state: dict) -> None:
                           "the global batch and the data order change from here")
 
 
+def check_same_data(trainer: Trainer, state: Mapping) -> None:
+    """The data a resume trains on has the length the checkpoint's run had, so the data order,
+    built on that length, goes on as it was: a `--data` folder that moved is taken (the README
+    promises no more), another dataset, or images added or removed, is one line. Checkpoints
+    from before the length was recorded hold none, and resume as they did."""
+    saved, now = state.get("dataset_length"), len(trainer.dataset)
+    if saved is None or saved == now:
+        return
+    folder = trainer.run_folder
+    before = folder.saved_settings().get("data")
+    raise OtherData(f"cannot resume {folder.path}/ on {trainer.config.data}: it gives {now} samples per epoch, "
+                    f"the run's data{f' ({before})' if before else ''} gave {saved}; a resumed run keeps its data "
+                    "and data order, so give the run's data (moved is fine), or start a new run with another --out")
+
+
 def restore_newest(trainer: Trainer) -> bool:
     """Resume from the newest checkpoint valid for this run (False: none yet); a truncated,
     foreign or malformed newer one is reported on one line and skipped. Under torchrun,
@@ -144,7 +170,7 @@ def restore_newest(trainer: Trainer) -> bool:
     if config.max_steps and config.max_steps < trainer.step:
         raise UsageError(f"{trainer.run_folder}/ is at step {trainer.step} already; --max-steps "
                          f"{config.max_steps} is behind it (give more steps, or none to train to the end)")
-    if trainer.batch_in_epoch >= trainer.steps_per_epoch:  # the dataset shrank since
+    if trainer.batch_in_epoch >= trainer.steps_per_epoch:  # shrank since (a checkpoint without its length)
         trainer.epoch, trainer.batch_in_epoch = trainer.epoch + 1, 0
     if world.main:
         trainer.run_folder.truncate_metrics(trainer.step)
@@ -168,6 +194,8 @@ def _choose_checkpoint(trainer: Trainer) -> Path | None:
         try:
             trainer.load_state_dict(load_training_state(path))
             return path
+        except OtherData:  # an older checkpoint was trained on the same data
+            raise
         except I2IError as error:
             print(f"warning: {error}; trying an older checkpoint", file=sys.stderr)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:

@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from i2i.data.augment import AUGMENT, PREPROCESS
 from i2i.device import PRECISIONS
-from i2i.errors import UsageError
+from i2i.errors import UsageError, did_you_mean
 from i2i.options import check_ranges, setting
-from i2i.settings_file import read_yaml
+from i2i.settings_file import read_yaml, underscored
 from i2i.training.run_folder import RunFolder
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
@@ -32,8 +32,10 @@ class TrainConfig:
     data: str = setting("", "Dataset folder (the layouts are in the README).", path="dir")
     out: str = setting("", "Run folder (must be new or empty unless --resume).", path="dir", required=True)
     # length: epochs like the reference, or a number of steps (schedules then span it)
-    n_epochs: int = setting(100, "Epochs at the initial learning rate.", at_least=0)
-    n_epochs_decay: int = setting(100, "Epochs of linear decay to zero.", at_least=0)
+    n_epochs: int = setting(100, "Epochs at the initial learning rate (--lr-policy linear); the run is "
+                            "--n-epochs + --n-epochs-decay long.", at_least=0)
+    n_epochs_decay: int = setting(100, "Epochs after --n-epochs: linear decays the rate to zero over them; cosine "
+                                  "decays it over the whole run.", at_least=0)
     max_steps: int = setting(0, "Train this many steps instead of epochs; schedules span them.", shown="0: epochs",
                              at_least=0)
     # data
@@ -92,9 +94,14 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
 
     Later sources win: defaults < the pipeline's `config_defaults` < `resume_from`'s
     config.yaml (a run folder) < `config_file` (YAML) < `values` (e.g. CLI flags). Keys
-    must be fields of TrainConfig or of the pipeline's Options; an unknown key is a
-    one-line error naming it. A setting's old name (its field's `old_names`: srgan's `d_width`,
-    now `ndf`) is read as today's, so old runs still resume; today's name wins in one source.
+    must be fields of TrainConfig or of the pipeline's Options, `max_steps` or `max-steps` (as
+    the flag is spelt, in a file and a mapping alike: `underscored`); an unknown key is a
+    one-line error naming it and the setting it may mean. A setting the pipeline, as set, does
+    not use (srgan's --load-size, or --gan at --stage psnr) is one line too, when this call's
+    file or values set it to something else than its default (`_refuse_unused`); a resumed
+    run's config.yaml, which lists every setting, never is. A setting's old name (its field's
+    `old_names`: srgan's `d_width`, now `ndf`) is read as today's, so old runs still resume;
+    today's name wins in one source.
     """
     from i2i.pipelines import get_pipeline
 
@@ -105,7 +112,7 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     given: set[str] = set()  # set by this call's file or values, not by defaults or the resumed run
 
     def take(values: Mapping[str, Any], where: str, by_user: bool = True) -> None:
-        values = _current_names(values, renamed)
+        values = _current_names(underscored(values), renamed)  # files: read_yaml did it, naming the file
         merged.update(values)
         source.update(dict.fromkeys(values, where))
         given.update(values if by_user else ())
@@ -123,7 +130,23 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
         merged.pop(record, None)
     if {"no_flip", "augment"} <= given and merged["no_flip"] and merged["augment"] != "none":
         raise UsageError(f"--no-flip turns augmentation off, but --augment {merged['augment']} asks for it; give one")
-    return _to_dataclass(TrainConfig, merged, source), _to_dataclass(cls.Options, merged, source, TrainConfig)
+    config = _to_dataclass(TrainConfig, merged, source)
+    options = _to_dataclass(cls.Options, merged, source, TrainConfig)
+    _refuse_unused(cls, config, options, given, source)
+    return config, options
+
+
+def _refuse_unused(cls: type, config: TrainConfig, options: Any, given: set[str], source: Mapping[str, str]) -> None:
+    """One line for a setting the user gave (`given`: flags, --config, a Python mapping) that
+    the pipeline, as set, does not use (`Pipeline.unused_settings`), rather than a value that
+    config.yaml records and training ignores. A value equal to the default asks for nothing,
+    so a copied config.yaml, which lists every setting, still reads."""
+    defaults = {f.name: f.default for f in (*dataclasses.fields(TrainConfig), *dataclasses.fields(cls.Options))}
+    defaults.update(cls.config_defaults)
+    for name, why in cls.unused_settings(options, config).items():
+        value = getattr(options, name) if hasattr(options, name) else getattr(config, name)
+        if name in given and value != defaults[name]:
+            raise UsageError(f"--{name.replace('_', '-')} {value}{source.get(name, '')} {why}")
 
 
 def renamed_settings(*classes: type) -> dict[str, str]:
@@ -147,7 +170,7 @@ def _to_dataclass(cls: type, merged: dict, source: Mapping[str, str], other: typ
         unknown = sorted(k for k in merged if k not in known)
         if unknown:
             raise UsageError(f"unknown setting{'s' if len(unknown) > 1 else ''}{source.get(unknown[0], '')}: "
-                             f"{', '.join(unknown)}")
+                             f"{', '.join(_with_suggestion(key, known) for key in unknown)}")
     kwargs = {}
     for key, value in merged.items():
         if key not in names:
@@ -155,6 +178,12 @@ def _to_dataclass(cls: type, merged: dict, source: Mapping[str, str], other: typ
         default = names[key].default
         kwargs[key] = _coerce(key, value, default, source.get(key, ""))
     return cls(**kwargs)
+
+
+def _with_suggestion(key: str, known: set[str]) -> str:
+    """`key`, and the settings it may be a typo of: "max_step (did you mean max_steps?)"."""
+    hint = did_you_mean(key, sorted(known))
+    return f"{key} ({hint})" if hint else key
 
 
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
