@@ -140,8 +140,11 @@ def evaluate_bicubic(
     scale = int(scale)
     from i2i.data.datasets import sr_folders
 
+    paths = _hr_images(sr_folders(data_dir, scale)[0])  # DATA/HR, DATA/B or DATA itself
+    for path in paths:  # every file read first: a bad one is one line, not the end of a long run
+        _read_hr(path, scale)
     per_image: dict[str, dict[str, float]] = {}
-    for path in _hr_images(sr_folders(data_dir, scale)[0]):  # DATA/HR, DATA/B or DATA itself
+    for path in paths:
         _add_scores(per_image, path, _bicubic_scores, _read_hr(path, scale), scale, protocol)
     return summarize(per_image, scale=scale, protocol=protocol)
 
@@ -234,8 +237,9 @@ def evaluate_model(
     given the HR image's channels: a gray LR of an RGB HR is replicated to RGB, as inference
     gives gray to an RGB model); the model runs through `i2i.infer.load_model`, as
     `i2i translate` runs it, and its output, rounded to uint8, is scored with `score_pair`
-    (Y, border `scale`). An HR image too small for the scale and border is one line naming
-    it. `precision` defaults to fp32 so figures do not depend on the hardware's
+    (Y, border `scale`). Every file is read before the model runs (twice in all: decoding is
+    cheap beside the model), so an unreadable one, an HR image too small for the scale and
+    border, or an LR of the wrong size is one line naming it before any work, not after it. `precision` defaults to fp32 so figures do not depend on the hardware's
     half-precision support.
 
     `data_dir` may also be a folder in the layouts `i2i train srgan` reads: DATA/HR with
@@ -261,17 +265,24 @@ def evaluate_model(
         data_dir, lr_dir = sr_folders(data_dir, scale)
     hr_paths = _hr_images(data_dir)
     lr_files = _lr_images(lr_dir, scale, data_dir, hr_paths) if lr_dir is not None else None
-    per_image: dict[str, dict[str, float]] = {}
-    for hr_path in hr_paths:
+
+    def load(hr_path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+        """(HR mod-cropped, its LR file's pixels or None for bicubic), or one line naming the file."""
         hr = modcrop(_read_hr(hr_path, scale), scale)
         if lr_files is None:
-            lr = imresize(hr, 1 / scale)
-        else:  # every HR image has its LR file (`_lr_images`)
-            lr = to_channels(read_image(lr_files[hr_path.stem]).pixels, hr.shape[2])
-            problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
-            if problem:
-                raise I2IError(problem)
-        sr = translator(lr, tile=tile)
+            return hr, None
+        lr = to_channels(read_image(lr_files[hr_path.stem]).pixels, hr.shape[2])  # every HR has one
+        problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
+        if problem:
+            raise I2IError(problem)
+        return hr, lr
+
+    for hr_path in hr_paths:  # every file read before the model runs: a bad one costs no scores
+        load(hr_path)
+    per_image: dict[str, dict[str, float]] = {}
+    for hr_path in hr_paths:
+        hr, lr = load(hr_path)
+        sr = translator(imresize(hr, 1 / scale) if lr is None else lr, tile=tile)
         _add_scores(per_image, hr_path, score_pair, sr, hr, scale)
     return summarize(per_image, scale=scale, protocol="default", model=str(path),
                      lr=None if lr_dir is None else str(lr_dir))

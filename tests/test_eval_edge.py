@@ -76,3 +76,22 @@ def test_eval_reads_the_sr_layouts_training_reads(tmp_path: Path) -> None:
     bicubic = scores(str(tmp_path / "basicsr/HR"))
     assert layout["per_image"] == explicit["per_image"] != bicubic["per_image"]
     assert layout["lr"] == str(tmp_path / "basicsr/LR") and bicubic["lr"] is None
+
+
+def test_a_bad_file_is_found_before_the_model_runs(tmp_path: Path, monkeypatch) -> None:
+    """One unreadable file last in the folder: eval scored every other image (minutes on a real
+    set) and then threw the scores away; now it is one line before the first forward pass."""
+    from i2i.infer.translator import Translator
+
+    model = _upsampling_model(tmp_path / "model.safetensors", 4)
+    for name in ("a", "b", "c"):
+        save(tmp_path / f"hr/{name}.png", noise(24, 24))
+    (tmp_path / "hr/zz_text.png").write_text("not an image")
+    runs = []
+    forward = Translator.__call__
+    monkeypatch.setattr(Translator, "__call__", lambda self, *a, **k: runs.append(1) or forward(self, *a, **k))
+    for command in (["eval", str(model), "--device", "cpu"], ["eval", "bicubic"]):
+        result = CliRunner().invoke(main, [*command, str(tmp_path / "hr"), "--scale", "4"])
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"error: {tmp_path / 'hr/zz_text.png'}: ")
+    assert runs == []
