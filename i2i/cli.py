@@ -176,7 +176,8 @@ def data_group() -> None:
 def data_inspect(folder: str) -> None:
     """Layout, counts, sizes and modes, bad files and unmatched pairs of FOLDER.
 
-    Exits 1 if any image fails to decode.
+    Exits 1 if any image fails to decode, or training would skip a file or refuse the folder
+    (unmatched pairs, a missing side, an LR image of the wrong size).
     """
     from i2i.data.inspect import inspect_folder
 

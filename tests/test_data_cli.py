@@ -85,7 +85,7 @@ def test_inspect_sr_layout_with_lr_folder(tmp_path):
 
     (tmp_path / "sr/LR/cat.png").rename(tmp_path / "sr/LR/zebra_x4.png")
     result = run("data", "inspect", str(tmp_path / "sr"))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # training refuses unmatched folders
     assert f"unmatched pairs: {tmp_path / 'sr/HR'}/ and {tmp_path / 'sr/LR'}/: 2 unmatched: LR only: zebra; " \
            "HR only: cat" in result.output
 
@@ -202,3 +202,26 @@ def test_derive_colorize_is_the_training_task_name_and_gray_its_alias(tmp_path):
     for side in ("A", "B"):
         for path in (tmp_path / "gray" / side).iterdir():
             assert path.read_bytes() == (tmp_path / "colorize" / side / path.name).read_bytes()
+
+
+def test_inspect_exits_1_where_training_would_refuse_or_skip(tmp_path):
+    """A CycleGAN folder without trainB/ images, unmatched A/ and B/, an LR image of the wrong
+    size: inspect said 'no bad files' and exited 0, and training then refused or skipped."""
+    save(tmp_path / "unpaired/trainA/a.png", noise(8, 8))
+    (tmp_path / "unpaired/trainB").mkdir()
+    result = run("data", "inspect", str(tmp_path / "unpaired"))
+    assert result.exit_code == 1 and "training would refuse this: trainB/ missing or without images" in result.output
+
+    save(tmp_path / "paired/A/one.png", noise(8, 8))
+    save(tmp_path / "paired/B/two.png", noise(8, 8))
+    result = run("data", "inspect", str(tmp_path / "paired"))
+    assert result.exit_code == 1 and "unmatched pairs:" in result.output
+
+    save(tmp_path / "sr/HR/baby.png", noise(24, 28))
+    save(tmp_path / "sr/LR/baby.png", noise(6, 7))
+    save(tmp_path / "sr/HR/bird.png", noise(96, 80))
+    save(tmp_path / "sr/LR/bird.png", noise(5, 5))
+    result = run("data", "inspect", str(tmp_path / "sr"))
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'sr/LR/bird.png'}: 5x5 is not its HR bird.png (80x96 after mod-crop) divided by 4" \
+        in result.output

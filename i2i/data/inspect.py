@@ -35,23 +35,37 @@ def _sr_sides(root: Path) -> tuple[str, ...]:
     return ("HR", "LR") if lr.is_dir() else ("HR",)
 
 
-def _median(values: list[int]) -> int:
-    return sorted(values)[len(values) // 2] if values else 0
+def _fits(hr_size: tuple[int, int], lr_size: tuple[int, int], scale: int) -> bool:
+    """Whether an LR image of `lr_size` is an HR image of `hr_size`, mod-cropped, divided by `scale`."""
+    return lr_size == (hr_size[0] // scale, hr_size[1] // scale)
 
 
-def _lr_scale(side: str, hr_widths: list[int], lr_widths: list[int]) -> int:
-    """The scale an LR folder is paired at: X<k>'s k, or for a bare LR/ the HR/LR width ratio
-    (LR images are HR/scale in size; names may carry it too: 'baby_x4')."""
+def _lr_scale(root: Path, side: str, files: dict[str, list[Path]], shapes: dict[Path, tuple[int, int]]) -> int:
+    """The scale an LR folder is paired at: X<k>'s k; for a bare LR/, of the usual ones, the
+    scale at which the most LR files have their HR image's size divided by it (names may
+    carry it too: 'baby_x4', which is why pairing depends on it)."""
+    from i2i.data.datasets import pair_lr_files
+    from i2i.errors import UsageError
+
     if side.startswith("LR/X"):
         return int(side[4:])
-    ratio = _median(hr_widths) / _median(lr_widths) if _median(lr_widths) else 1
-    return max(1, round(ratio))
+    best = (-1, 4)
+    for scale in (2, 3, 4):  # the scales `i2i train srgan` takes
+        try:
+            pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side], scale)
+        except UsageError:
+            continue
+        fits = sum(hr in shapes and lr in shapes and _fits(shapes[hr], shapes[lr], scale) for hr, lr in pairs)
+        best = max(best, (fits, -scale))
+    return abs(best[1])
 
 
 def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
-             widths: dict[str, list[int]]) -> None:
+             shapes: dict[Path, tuple[int, int]]) -> None:
     """Notes how many HR images each LR folder pairs, or the one line (names included) with
-    which `pair_lr_files`, and so `i2i train srgan` and `i2i eval --lr`, refuse the folders."""
+    which `pair_lr_files`, and so `i2i train srgan` and `i2i eval --lr`, refuse the folders;
+    an LR image that is not its HR image (mod-cropped) divided by the scale is a bad file,
+    as training skips it."""
     from i2i.data.datasets import pair_lr_files
     from i2i.errors import UsageError
 
@@ -60,9 +74,9 @@ def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
         report.notes.append("no LR/ folder: training and eval make each LR image by MATLAB-exact bicubic "
                             "downscaling of its HR image")
     for side in lr_sides:
+        scale = _lr_scale(root, side, files, shapes)
         try:
-            pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side],
-                                  _lr_scale(side, widths["HR"], widths[side]))
+            pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side], scale)
         except UsageError as error:  # unmatched, or two LR files for one HR: the line training prints
             if report.unmatched is None:
                 report.unmatched = str(error)
@@ -70,6 +84,11 @@ def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
                 report.notes.append(str(error))
             continue
         report.notes.append(f"{len(pairs)} of {len(files['HR'])} HR images have an LR image in {side}/")
+        for hr_path, lr_path in pairs:
+            if hr_path in shapes and lr_path in shapes and not _fits(shapes[hr_path], shapes[lr_path], scale):
+                (w, h), (lw, lh) = shapes[hr_path], shapes[lr_path]
+                report.bad.append(f"{lr_path}: {lw}x{lh} is not its HR {hr_path.name} ({w // scale * scale}x"
+                                  f"{h // scale * scale} after mod-crop) divided by {scale}")
 
 
 def problem_line(path: Path, error: Exception) -> str:
@@ -121,10 +140,12 @@ class InspectReport:
     unmatched: str | None = None
     notes: list[str] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # what training would refuse, beside bad files
 
     @property
     def ok(self) -> bool:
-        return not self.bad
+        """False where training would skip a file or refuse the folder (exit status 1)."""
+        return not self.bad and not self.unmatched and not self.refused
 
     def lines(self) -> list[str]:
         out = [f"{self.root}/: layout {self.layout}"]
@@ -141,6 +162,7 @@ class InspectReport:
         if self.unmatched:
             out.append(f"unmatched pairs: {self.unmatched}")
         out.extend(f"note: {note}" for note in self.notes)
+        out.extend(f"training would refuse this: {line}" for line in self.refused)
         if self.bad:
             out.append(f"{len(self.bad)} bad file{'s' if len(self.bad) != 1 else ''}:")
             out.extend(f"  {line}" for line in self.bad)
@@ -162,7 +184,6 @@ def inspect_folder(root: Path | str) -> InspectReport:
     report = InspectReport(root=root, layout="sr" if sr else detect_layout(root))
     files: dict[str, list[Path]] = {}
     shapes: dict[Path, tuple[int, int]] = {}
-    widths: dict[str, list[int]] = {}
     odd: list[str] = []
     for side in _sr_sides(root) if sr else _SIDES[report.layout]:
         folder = root / side
@@ -170,7 +191,6 @@ def inspect_folder(root: Path | str) -> InspectReport:
             continue
         files[side] = list_images(folder)
         report.counts[side] = len(files[side])
-        widths[side] = []
         for path in progress_bar(files[side], f"{side}"):
             try:
                 image = read_image(path)
@@ -179,7 +199,6 @@ def inspect_folder(root: Path | str) -> InspectReport:
                 continue
             report.histogram[_describe(image)] += 1
             shapes[path] = image.size
-            widths[side].append(image.size[0])
             if report.layout != "paired_ab":
                 continue
             problem = ab_split_problem(path, *image.size)
@@ -194,7 +213,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
         names = ", ".join(str(p.relative_to(root)) for p in unused[:5]) + (", ..." if len(unused) > 5 else "")
         report.notes.append(f"{len(unused)} image(s) outside the {report.layout} layout's folders, not used: {names}")
     if sr:
-        _pair_sr(report, root, files, widths)
+        _pair_sr(report, root, files, shapes)
     if report.layout == "paired_folders" and "A" in files and "B" in files:
         pairs, a_only, b_only = match_stems(root / "A", root / "B", files["A"], files["B"])
         if a_only or b_only:
@@ -210,5 +229,10 @@ def inspect_folder(root: Path | str) -> InspectReport:
         for scale, count in sorted(scales.items()):
             report.notes.append(f"{count} pair(s) are super-resolution pairs: B is exactly {scale}x A")
     if report.layout == "paired_folders" and ("A" not in files or "B" not in files):
-        report.notes.append(f"paired folders need both A/ and B/; found only {', '.join(files) or 'neither'}")
+        report.refused.append(f"paired folders need both A/ and B/; found only {', '.join(files) or 'neither'}")
+    if report.layout == "unpaired":
+        empty = [side for side in ("trainA", "trainB") if not files.get(side)]
+        if empty:
+            report.refused.append(f"{', '.join(s + '/' for s in empty)} missing or without images: "
+                                  "CycleGAN trains on trainA/ and trainB/ together")
     return report
