@@ -38,6 +38,11 @@ BatchCall = Callable[[list[io.Image]], list[tuple[np.ndarray, np.ndarray | None]
 # one decoded image (no alpha) -> its output rows handed to write_rows(rows, height), top to bottom
 StreamCall = Callable[[io.Image, Callable[[np.ndarray, int], None]], None]
 
+# The most pixels a side that the encoders behind these extensions take (libjpeg-turbo's
+# JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION): a larger output is refused before it is
+# computed. PNG, TIFF and BMP hold any size i2i decodes.
+MAX_SIDE: dict[str, tuple[str, int]] = {".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500), ".webp": ("WebP", 16383)}
+
 # Inputs this large (4096 x 4096) whose output is a PNG go to their file a row of tiles at a
 # time (io.stream_png): the result of a huge image never exists whole in memory.
 STREAM_PIXELS = 4096 * 4096
@@ -65,12 +70,14 @@ class Summary:
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
                batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
                split_threads: bool, progress: bool, ab_side: str | None = None,
-               stream: StreamCall | None = None) -> Summary:
+               stream: StreamCall | None = None, scale: int = 1) -> Summary:
     """`Translator.translate_folder` (see there), given how a batch is computed and, for
     huge images going to PNG files (`STREAM_PIXELS`), how one is streamed to its file.
 
     `workers` model workers (or `default_workers`, never more than there are batches); with
-    `split_threads` (the CPU), the torch threads are split between them for the run.
+    `split_threads` (the CPU), the torch threads are split between them for the run. `scale`:
+    the model's (an output is the input's size times it), so that an output too large for its
+    format (`MAX_SIDE`) fails before it is computed.
     """
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, not {batch_size}")
@@ -89,9 +96,9 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         _check_writable(todo[0].dst.parent)
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
-                    total=len(todo), ab_side=ab_side, stream=stream)
+                    total=len(todo) + len(collisions), ab_side=ab_side, stream=stream, scale=scale)
     run.summary.skipped = len(jobs) - len(todo)
-    for message in collisions:
+    for message in collisions:  # in the total too, as the summary counts them
         run.fail(message)
     threads = torch.get_num_threads()
     if split_threads:
@@ -118,11 +125,12 @@ class FolderRun:
     """One run's pools, its batches and writes in flight, its counts and its progress bar."""
 
     def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
-                 total: int, ab_side: str | None = None, stream: StreamCall | None = None):
+                 total: int, ab_side: str | None = None, stream: StreamCall | None = None, scale: int = 1):
         from tqdm import tqdm
 
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
-        self.ab_side, self.total, self.stream = ab_side, total, stream
+        self.ab_side, self.total, self.stream, self.scale = ab_side, total, stream, scale
+        self.lock = threading.Lock()  # counts: the writer threads count their files as they are written
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
         on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
@@ -132,13 +140,23 @@ class FolderRun:
         self.writes: deque[tuple[_Job, Future]] = deque()
 
     def fail(self, message: str) -> None:
-        """Count a failure and print its line (above the bar, if there is one)."""
-        self.summary.failed += 1
-        self.summary.failures.append(message)
+        """Count a failure and print its line (above the bar, if there is one); the bar moves on."""
+        message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a name holds
+        with self.lock:
+            self.summary.failed += 1
+            self.summary.failures.append(message)
+            self.bar.update(1)
         if self.bar.disable:
             print(f"failed: {message}", file=sys.stderr, flush=True)
         else:
             self.bar.write(f"failed: {message}", file=sys.stderr)
+
+    def _done(self) -> None:
+        """Count an image as written when it is, from the thread that wrote it: the progress line
+        is right while the model thread waits for a slow batch and no one collects the writes."""
+        with self.lock:
+            self.summary.done += 1
+            self.bar.update(1)
 
     def run(self, todo: list[_Job]) -> None:
         """Translate and write every job; return when all writes are done."""
@@ -167,10 +185,12 @@ class FolderRun:
                 image = future.result()
             except Exception as error:
                 self.fail(_message(job.src, error))
-                self.bar.update(1)
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
+            if (too_large := self._too_large(job, image)) is not None:
+                self.fail(too_large)
+                continue
             if self._streams(job, image):
                 self.runs.append(([(job, image)], self._model_pool.submit(self._stream_to_file, job, image)))
                 self._finish(limit=self.workers)
@@ -193,6 +213,16 @@ class FolderRun:
         return (self.stream is not None and image.alpha is None and job.dst.suffix.lower() == ".png"
                 and height * width >= STREAM_PIXELS)
 
+    def _too_large(self, job: _Job, image: io.Image) -> str | None:
+        """Why this image's output cannot be encoded in its format (`MAX_SIDE`), known from its
+        size and the model's scale: one line now, not after the compute."""
+        name, limit = MAX_SIDE.get(job.dst.suffix.lower(), ("", 0))
+        height, width = (side * self.scale for side in image.pixels.shape[:2])
+        if not limit or max(height, width) <= limit:
+            return None
+        return (f"{_shown(job.src)}: its output would be {width}x{height} px; {name} holds at most {limit} px "
+                f"a side ({_shown(job.dst)}); write it as PNG or TIFF")
+
     def _stream_to_file(self, job: _Job, image: io.Image) -> None:
         """Translate one huge image straight into its PNG file; None: nothing left to write."""
         assert self.stream is not None
@@ -209,30 +239,31 @@ class FolderRun:
                 self._stop_if_no_room(error)
                 for job, _ in group:
                     self.fail(_message(job.src, error))
-                    self.bar.update(1)
                 continue
             if outputs is None:  # streamed to its file already
-                self.summary.done += 1
-                self.bar.update(1)
+                self._done()
                 continue
             for (job, _), (pixels, alpha) in zip(group, outputs):
                 if alpha is not None and job.dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
                     self.summary.alpha_dropped += 1
-                write = self._write_pool.submit(io.write_image, job.dst, pixels, alpha, quality=self.quality)
+                write = self._write_pool.submit(self._write, job.dst, pixels, alpha)
                 self.writes.append((job, write))
             self._collect(limit=4 * self.batch_size * self.workers)
 
+    def _write(self, path: Path, pixels: np.ndarray, alpha: np.ndarray | None) -> None:
+        io.write_image(path, pixels, alpha, quality=self.quality)
+        self._done()
+
     def _collect(self, limit: int) -> None:
-        """Wait for the oldest writes until at most `limit` are pending."""
-        while len(self.writes) > limit:
+        """Wait for the oldest writes until at most `limit` are pending, and take those finished:
+        a failed write's line comes as soon as the model thread is free."""
+        while self.writes and (len(self.writes) > limit or self.writes[0][1].done()):
             job, future = self.writes.popleft()
             try:
-                future.result()
-                self.summary.done += 1
+                future.result()  # counted as done by the writer thread
             except Exception as error:
                 self._stop_if_no_room(error)
                 self.fail(_message(job.src, error))
-            self.bar.update(1)
 
     def _stop_if_no_room(self, error: Exception) -> None:
         """A full or read-only disk fails every later write too: stop at the first, in one line,
@@ -269,7 +300,7 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
     if not src.exists():
         broken = " (a symbolic link to nothing, or a loop of links)" if src.is_symlink() else ""
         raise I2IError(f"{src}: no such file or folder{broken}")
-    if src.is_dir() and src.resolve() == dst.resolve():
+    if src.is_dir() and _real(src) == _real(dst):
         raise UsageError(f"{dst}: the output folder is the input folder; give another one (a sub-folder works)")
     to_file = src.is_file() and bool(dst.suffix) and not given.endswith(("/", os.sep)) and not dst.is_dir()
     if to_file and dst.suffix.lower() not in io.IMAGE_EXTENSIONS:
@@ -292,10 +323,10 @@ def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str)
     if not jobs and not collisions:
         raise I2IError(f"{src}: no images in this folder or its sub-folders "
                        f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
-    inputs = {job.src.resolve() for job in jobs}
+    inputs = {_real(job.src) for job in jobs}
     for job in jobs:
-        if job.dst.resolve() in inputs:
-            raise UsageError(f"{job.dst}: this output would overwrite an input image; choose another output")
+        if _real(job.dst) in inputs:
+            raise UsageError(f"{_shown(job.dst)}: this output would overwrite an input image; choose another output")
     return jobs, collisions
 
 
@@ -304,21 +335,27 @@ def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[
         if to_file:  # OUTPUT names the output file
             return [_Job(src, dst)], []
         return [_Job(src, dst / _output_name(src, ext, suffix))], []
-    skip = dst.resolve()
+    skip = _real(dst)
     jobs: list[_Job] = []
     taken: dict[Path, Path] = {}
     collisions: list[str] = []
     for path in io.list_images(src, recursive=True):
-        if skip in path.resolve().parents:
+        if skip in _real(path).parents:
             continue  # OUTPUT inside INPUT: never translate our own outputs on a rerun
         out = dst / path.relative_to(src).parent / _output_name(path, ext, suffix)
-        if out in taken:
-            collisions.append(f"{path}: its output {out} is already made from {taken[out]} "
-                              "(use --ext same or --suffix)")
+        if out in taken:  # true whether the other file is translated or fails
+            collisions.append(f"{_shown(path)}: {_shown(out)} is also the output of {_shown(taken[out])}; "
+                              "rename one (or use --ext same, or a --suffix)")
             continue
         taken[out] = path
         jobs.append(_Job(path, out))
     return jobs, collisions
+
+
+def _real(path: Path) -> Path:
+    """The path with its links followed, as far as they go: a loop of links or one to nothing
+    is left for the reader to report (one line naming it), where Path.resolve() raises."""
+    return Path(os.path.realpath(path))
 
 
 def _half(image: io.Image, side: str) -> io.Image:
@@ -361,7 +398,17 @@ def _output_name(path: Path, ext: str, suffix: str) -> str:
     return f"{path.stem}{suffix}{extension}"
 
 
+def _shown(path: Path) -> str:
+    """A path as i2i.data.io's errors write it: a line break in a name is shown as \\n, so that
+    the message stays one line and `_message` finds the name in it."""
+    return str(path).replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _message(path: Path, error: BaseException) -> str:
-    """One line naming the file."""
+    """One line naming the file once. The reader's errors begin with it: the rest alone is
+    folded (one_line would fold two spaces in the name too, and name the file twice)."""
+    shown, raw = _shown(path), str(error)
+    if raw.startswith(f"{shown}: "):
+        return f"{shown}: {one_line(raw[len(shown) + 2:])}"
     text = one_line(error, typed=not isinstance(error, I2IError))
-    return text if str(path) in text else f"{path}: {text}"
+    return text if shown in text else f"{shown}: {text}"

@@ -93,4 +93,4 @@ class Translator(ImageModel):
                           batch_size=batch_size, overwrite=overwrite, quality=quality, workers=workers,
                           default_workers=1 if tile else self.default_workers(),
                           split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side,
-                          stream=stream)
+                          stream=stream, scale=self.scale)
