@@ -5,6 +5,7 @@ starts fast. A user mistake (`I2IError`) is printed as one line, never as a trac
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -152,6 +153,10 @@ def main(ctx: click.Context) -> None:
     if ctx.invoked_subcommand not in (None, "train") and _torchrun_world_size() > 1:
         raise UsageError(f"i2i {ctx.invoked_subcommand} runs as one process; torchrun is for `i2i train` "
                          "(run this command without torchrun)")
+    if os.environ.get("I2I_MAX_PIXELS", "").strip():  # a bad limit: one line now, not one per image
+        from i2i.data.io import check_environment
+
+        check_environment()
 
 
 @main.command()

@@ -100,3 +100,25 @@ def test_tiles_are_noted_once_for_models_that_normalise_per_image(models, tmp_pa
     sr = i2i.load_model(models["sr"], device="cpu", precision="fp32")
     assert np.abs(sr(image, tile=16).astype(int) - sr(image)).max() <= 1  # float rounding only
     assert "normalises" not in capsys.readouterr().err
+
+
+def test_big_endian_pixels_are_the_same_pixels(sr):
+    """A '>u2' array (FITS files, np.frombuffer of a file's bytes) was refused as not uint16."""
+    image = (pattern(8, 8).astype(np.uint16) * 257)
+    assert np.array_equal(sr(image.astype(">u2")), sr(image))
+
+
+def test_a_bad_max_pixels_setting_is_one_line_before_any_work(tmp_path, models):
+    """I2I_MAX_PIXELS=abc (or 0) failed every image, each as if the file were at fault."""
+    from click.testing import CliRunner
+
+    from i2i.cli import main
+    from i2i.data import io
+
+    io.write_image(tmp_path / "in/a.png", pattern(8, 8))
+    for value in ("abc", "0", "-5"):
+        result = CliRunner().invoke(main, ["translate", str(models["sr"]), str(tmp_path / "in"), str(tmp_path / "out")],
+                                    env={"I2I_MAX_PIXELS": value})
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"error: I2I_MAX_PIXELS={value!r} is not a whole number of pixels above 0")
+    assert not (tmp_path / "out").exists()

@@ -225,3 +225,17 @@ def test_inspect_exits_1_where_training_would_refuse_or_skip(tmp_path):
     assert result.exit_code == 1, result.output
     assert f"{tmp_path / 'sr/LR/bird.png'}: 5x5 is not its HR bird.png (80x96 after mod-crop) divided by 4" \
         in result.output
+
+
+def test_inspect_and_derive_name_a_file_with_a_line_break_on_one_line(tmp_path):
+    """The reader writes a line break in a name as \\n; inspect and derive put the name in
+    front again (raw), splitting the line and naming the file twice."""
+    save(tmp_path / "src/good.png", noise(16, 16))
+    (tmp_path / "src/bad\nname.png").write_bytes(b"junk")
+    shown = f"{tmp_path / 'src/bad'}\\nname.png"
+    for args in (["data", "inspect", str(tmp_path / "src")],
+                 ["data", "derive", "sketch", str(tmp_path / "src"), str(tmp_path / "out")]):
+        result = run(*args)
+        lines = [line for line in result.output.splitlines() if "name.png" in line]
+        assert result.exit_code == 1 and len(lines) == 1 and lines[0].count("name.png") == 1, result.output
+        assert shown in lines[0]

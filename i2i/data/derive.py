@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2i.data.inspect import problem_line, progress_bar
+from i2i.data.inspect import progress_bar
 from i2i.errors import I2IError, UsageError
 
 DERIVE_TASKS = ("sketch", "colorize", "sr")
@@ -39,7 +39,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
     the others are written. `dst` must lie outside `src` (the next scan would read the pairs
     as photos), and its A/ and B/ must hold no images unless `overwrite` (same stems replaced).
     """
-    from i2i.data.io import list_images, read_image, write_image
+    from i2i.data.io import file_problem, list_images, read_image
 
     task = ALIASES.get(task, task)
     if task not in DERIVE_TASKS:
@@ -73,7 +73,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
             a, b = _pair(task, read_image(path).pixels, scale)
             _write_pair(dst, f"{path.stem}.png", a, b)
         except I2IError as error:  # unreadable, too small for the task, or its pair not writable
-            problems.append(problem_line(path, error))
+            problems.append(file_problem(path, error))
             continue
         written += 1
     return DeriveResult(written, problems)

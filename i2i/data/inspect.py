@@ -91,12 +91,6 @@ def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
                                   f"{h // scale * scale} after mod-crop) divided by {scale}")
 
 
-def problem_line(path: Path, error: Exception) -> str:
-    """'path: problem', without repeating the path when the error already starts with it."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text if text.startswith(str(path)) else f"{path}: {text}"
-
-
 def _describe(image) -> str:
     """'256x256 RGB 8-bit', 'gray+alpha 16-bit', ... for the size and mode histogram."""
     channels = image.pixels.shape[2] if image.pixels.ndim == 3 else 1
@@ -173,8 +167,13 @@ class InspectReport:
 
 def inspect_folder(root: Path | str) -> InspectReport:
     """Detect the layout, count and decode every image of each side, find unmatched pairs."""
-    from i2i.data.datasets import ab_split_problem, detect_layout, match_stems, unmatched_message
-    from i2i.data.io import list_images, read_image
+    from i2i.data.datasets import (
+        ab_split_problem,
+        detect_layout,
+        match_stems,
+        unmatched_message,
+    )
+    from i2i.data.io import file_problem, list_images, read_image
     from i2i.errors import I2IError
 
     root = Path(root)
@@ -195,7 +194,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
             try:
                 image = read_image(path)
             except Exception as error:  # an I2IError, or an unexpected decoder failure: one line
-                report.bad.append(problem_line(path, error))
+                report.bad.append(file_problem(path, error))
                 continue
             report.histogram[_describe(image)] += 1
             shapes[path] = image.size

@@ -15,7 +15,10 @@ clear error for truncated data (ImageFile.LOAD_TRUNCATED_IMAGES stays False).
 torchvision.io's image decoders are deprecated since 0.29 (moving to TorchCodec), so i2i
 does not build on them. Pillow still reduces 16-bit *colour* PNG and TIFF to 8 bits, so
 those (and 16-bit gray+alpha) go to OpenCV's decoder (`cv2`, opencv-python-headless)
-after Pillow has read the header and checked the file.
+after Pillow has read the header and checked the file. The orientation is turned once, by
+i2i's own rule (`_orientation`): OpenCV, which would turn a TIFF by its tag, gets the tag as 1.
+A PNG whose image data ends early on a row boundary, which Pillow fills with black rows
+without a word, is refused (`_png_may_lack_rows`).
 
 Writers: Pillow for 8-bit files; small zlib encoders here for 16-bit PNG and TIFF (every
 channel layout exact, since Pillow cannot write 16-bit colour; no extra dependency).
@@ -23,19 +26,21 @@ channel layout exact, since Pillow cannot write 16-bit colour; no extra dependen
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import warnings
 import zlib
-from typing import BinaryIO, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 import PIL.Image
 import torch
 
 from i2i.atomic import atomic_path, write_bytes, write_errors
+from i2i.data import file_formats
 from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -51,13 +56,19 @@ MAX_PIXELS_ENV = "I2I_MAX_PIXELS"
 
 _PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 _FORMAT_NAMES = "PNG, JPEG, WebP, BMP, TIFF"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXIF_ORIENTATION = 0x0112
 
 # Our own limit replaces Pillow's warning (which fires at half of Pillow's limit and
 # would print a line per large photo); Pillow's hard error stays, and is raised below
 # only when a caller asks for a larger `max_pixels`.
 warnings.filterwarnings("ignore", category=PIL.Image.DecompressionBombWarning)
+# A damaged EXIF block (or TIFF tag) makes Pillow warn in two lines that name no file
+# ("Corrupt EXIF data. Expecting to read 12 bytes but only got 7."); the tags it could
+# read are used and the image decodes as usual, so the note is noise. Every warning of
+# this Pillow module is such a note. A filter, not warnings.catch_warnings: that one
+# swaps the process-wide filter list and is not safe in threads (i2i serve decodes in a
+# thread pool, translate reads ahead in threads).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 
 @dataclass
@@ -121,8 +132,9 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
         layout = _sixteen_bit_layout(pil, data) or _plain_png_layout(pil, data)
         if layout is not None:
             _verify_pil(data)
-            pixels, alpha = _decode_cv2(data, gray=layout == "gray")
-            if pixels.shape[:2] != (pil.height, pil.width):
+            pixels, alpha = _decode_cv2(file_formats.tiff_upright(data) if pil.format == "TIFF" else data,
+                                        gray=layout == "gray")
+            if pixels.shape[:2] != _stored_size(pil):
                 raise _Problem(f"corrupt {pil.format} data (header and pixel data disagree on the size)")
             orientation = _orientation(pil, unloaded=data)
         else:
@@ -130,6 +142,10 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
                 pil.load()
             except Exception as error:  # every decoder error becomes one line
                 raise _decoder_problem(error, data, "data") from None
+            if pil.format == "PNG" and _png_may_lack_rows(pil):
+                problem = file_formats.png_data_problem(data)
+                if problem:
+                    raise _Problem(problem)
             pixels, alpha = _pil_to_arrays(pil)
             orientation = _orientation(pil)
     pixels = _apply_orientation(pixels, orientation)
@@ -138,16 +154,37 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
     return pixels, alpha
 
 
-def _max_pixels(max_pixels: int | None) -> int:
-    if max_pixels is not None:
-        return int(max_pixels)
-    value = os.environ.get(MAX_PIXELS_ENV)
-    if value is None:
+def check_environment() -> None:
+    """Refuse a bad $I2I_MAX_PIXELS in one line (UsageError). The CLI calls this once at start:
+    without it, every image read would fail on the setting, one line per image."""
+    max_pixels_limit()
+
+
+def max_pixels_limit() -> int:
+    """The pixel limit of a run: $I2I_MAX_PIXELS (digits, `_` allowed; empty counts as unset) or
+    DEFAULT_MAX_PIXELS. Anything but a whole number above 0 is a UsageError: 0 or less would
+    refuse every image, each as if the file were at fault."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
         return DEFAULT_MAX_PIXELS
     try:
-        return int(value.replace("_", ""))
+        limit = int(value.replace("_", ""))
     except ValueError:
-        raise I2IError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels") from None
+        limit = 0
+    if limit <= 0:
+        raise UsageError(f"{MAX_PIXELS_ENV}={value!r} is not a whole number of pixels above 0 "
+                         f"(e.g. {MAX_PIXELS_ENV}=400000000, or unset it for {DEFAULT_MAX_PIXELS:,})")
+    return limit
+
+
+def _max_pixels(max_pixels: int | None) -> int:
+    """The caller's limit, or the run's; a setting error is raised as itself, never as the
+    file's (decode_bytes calls this outside its per-file error handling)."""
+    if max_pixels is None:
+        return max_pixels_limit()
+    if int(max_pixels) <= 0:
+        raise UsageError(f"max_pixels must be a whole number above 0, not {max_pixels!r}")
+    return int(max_pixels)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -196,7 +233,7 @@ def _open_pil(data: bytes, max_pixels: int) -> PIL.Image.Image:
 
 def _sniff(data: bytes) -> str | None:
     """The format a file's first bytes announce, to tell "damaged" from "not an image"."""
-    if data.startswith(_PNG_SIGNATURE):
+    if data.startswith(file_formats.PNG_SIGNATURE):
         return "PNG"
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"
@@ -216,7 +253,7 @@ def _how_to_raise() -> str:
 def _sixteen_bit_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
     """"gray" or "colour" for 16-bit files that Pillow would reduce to 8 bits (colour,
     or gray + alpha); None for everything Pillow decodes as stored."""
-    if pil.format == "PNG" and data.startswith(_PNG_SIGNATURE):
+    if pil.format == "PNG" and data.startswith(file_formats.PNG_SIGNATURE):
         bit_depth, colour_type = data[24], data[25]  # IHDR fields right after the signature
         if bit_depth == 16 and colour_type in (2, 4, 6):  # RGB, gray+alpha, RGBA
             return "gray" if colour_type == 4 else "colour"
@@ -235,16 +272,22 @@ def _sixteen_bit_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
     return None
 
 
+def _stored_size(pil: PIL.Image.Image) -> tuple[int, int]:
+    """(height, width) of the pixels as the file stores them: for a TIFF whose Orientation tag
+    is 5-8, Pillow reports the size of the upright image (width and height swapped)."""
+    if pil.format == "TIFF":
+        return int(pil.tag_v2.get(257, pil.height)), int(pil.tag_v2.get(256, pil.width))  # ImageLength, ImageWidth
+    return pil.height, pil.width
+
+
 def _plain_png_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
     """"gray" or "colour" for 8-bit gray, RGB and RGBA PNGs without a tRNS colour key, which
     OpenCV decodes straight into the array (Pillow holds RGB as 4 bytes a pixel and copies it
     twice more on the way to numpy: 3.3x the memory of the pixels for a huge image). Without
     OpenCV (an SR-only install may lack it) Pillow decodes them."""
-    if pil.format != "PNG" or not data.startswith(_PNG_SIGNATURE) or "transparency" in pil.info:
+    if pil.format != "PNG" or not data.startswith(file_formats.PNG_SIGNATURE) or "transparency" in pil.info:
         return None
-    try:
-        import cv2  # noqa: F401
-    except ImportError:
+    if _opencv() is None:
         return None
     bit_depth, colour_type = data[24], data[25]
     if bit_depth == 8 and colour_type in (0, 2, 6):
@@ -262,14 +305,37 @@ def _verify_pil(data: bytes) -> None:
         raise _decoder_problem(error, data, "data") from None
 
 
-def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """16-bit colour PNG/TIFF, which Pillow cannot keep at 16 bits, and plain 8-bit PNG."""
+def _png_may_lack_rows(pil: PIL.Image.Image) -> bool:
+    """Whether a PNG that Pillow decoded may miss rows. Pillow takes a zlib stream that ends
+    early (on a row boundary) for the end of the image, and leaves the rows it did not get 0
+    (its new images are zeroed) without a word. It decodes rows top to bottom, so a last row
+    that is not all 0 was decoded and so were all the others; interlaced rows come in 7 passes.
+    This spares most images `file_formats.png_data_problem`, which costs 50-70% of a decode."""
+    if pil.info.get("interlace"):
+        return True
+    return not np.asarray(pil.crop((0, pil.height - 1, pil.width, pil.height))).any()
+
+
+@functools.cache
+def _opencv():  # -> the cv2 module, or None
+    """OpenCV, or None when it is not installed (an SR-only install may lack it). Its log is set to
+    fatal errors only (unless $OPENCV_LOG_LEVEL says otherwise, for the whole process): a damaged
+    TIFF would print OpenCV's and libtiff's lines before i2i's own one line naming the file."""
     try:
         import cv2
     except ImportError:
-        raise _Problem(
-            "16-bit colour images need OpenCV: pip install opencv-python-headless"
-        ) from None
+        return None
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is not None and "OPENCV_LOG_LEVEL" not in os.environ:
+        logging.setLogLevel(logging.LOG_LEVEL_FATAL)
+    return cv2
+
+
+def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """16-bit colour PNG/TIFF, which Pillow cannot keep at 16 bits, and plain 8-bit PNG."""
+    cv2 = _opencv()
+    if cv2 is None:
+        raise _Problem("16-bit colour images need OpenCV: pip install opencv-python-headless")
     try:
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except Exception as error:
@@ -292,7 +358,16 @@ def _decode_cv2(data: bytes, *, gray: bool) -> tuple[np.ndarray, np.ndarray | No
 def pil_to_arrays(pil: PIL.Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """An in-memory PIL image -> (H x W x C uint8/uint16 pixels, alpha or None), taken as
     `read_image` takes a decoded file (modes, transparency, 16-bit gray) but not turned by
-    its EXIF orientation. An unsupported mode is a one-line UsageError."""
+    its EXIF orientation. An unsupported mode is a one-line UsageError; a lazily opened file
+    whose pixels cannot be decoded (truncated, corrupt) an ImageReadError naming the file."""
+    try:
+        pil.load()  # Image.open decodes nothing until the pixels are asked for
+    except Exception as error:
+        filename = getattr(pil, "filename", "")
+        problem = _decoder_problem(error, b"", "data", kind=pil.format)
+        if filename:
+            raise _read_error(Path(filename), str(problem)) from None
+        raise ImageReadError(f"PIL image: {problem}") from None
     try:
         return _pil_to_arrays(pil)
     except _Problem as problem:
@@ -345,7 +420,7 @@ def _orientation(pil: PIL.Image.Image, unloaded: bytes | None = None) -> int:
     pixel data follows (the usual case), pil.info already holds all it would find.
     """
     try:
-        if unloaded is not None and pil.format == "PNG" and not _png_chunks_after_pixels(unloaded):
+        if unloaded is not None and pil.format == "PNG" and not file_formats.png_chunks_after_pixels(unloaded):
             exif = PIL.Image.Image.getexif(pil)  # the EXIF/XMP of pil.info, no decoding
         else:
             exif = pil.getexif()
@@ -353,22 +428,6 @@ def _orientation(pil: PIL.Image.Image, unloaded: bytes | None = None) -> int:
     except Exception:
         return 1
     return value if 1 <= value <= 8 else 1
-
-
-def _png_chunks_after_pixels(data: bytes) -> bool:
-    """Whether a PNG has chunks other than IDAT between its first IDAT and IEND (text,
-    EXIF, ... that Pillow reads only when it loads the pixels); True when unsure."""
-    position, pixels_seen = len(_PNG_SIGNATURE), False
-    while position + 8 <= len(data):
-        kind = data[position + 4:position + 8]
-        if kind == b"IEND":
-            return False
-        if kind == b"IDAT":
-            pixels_seen = True
-        elif pixels_seen:
-            return True
-        position += 12 + int.from_bytes(data[position:position + 4], "big")  # length, type, body, CRC
-    return True
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
@@ -392,17 +451,34 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _decoder_problem(error: BaseException, data: bytes, part: str) -> _Problem:
-    """A decoder's exception as a short phrase: truncated, or corrupt <format> <part>."""
+def _decoder_problem(error: BaseException, data: bytes, part: str, *, kind: str | None = None) -> _Problem:
+    """A decoder's exception as a short phrase: truncated, or corrupt <format> <part>
+    (`kind`: the format when known, else sniffed from `data`)."""
     text = one_line(error)
     lowered = text.lower()
     if isinstance(error, EOFError) or "truncated" in lowered or "incomplete" in lowered:
         return _Problem("truncated file (image data ends early)")
-    return _Problem(f"corrupt {_sniff(data) or 'image'} {part} ({text})")
+    return _Problem(f"corrupt {kind or _sniff(data) or 'image'} {part} ({text})")
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as i2i's one-line messages write it: a line break in a name shown as \\n."""
+    return str(path).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def file_problem(path: str | os.PathLike, error: BaseException) -> str:
+    """'path: problem' on one line naming the file once, for the lists of bad files (translate,
+    inspect, derive). The reader's errors begin with the path as `shown_path` writes it; only
+    the rest is folded (one_line would also fold two spaces in a name and name it twice)."""
+    shown, raw = shown_path(path), str(error)
+    if raw.startswith(f"{shown}: "):
+        return f"{shown}: {one_line(raw[len(shown) + 2:])}"
+    text = one_line(error, typed=not isinstance(error, I2IError))
+    return text if shown in text else f"{shown}: {text}"
 
 
 def _read_error(path: Path | None, problem: str) -> ImageReadError:
-    name = "(image bytes)" if path is None else str(path).replace("\r", "\\r").replace("\n", "\\n")
+    name = "(image bytes)" if path is None else shown_path(path)
     error = ImageReadError(f"{name}: {' '.join(problem.split())}")
     error.path = path  # for callers that list bad files
     return error
@@ -459,9 +535,15 @@ def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = 
     return _encode(extension.lower(), pixels, alpha, quality)
 
 
+def _native(array: np.ndarray) -> np.ndarray:
+    """The array in this machine's byte order: a big-endian uint16 ('>u2', as FITS or
+    np.frombuffer of a PNG's bytes give) holds the same values, but is not np.uint16."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
 def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate and normalise to (HxWxC with C in 1/3, alpha HxW of the same dtype)."""
-    pixels = np.asarray(pixels)
+    pixels = _native(np.asarray(pixels))
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"pixels must be uint8 or uint16, not {pixels.dtype}")
     if pixels.ndim == 2:
@@ -473,7 +555,7 @@ def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndar
             raise ValueError("pixels already hold an alpha channel and alpha= was given too")
         pixels, alpha = pixels[..., :-1], pixels[..., -1]
     if alpha is not None:
-        alpha = np.asarray(alpha)
+        alpha = _native(np.asarray(alpha))
         if alpha.ndim == 3 and alpha.shape[2] == 1:
             alpha = alpha[..., 0]
         if alpha.shape != pixels.shape[:2]:
@@ -484,6 +566,7 @@ def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndar
 
 def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """uint8 <-> uint16 with exact scaling (x 257) and rounding."""
+    array = _native(array)
     if array.dtype == dtype:
         return array
     if dtype == np.uint16 and array.dtype == np.uint8:
@@ -556,7 +639,7 @@ class PngWriter:
         self.rows_written = 0
         self.compressor = zlib.compressobj(6)
         header = width.to_bytes(4, "big") + height.to_bytes(4, "big")
-        file.write(_PNG_SIGNATURE)
+        file.write(file_formats.PNG_SIGNATURE)
         self._chunk(b"IHDR", header + bytes([8 * self.depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0]))
 
     def write(self, rows: np.ndarray) -> None:
@@ -714,7 +797,7 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
 def to_tensor(image: Image | np.ndarray) -> torch.Tensor:
     """Pixels (no alpha) as float32 C x H x W in [0, 1]: uint8 / 255, uint16 / 65535;
     floats (what augmentation returns for 16-bit images) are clipped to [0, 1]."""
-    pixels = image.pixels if isinstance(image, Image) else np.asarray(image)
+    pixels = _native(image.pixels if isinstance(image, Image) else np.asarray(image))
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.dtype in (np.uint8, np.uint16):

@@ -26,7 +26,7 @@ import torch
 
 from i2i.atomic import WriteError, remove_stale_temp_files
 from i2i.data import io
-from i2i.errors import I2IError, UsageError, one_line
+from i2i.errors import I2IError, UsageError
 
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
 
@@ -184,7 +184,7 @@ class FolderRun:
             try:
                 image = future.result()
             except Exception as error:
-                self.fail(_message(job.src, error))
+                self.fail(io.file_problem(job.src, error))
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
@@ -220,8 +220,8 @@ class FolderRun:
         height, width = (side * self.scale for side in image.pixels.shape[:2])
         if not limit or max(height, width) <= limit:
             return None
-        return (f"{_shown(job.src)}: its output would be {width}x{height} px; {name} holds at most {limit} px "
-                f"a side ({_shown(job.dst)}); write it as PNG or TIFF")
+        return (f"{io.shown_path(job.src)}: its output would be {width}x{height} px; {name} holds at most "
+                f"{limit} px a side ({io.shown_path(job.dst)}); write it as PNG or TIFF")
 
     def _stream_to_file(self, job: _Job, image: io.Image) -> None:
         """Translate one huge image straight into its PNG file; None: nothing left to write."""
@@ -238,7 +238,7 @@ class FolderRun:
             except Exception as error:  # one batch failing (e.g. out of memory) fails its images only
                 self._stop_if_no_room(error)
                 for job, _ in group:
-                    self.fail(_message(job.src, error))
+                    self.fail(io.file_problem(job.src, error))
                 continue
             if outputs is None:  # streamed to its file already
                 self._done()
@@ -263,7 +263,7 @@ class FolderRun:
                 future.result()  # counted as done by the writer thread
             except Exception as error:
                 self._stop_if_no_room(error)
-                self.fail(_message(job.src, error))
+                self.fail(io.file_problem(job.src, error))
 
     def _stop_if_no_room(self, error: Exception) -> None:
         """A full or read-only disk fails every later write too: stop at the first, in one line,
@@ -326,7 +326,8 @@ def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str)
     inputs = {_real(job.src) for job in jobs}
     for job in jobs:
         if _real(job.dst) in inputs:
-            raise UsageError(f"{_shown(job.dst)}: this output would overwrite an input image; choose another output")
+            raise UsageError(f"{io.shown_path(job.dst)}: this output would overwrite an input image; "
+                             "choose another output")
     return jobs, collisions
 
 
@@ -344,8 +345,8 @@ def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[
             continue  # OUTPUT inside INPUT: never translate our own outputs on a rerun
         out = dst / path.relative_to(src).parent / _output_name(path, ext, suffix)
         if out in taken:  # true whether the other file is translated or fails
-            collisions.append(f"{_shown(path)}: {_shown(out)} is also the output of {_shown(taken[out])}; "
-                              "rename one (or use --ext same, or a --suffix)")
+            collisions.append(f"{io.shown_path(path)}: {io.shown_path(out)} is also the output of "
+                              f"{io.shown_path(taken[out])}; rename one (or use --ext same, or a --suffix)")
             continue
         taken[out] = path
         jobs.append(_Job(path, out))
@@ -396,19 +397,3 @@ class _Heartbeat:
 def _output_name(path: Path, ext: str, suffix: str) -> str:
     extension = path.suffix if ext == "same" else f".{ext}"
     return f"{path.stem}{suffix}{extension}"
-
-
-def _shown(path: Path) -> str:
-    """A path as i2i.data.io's errors write it: a line break in a name is shown as \\n, so that
-    the message stays one line and `_message` finds the name in it."""
-    return str(path).replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _message(path: Path, error: BaseException) -> str:
-    """One line naming the file once. The reader's errors begin with it: the rest alone is
-    folded (one_line would fold two spaces in the name too, and name the file twice)."""
-    shown, raw = _shown(path), str(error)
-    if raw.startswith(f"{shown}: "):
-        return f"{shown}: {one_line(raw[len(shown) + 2:])}"
-    text = one_line(error, typed=not isinstance(error, I2IError))
-    return text if shown in text else f"{shown}: {text}"
