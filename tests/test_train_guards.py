@@ -24,6 +24,13 @@ def _one_line_error(args: list[str]) -> str:
     return lines[0]
 
 
+def train_one_step(data: dict[str, Path], run: Path) -> Path:
+    """A finished one-step pix2pix run in `run`."""
+    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
+                                                "max_steps": 1})
+    return train("pix2pix", config, options)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("guards")
@@ -103,17 +110,13 @@ def test_a_new_run_that_fails_before_its_first_step_leaves_no_folder(data, tmp_p
     (run / "config.yaml").write_text("pipeline: pix2pix\n")
     (run / "checkpoints").mkdir()
     (run / "samples").mkdir()
-    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
-                                                "max_steps": 1})
-    train("pix2pix", config, options)
+    train_one_step(data, run)
     assert (run / "checkpoints" / "step_1.pt").is_file()
 
 
 def test_resume_without_a_checkpoint_never_overwrites_the_model(data, tmp_path):
     run = tmp_path / "run"
-    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
-                                                "max_steps": 1})
-    train("pix2pix", config, options)
+    train_one_step(data, run)
     model = (run / "model.safetensors").read_bytes()
     for checkpoint in (run / "checkpoints").iterdir():
         checkpoint.unlink()
@@ -174,9 +177,7 @@ def test_resume_on_data_of_another_length_is_refused_and_moved_data_is_taken(dat
 
 
     run = tmp_path / "run"
-    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
-                                                "max_steps": 1})
-    train("pix2pix", config, options)
+    train_one_step(data, run)
     other = paired(tmp_path / "other", n=4)
     line = _one_line_error(["train", "pix2pix", "--out", run, "--resume", "--data", other, "--max-steps", "2"])
     assert "gives 4 samples per epoch" in line and "gave 3" in line and str(data["pix2pix"]) in line, line
@@ -194,9 +195,7 @@ def test_a_checkpoint_without_its_data_length_still_resumes(data, tmp_path):
     import torch
 
     run = tmp_path / "run"
-    config, options = make_settings("pix2pix", {"data": str(data["pix2pix"]), "out": str(run), **TINY_PIX2PIX,
-                                                "max_steps": 1})
-    train("pix2pix", config, options)
+    train_one_step(data, run)
     checkpoint = run / "checkpoints" / "step_1.pt"
     state = torch.load(checkpoint, weights_only=True)
     assert state.pop("dataset_length") == 3
