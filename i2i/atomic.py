@@ -32,9 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # 18 more bytes than the name: a name near the 255-byte limit gets its temp name shortened
-    name = os.fsdecode(os.fsencode(path.name)[:200])
-    tmp = path.with_name(f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{temp_stem(path.name)}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     if fcntl is None:  # Windows renames no open file
         os.close(fd)
@@ -62,18 +60,27 @@ def _lock(fd: int) -> bool:
         return True
     except BlockingIOError:
         return False
+    except OSError:  # a file system without flock (Lustre mounted noflock: ENOSYS): write unlocked
+        return True
 
 
-def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temp_files(folder: str | os.PathLike, targets: set[str] | None = None) -> list[Path]:
     """Delete the temp files `atomic_path` left in `folder` when its process was killed
-    (kill -9 skips the cleanup); those a live writer holds locked are left alone."""
+    (kill -9 skips the cleanup); those a live writer holds locked are left alone. `targets`:
+    only the temp files of these names (a folder that is not i2i's own, e.g. where one output
+    file goes)."""
     folder = Path(folder)
-    candidates = [p for p in folder.iterdir() if TEMP_NAME.fullmatch(p.name)] if folder.is_dir() else []
+    candidates = [p for p in folder.iterdir() if TEMP_NAME.fullmatch(p.name) and p.is_file() and
+                  (targets is None or _target_of(p.name) in targets)] if folder.is_dir() else []
     stale = []
     for path in candidates:
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:  # gone (its writer finished) or not a file we may open
+            if fcntl is None:  # Windows: a file in use cannot be deleted, which says the same
+                path.unlink()
+                stale.append(path)
+                continue
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError:  # gone (its writer finished), in use, or not ours to open
             continue
         try:
             if _lock(fd):
@@ -82,6 +89,17 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
         finally:
             os.close(fd)
     return stale
+
+
+def temp_stem(name: str) -> str:
+    """What a temp file of `name` is named after: the name, cut to 200 bytes (a temp name is
+    18 bytes longer, and a name near the 255-byte limit would not fit)."""
+    return os.fsdecode(os.fsencode(name)[:200])
+
+
+def _target_of(temp_name: str) -> str:
+    """The `temp_stem` of the file a temp file was to become ('.a.png.0123456789ab.tmp' -> 'a.png')."""
+    return temp_name[1:-len(".0123456789ab.tmp")]
 
 
 class WriteError(I2IError):

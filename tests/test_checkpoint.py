@@ -89,3 +89,21 @@ def test_files_honour_the_umask(tmp_path, model_file):
             os.umask(old)
         assert os.stat(tmp_path / f"m{mask}.safetensors").st_mode & 0o777 == mode
         assert os.stat(tmp_path / f"s{mask}.pt").st_mode & 0o777 == mode
+
+
+def test_writes_work_on_a_file_system_without_flock(tmp_path, monkeypatch):
+    """Lustre mounted noflock answers flock with ENOSYS: every atomic write then failed."""
+    import errno
+    import fcntl
+
+    from i2i.atomic import remove_stale_temp_files, write_bytes
+
+    def no_flock(fd, operation):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    write_bytes(tmp_path / "a.bin", b"data")
+    assert (tmp_path / "a.bin").read_bytes() == b"data"
+    (tmp_path / ".b.bin.0123456789ab.tmp").write_bytes(b"left by a kill")
+    (tmp_path / ".dir.0123456789ab.tmp").mkdir()  # a folder with such a name is not ours
+    assert remove_stale_temp_files(tmp_path) == [tmp_path / ".b.bin.0123456789ab.tmp"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -239,3 +240,23 @@ def test_inspect_and_derive_name_a_file_with_a_line_break_on_one_line(tmp_path):
         lines = [line for line in result.output.splitlines() if "name.png" in line]
         assert result.exit_code == 1 and len(lines) == 1 and lines[0].count("name.png") == 1, result.output
         assert shown in lines[0]
+
+
+def test_inspect_takes_a_test_only_unpaired_folder(tmp_path):
+    """testA/ and testB/ alone are for translate and eval: not a folder training refuses."""
+    save(tmp_path / "testA/a.png", noise(8, 8))
+    save(tmp_path / "testB/b.png", noise(8, 8))
+    result = run("data", "inspect", str(tmp_path))
+    assert result.exit_code == 0 and "would refuse" not in result.output, result.output
+
+
+def test_lr_scale_folders_without_the_asked_scale_say_so(tmp_path):
+    """HR/ + LR/X2/ evaluated at x4 read LR/ itself and reported every image unmatched."""
+    from i2i.data.datasets import sr_folders
+    from i2i.errors import UsageError
+
+    save(tmp_path / "HR/a.png", noise(16, 16))
+    save(tmp_path / "LR/X2/ax2.png", noise(8, 8))
+    assert sr_folders(tmp_path, 2) == (tmp_path / "HR", tmp_path / "LR/X2")
+    with pytest.raises(UsageError, match=r"LR/ holds X2/ but no X4/ for scale 4"):
+        sr_folders(tmp_path, 4)

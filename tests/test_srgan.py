@@ -377,3 +377,14 @@ def test_srgan_help_leaves_out_the_reference_resize_defaults():
     assert all("unused" in rows.get(flag, "hidden: unused") for flag in ("--load-size", "--preprocess"))
     assert "cosine" in rows["--n-epochs-decay"]
     assert all("Stage gan" in rows[flag] for flag in ("--gan", "--gan-weight", "--ndf", "--perceptual-weight"))
+
+
+def test_a_mistyped_stage_is_the_error_not_the_flags_it_would_leave_unused():
+    """`stage: GAN` with `gan: relativistic` said "--gan only matters with --stage gan"."""
+    from i2i.errors import UsageError
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training import make_settings
+
+    config, options = make_settings("srgan", {"stage": "GAN", "gan": "relativistic"})
+    with pytest.raises(UsageError, match="stage must be one of psnr, gan"):
+        SRGAN.resolve(options, config, quiet=True)

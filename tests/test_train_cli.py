@@ -459,3 +459,38 @@ def test_a_new_run_killed_while_writing_its_config_can_be_started_again(tmp_path
                            "--max-steps", "1")
     assert code == 0, output
     assert (run / "model.safetensors").is_file() and not list(run.glob(".*.tmp"))
+
+
+STUCK_WORKER = '''
+import time
+import torch
+from torch.utils.data import DataLoader, Dataset
+from i2i.training.data_order import _leave_signals_to_main
+
+class Stuck(Dataset):
+    def __len__(self):
+        return 100
+
+    def __getitem__(self, i):
+        if i >= 2:
+            time.sleep(600)  # a read that never returns (a dead network mount)
+        return torch.zeros(1)
+
+loader = iter(DataLoader(Stuck(), batch_size=1, num_workers=2, worker_init_fn=_leave_signals_to_main))
+next(loader), next(loader)
+del loader  # torch joins its workers, then terminate()s those stuck
+print("exited", flush=True)
+'''
+
+
+def test_a_stuck_loader_worker_is_still_stopped_at_the_end(tmp_path):
+    """Workers ignore a SIGTERM sent to the process group, but not the one their main process
+    sends to a worker stuck past shutdown: ignoring that one hung the exit for ever."""
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_WORKER], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0 and out.strip() == "exited"

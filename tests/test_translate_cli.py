@@ -42,7 +42,9 @@ def test_cli_tree_matches_the_api(tmp_path, models):
     for rel in good:
         cli = io.read_image(output_for(tmp_path / "cli", rel, suffix="_B"))
         api = io.read_image(output_for(tmp_path / "api", rel, suffix="_B"))
-        np.testing.assert_array_equal(cli.pixels, api.pixels)
+        # each run times the memory layouts and may keep another (a busy machine): float rounding
+        # then moves a value by one level at most, 16-bit outputs included
+        assert np.abs(cli.pixels.astype(np.int64) - api.pixels).max() <= 1, rel
         assert (cli.alpha is None) == (api.alpha is None)
 
     again = translate(models["cyclegan"], src, tmp_path / "cli", "--direction", "BtoA", "--suffix", "_B")

@@ -40,16 +40,26 @@ TASKS = ("colorize", "colorize_lab", "sketch")
 Transform = Callable[..., tuple[np.ndarray, "np.ndarray | None"]]
 
 _WARNED: set[str] = set()
+_WARNED_IN: Counter = Counter()  # warnings printed per folder
+_MAX_WARNINGS = 50
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _warn_once(message: str) -> None:
-    """One line on stderr per bad file and process (each DataLoader worker warns once)."""
-    if message not in _WARNED:
-        _WARNED.add(message)
+def _warn_once(message: str, root: Path) -> None:
+    """One line on stderr per bad file and process (each DataLoader worker warns once), up to
+    `_MAX_WARNINGS` a folder: thousands of unreadable files (Git LFS pointers) say so in one
+    more line, not thousands."""
+    if message in _WARNED:
+        return
+    _WARNED.add(message)
+    _WARNED_IN[root] += 1
+    if _WARNED_IN[root] <= _MAX_WARNINGS:
         print(f"warning: skipping {message}", file=sys.stderr, flush=True)
+    elif _WARNED_IN[root] == _MAX_WARNINGS + 1:
+        print(f"warning: more than {_MAX_WARNINGS} files of {root}/ skipped; the others are not listed "
+              "(`i2i data inspect` lists them all)", file=sys.stderr, flush=True)
 
 
 def gray(pixels: np.ndarray) -> np.ndarray:
@@ -207,7 +217,7 @@ class _RobustDataset(Dataset):
                 return self._item(candidate)
             except ImageReadError as error:
                 unreadable.add(candidate)
-                _warn_once(str(error))
+                _warn_once(str(error), self.root)
         raise I2IError(f"{self.root}/: no readable image found (all {n} files are unreadable or do not fit)")
 
 
@@ -446,6 +456,9 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None) 
             lr = root / lr_name
             if (lr / f"X{scale}").is_dir():
                 lr = lr / f"X{scale}"
+            elif lr.is_dir() and (others := sorted(p.name for p in lr.glob("X[0-9]*") if p.is_dir())):
+                raise UsageError(f"{lr}/ holds {', '.join(o + '/' for o in others)} but no X{scale}/ for "
+                                 f"scale {scale}; give the scale of one of them, or --lr")
             return root / hr_name, (lr if lr.is_dir() else None)
     return root, None
 
@@ -533,7 +546,7 @@ class SRDataset(_RobustDataset):
                 cache.append(self._decode(hr_path, lr_path))
                 kept.append((hr_path, lr_path))
             except ImageReadError as error:
-                _warn_once(str(error))
+                _warn_once(str(error), self.root)
                 reasons[getattr(error, "reason", "unreadable")] += 1
         if not kept:
             raise self._nothing_kept(reasons)

@@ -229,9 +229,9 @@ def inspect_folder(root: Path | str) -> InspectReport:
             report.notes.append(f"{count} pair(s) are super-resolution pairs: B is exactly {scale}x A")
     if report.layout == "paired_folders" and ("A" not in files or "B" not in files):
         report.refused.append(f"paired folders need both A/ and B/; found only {', '.join(files) or 'neither'}")
-    if report.layout == "unpaired":
+    if report.layout == "unpaired":  # a test-only folder (testA/, testB/) is for translate: fine
         empty = [side for side in ("trainA", "trainB") if not files.get(side)]
-        if empty:
+        if len(empty) == 1:
             report.refused.append(f"{', '.join(s + '/' for s in empty)} missing or without images: "
                                   "CycleGAN trains on trainA/ and trainB/ together")
     return report

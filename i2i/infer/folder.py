@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from i2i.atomic import WriteError, remove_stale_temp_files
+from i2i.atomic import WriteError, remove_stale_temp_files, temp_stem
 from i2i.data import io
 from i2i.errors import I2IError, UsageError
 
@@ -40,7 +40,7 @@ StreamCall = Callable[[io.Image, Callable[[np.ndarray, int], None]], None]
 
 # The most pixels a side that the encoders behind these extensions take (libjpeg-turbo's
 # JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION): a larger output is refused before it is
-# computed. PNG, TIFF and BMP hold any size i2i decodes.
+# computed. PNG has no such limit (TIFF and BMP stop at 4 GiB of data, not at a side).
 MAX_SIDE: dict[str, tuple[str, int]] = {".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500), ".webp": ("WebP", 16383)}
 
 # Inputs this large (4096 x 4096) whose output is a PNG go to their file a row of tiles at a
@@ -89,8 +89,11 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
     jobs, collisions = _plan(src, dst, ext, suffix)
-    for folder in {job.dst.parent for job in jobs}:  # what a killed run was writing (not a live one's)
-        remove_stale_temp_files(folder)
+    targets: dict[Path, set[str]] = {}
+    for job in jobs:
+        targets.setdefault(job.dst.parent, set()).add(temp_stem(job.dst.name))
+    for folder, names in targets.items():  # what a killed run was writing (not a live one's)
+        remove_stale_temp_files(folder, names)
     todo = [job for job in jobs if overwrite or not job.dst.exists()]
     if todo:
         _check_writable(todo[0].dst.parent)
@@ -147,7 +150,8 @@ class FolderRun:
             self.summary.failures.append(message)
             self.bar.update(1)
         if self.bar.disable:
-            print(f"failed: {message}", file=sys.stderr, flush=True)
+            sys.stderr.write(f"failed: {message}\n")  # one write, as the heartbeat's lines
+            sys.stderr.flush()
         else:
             self.bar.write(f"failed: {message}", file=sys.stderr)
 
@@ -382,8 +386,10 @@ class _Heartbeat:
         while not self.stop.wait(self.every):
             summary = self.run.summary
             handled = summary.done + summary.failed
-            print(f"progress: {handled}/{self.run.total} images ({summary.done} done, {summary.failed} failed) "
-                  f"after {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            # one write (print writes the newline apart): another thread's line never lands mid-line
+            sys.stderr.write(f"progress: {handled}/{self.run.total} images ({summary.done} done, "
+                             f"{summary.failed} failed) after {time.perf_counter() - start:.0f} s\n")
+            sys.stderr.flush()
 
     def __enter__(self) -> _Heartbeat:
         self.thread.start()

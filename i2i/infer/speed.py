@@ -111,8 +111,9 @@ class Speed:
                 if kept in [list(c) for c in self.candidates]:
                     _TUNED[key] = (kept[0], kept[1])
                 else:
-                    print("measuring which precision and memory layout run this model fastest (once)...",
-                          file=sys.stderr, flush=True)
+                    sys.stderr.write("measuring which precision and memory layout run this model fastest "
+                                     "(once)...\n")  # one write: progress lines come from another thread
+                    sys.stderr.flush()
                     _TUNED[key] = fastest(self.candidates)
                     _write_store(key, _TUNED[key])
             self.set(*_TUNED[key])

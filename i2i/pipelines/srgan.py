@@ -140,6 +140,8 @@ class SRGAN(Pipeline):
         discriminator and the perceptual loss (there are none); --growth but for rrdbnet (a
         --pretrained model brings its own architecture, growth included)."""
         unused = super().unused_settings(options, config)
+        if options.stage not in STAGES or options.arch not in ARCHS:
+            return unused  # a mistyped stage or arch is the error to report (`resolve`)
         if options.stage != "gan":
             unused.update(dict.fromkeys(GAN_STAGE_ONLY, "only matters with --stage gan"))
         if options.arch != "rrdbnet" and not options.pretrained:

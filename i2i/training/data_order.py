@@ -8,7 +8,9 @@ a step do not depend on how many processes share it, and resume stays exact.
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from typing import Any, Iterator
 
 import torch
@@ -84,12 +86,24 @@ class RunOrder(Sampler):
 
 
 def _leave_signals_to_main(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C and SIGTERM to the main process, which checkpoints and
-    stops them: a SIGTERM sent to the whole process group (Slurm, systemd, kill -TERM -PGID)
-    would otherwise kill the workers first and the main process on a DataLoader error, unsaved.
-    A worker whose main process is gone still ends: DataLoader workers watch their parent."""
+    """DataLoader workers leave Ctrl-C and a SIGTERM sent to the whole process group (Slurm,
+    systemd, kill -TERM -PGID) to the main process, which checkpoints and then stops them: the
+    workers dying first ended the run on a DataLoader error, unsaved. A SIGTERM from the main
+    process itself (torch's `terminate()` of a worker stuck past its shutdown) still ends the
+    worker, so a stuck worker never hangs the exit; where the OS cannot tell who sent it
+    (no sigwaitinfo), SIGTERM keeps its default."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "sigwaitinfo") and hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started later inherit it
+        threading.Thread(target=_end_on_sigterm_from, args=(os.getppid(),), daemon=True,
+                         name="i2i-sigterm").start()
+
+
+def _end_on_sigterm_from(parent: int) -> None:
+    """Take this worker's SIGTERMs; exit on one its main process sent, drop the others."""
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+            os._exit(0)
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
