@@ -49,15 +49,16 @@ def _lr_scale(root: Path, side: str, files: dict[str, list[Path]], shapes: dict[
 
     if side.startswith("LR/X"):
         return int(side[4:])
-    best = (-1, 4)
+    best_scale, best_fits = 4, -1  # none pairs: x4, whose unmatched line then says why
     for scale in (2, 3, 4):  # the scales `i2i train srgan` takes
         try:
             pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side], scale)
         except UsageError:
             continue
         fits = sum(hr in shapes and lr in shapes and _fits(shapes[hr], shapes[lr], scale) for hr, lr in pairs)
-        best = max(best, (fits, -scale))
-    return abs(best[1])
+        if fits > best_fits:
+            best_scale, best_fits = scale, fits
+    return best_scale
 
 
 def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],

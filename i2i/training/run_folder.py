@@ -98,8 +98,8 @@ class RunFolder:
 
         Like git's index.lock, but an OS lock (flock) on RUN/.lock: the kernel drops it when
         the process ends (forked children close their copies), so a kill -9 never leaves a
-        stale lock. The file holds the pid, for
-        the message. Under the lock, temp files left by killed writers are removed.
+        stale lock. The file holds the pid, for the message. Under the lock, temp files left
+        by killed writers are removed.
         """
         import fcntl
 
