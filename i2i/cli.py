@@ -132,15 +132,11 @@ class _InterruptWatch:
 
 def _torchrun_world_size() -> int:
     """How many processes torchrun started (1 without torchrun)."""
-    import os
-
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
 def _torchrun_rank() -> int:
     """This process's rank under torchrun (0 alone, or without torchrun)."""
-    import os
-
     return int(os.environ.get("RANK", "0") or 0) if _torchrun_world_size() > 1 else 0
 
 

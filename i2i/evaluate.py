@@ -134,12 +134,12 @@ def evaluate_bicubic(
     Returns `{"psnr_y", "ssim_y", "n_images", "n_exact", "scale", "protocol", "per_image":
     {stem: {"psnr_y", "ssim_y"}}}`, the means taken over images (see `summarize`).
     """
+    from i2i.data.datasets import sr_folders
+
     _check_protocol(protocol)
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     scale = int(scale)
-    from i2i.data.datasets import sr_folders
-
     paths = _hr_images(sr_folders(data_dir, scale)[0])  # DATA/HR, DATA/B or DATA itself
     for path in paths:  # every file read first: a bad one is one line, not the end of a long run
         _read_hr(path, scale)
@@ -239,8 +239,9 @@ def evaluate_model(
     `i2i translate` runs it, and its output, rounded to uint8, is scored with `score_pair`
     (Y, border `scale`). Every file is read before the model runs (twice in all: decoding is
     cheap beside the model), so an unreadable one, an HR image too small for the scale and
-    border, or an LR of the wrong size is one line naming it before any work, not after it. `precision` defaults to fp32 so figures do not depend on the hardware's
-    half-precision support.
+    border, or an LR of the wrong size is one line naming it before any work, not after it.
+    `precision` defaults to fp32 so figures do not depend on the hardware's half-precision
+    support.
 
     `data_dir` may also be a folder in the layouts `i2i train srgan` reads: DATA/HR with
     DATA/LR (or DATA/LR/X<scale>), DATA/B with DATA/A (`i2i data derive sr`); their LR files
@@ -272,7 +273,7 @@ def evaluate_model(
         if lr_files is None:
             return hr, None
         lr = to_channels(read_image(lr_files[hr_path.stem]).pixels, hr.shape[2])  # every HR has one
-        problem = lr_size_problem(lr, hr, lr_files[hr_path.stem], hr_path, scale)
+        problem = lr_size_problem(lr.shape, hr.shape, lr_files[hr_path.stem], hr_path, scale)
         if problem:
             raise I2IError(problem)
         return hr, lr

@@ -436,12 +436,15 @@ def pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, lr_files: 
     return [(hr_keys[key], found[key]) for key in sorted(hr_keys)]
 
 
-def lr_size_problem(lr: np.ndarray, hr: np.ndarray, lr_path: Path, hr_path: Path, scale: int) -> str | None:
-    """Why an LR image is not its mod-cropped HR image divided by `scale`; None if it is."""
-    h, w = hr.shape[:2]
-    if lr.shape[:2] == (h // scale, w // scale):
+def lr_size_problem(lr_size: tuple[int, ...], hr_size: tuple[int, ...], lr_path: Path, hr_path: Path,
+                    scale: int) -> str | None:
+    """Why an LR image is not its mod-cropped HR image divided by `scale`; None if it is. Sizes
+    are (height, width, ...), as an array's shape; the HR one before or after its mod-crop."""
+    h, w = hr_size[0] // scale * scale, hr_size[1] // scale * scale
+    if tuple(lr_size[:2]) == (h // scale, w // scale):
         return None
-    return f"{lr_path}: {lr.shape[1]}x{lr.shape[0]} is not its HR {hr_path.name} ({w}x{h} after mod-crop) divided by {scale}"
+    return (f"{lr_path}: {lr_size[1]}x{lr_size[0]} is not its HR {hr_path.name} ({w}x{h} after mod-crop) "
+            f"divided by {scale}")
 
 
 def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None) -> tuple[Path, Path | None]:
@@ -534,7 +537,7 @@ class SRDataset(_RobustDataset):
         lr = None
         if lr_path is not None:
             lr = load_pixels(lr_path, self.in_channels)
-            problem = lr_size_problem(lr, hr, lr_path, hr_path, self.scale)
+            problem = lr_size_problem(lr.shape, hr.shape, lr_path, hr_path, self.scale)
             if problem:
                 raise _skip(problem, "lr_size")
         return hr, lr

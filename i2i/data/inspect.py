@@ -35,9 +35,14 @@ def _sr_sides(root: Path) -> tuple[str, ...]:
     return ("HR", "LR") if lr.is_dir() else ("HR",)
 
 
-def _fits(hr_size: tuple[int, int], lr_size: tuple[int, int], scale: int) -> bool:
-    """Whether an LR image of `lr_size` is an HR image of `hr_size`, mod-cropped, divided by `scale`."""
-    return lr_size == (hr_size[0] // scale, hr_size[1] // scale)
+def _lr_size_problem(hr: Path, lr: Path, shapes: dict[Path, tuple[int, int]], scale: int) -> str | None:
+    """`lr_size_problem` (training's rule) for two decoded files; None also when either failed
+    to decode (a bad file of its own)."""
+    from i2i.data.datasets import lr_size_problem
+
+    if hr not in shapes or lr not in shapes:
+        return None
+    return lr_size_problem(shapes[lr][::-1], shapes[hr][::-1], lr, hr, scale)  # shapes: (width, height)
 
 
 def _lr_scale(root: Path, side: str, files: dict[str, list[Path]], shapes: dict[Path, tuple[int, int]]) -> int:
@@ -55,7 +60,7 @@ def _lr_scale(root: Path, side: str, files: dict[str, list[Path]], shapes: dict[
             pairs = pair_lr_files(root / "HR", files["HR"], root / side, files[side], scale)
         except UsageError:
             continue
-        fits = sum(hr in shapes and lr in shapes and _fits(shapes[hr], shapes[lr], scale) for hr, lr in pairs)
+        fits = sum(hr in shapes and lr in shapes and not _lr_size_problem(hr, lr, shapes, scale) for hr, lr in pairs)
         if fits > best_fits:
             best_scale, best_fits = scale, fits
     return best_scale
@@ -85,11 +90,7 @@ def _pair_sr(report: InspectReport, root: Path, files: dict[str, list[Path]],
                 report.notes.append(str(error))
             continue
         report.notes.append(f"{len(pairs)} of {len(files['HR'])} HR images have an LR image in {side}/")
-        for hr_path, lr_path in pairs:
-            if hr_path in shapes and lr_path in shapes and not _fits(shapes[hr_path], shapes[lr_path], scale):
-                (w, h), (lw, lh) = shapes[hr_path], shapes[lr_path]
-                report.bad.append(f"{lr_path}: {lw}x{lh} is not its HR {hr_path.name} ({w // scale * scale}x"
-                                  f"{h // scale * scale} after mod-crop) divided by {scale}")
+        report.bad.extend(filter(None, (_lr_size_problem(hr, lr, shapes, scale) for hr, lr in pairs)))
 
 
 def _describe(image) -> str:

@@ -535,7 +535,7 @@ def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = 
     return _encode(extension.lower(), pixels, alpha, quality)
 
 
-def _native(array: np.ndarray) -> np.ndarray:
+def native_byte_order(array: np.ndarray) -> np.ndarray:
     """The array in this machine's byte order: a big-endian uint16 ('>u2', as FITS or
     np.frombuffer of a PNG's bytes give) holds the same values, but is not np.uint16."""
     return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
@@ -543,7 +543,7 @@ def _native(array: np.ndarray) -> np.ndarray:
 
 def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Validate and normalise to (HxWxC with C in 1/3, alpha HxW of the same dtype)."""
-    pixels = _native(np.asarray(pixels))
+    pixels = native_byte_order(np.asarray(pixels))
     if pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"pixels must be uint8 or uint16, not {pixels.dtype}")
     if pixels.ndim == 2:
@@ -555,7 +555,7 @@ def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndar
             raise ValueError("pixels already hold an alpha channel and alpha= was given too")
         pixels, alpha = pixels[..., :-1], pixels[..., -1]
     if alpha is not None:
-        alpha = _native(np.asarray(alpha))
+        alpha = native_byte_order(np.asarray(alpha))
         if alpha.ndim == 3 and alpha.shape[2] == 1:
             alpha = alpha[..., 0]
         if alpha.shape != pixels.shape[:2]:
@@ -566,7 +566,7 @@ def _check_arrays(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndar
 
 def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """uint8 <-> uint16 with exact scaling (x 257) and rounding."""
-    array = _native(array)
+    array = native_byte_order(array)
     if array.dtype == dtype:
         return array
     if dtype == np.uint16 and array.dtype == np.uint8:
@@ -797,7 +797,7 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
 def to_tensor(image: Image | np.ndarray) -> torch.Tensor:
     """Pixels (no alpha) as float32 C x H x W in [0, 1]: uint8 / 255, uint16 / 65535;
     floats (what augmentation returns for 16-bit images) are clipped to [0, 1]."""
-    pixels = _native(image.pixels if isinstance(image, Image) else np.asarray(image))
+    pixels = native_byte_order(image.pixels if isinstance(image, Image) else np.asarray(image))
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.dtype in (np.uint8, np.uint16):

@@ -144,7 +144,7 @@ class FolderRun:
 
     def fail(self, message: str) -> None:
         """Count a failure and print its line (above the bar, if there is one); the bar moves on."""
-        message = message.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a name holds
+        message = io.shown_path(message)  # one line, whatever a name holds
         with self.lock:
             self.summary.failed += 1
             self.summary.failures.append(message)

@@ -175,8 +175,7 @@ def _translate_tensor(image: torch.Tensor, translate: TensorCall) -> torch.Tenso
 
 
 def _translate_array(image: np.ndarray, translate: TensorCall, translate_arrays: ArrayCall) -> np.ndarray:
-    if not image.dtype.isnative:  # big-endian ('>u2', as FITS files give) holds the same values
-        image = image.astype(image.dtype.newbyteorder("="))
+    image = io.native_byte_order(image)  # big-endian ('>u2', as FITS files give) holds the same values
     flat = image.ndim == 2
     array = image[..., None] if flat else image
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):

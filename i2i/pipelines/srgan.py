@@ -124,9 +124,7 @@ class SRGAN(Pipeline):
         "ema": 0.999,
         "augment": "dihedral",      # BasicSR's use_hflip + use_rot
     }
-    shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR),
-                      "load_size": "unused: srgan cuts --image-size HR patches itself",
-                      "preprocess": "unused: srgan cuts --image-size HR patches itself"}
+    shown_defaults = {"image_size": _shown(DEFAULT_PATCH), "lr": _shown(DEFAULT_LR)}
     ignored_settings = dict.fromkeys(("load_size", "preprocess"), OWN_PATCHES)
     monitor = "G"
     sample_columns = ("LR", "SR", "HR")
