@@ -280,3 +280,35 @@ def test_degradation_settings_from_a_file_or_inline_are_recorded_and_used(tmp_pa
                                               "degradation_settings": str(tmp_path / "missing.yaml")})
     with pytest.raises(UsageError, match="missing.yaml': no such file, nor an inline YAML mapping"):
         SRGAN.resolve(options, config, quiet=True)
+
+
+def test_gray_batches_are_degraded_too():
+    """`--channels 1` models train on real-world degradations: kornia's JPEG takes 3 channels,
+    so a gray batch is coded as gray RGB and comes back as one plane, as a gray JPEG file does."""
+    hr = torch.nn.functional.interpolate(torch.rand(4, 1, 8, 8), size=(32, 32), mode="bicubic").clamp(0, 1)
+    lr = D.RealESRGANDegradation(generator=torch.Generator().manual_seed(2))(hr, 4)
+    assert lr.shape == (4, 1, 8, 8) and float(lr.min()) >= 0 and float(lr.max()) <= 1
+    quality = torch.tensor([30.0, 50.0, 70.0, 90.0])
+    coded = D.jpeg(hr, quality)
+    rgb = D.jpeg(hr.expand(-1, 3, -1, -1), quality)
+    assert coded.shape == hr.shape
+    assert torch.allclose(coded, rgb.mean(1, keepdim=True), atol=2 / 255)  # gray stays gray
+    assert float((coded - hr).abs().mean()) > 1e-3  # and is really compressed
+
+
+def test_a_gray_srgan_trains_on_realesrgan_degradations(tmp_path):
+    from PIL import Image
+    from test_srgan import _photo
+
+    (tmp_path / "hr").mkdir()
+    for i in range(2):
+        Image.fromarray(_photo(40, 40, i)[..., 0]).save(tmp_path / "hr" / f"{i}.png")
+    from i2i.cli import main
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["train", "srgan", "--data", str(tmp_path / "hr"), "--out", str(tmp_path / "run"),
+                                       "--channels", "1", "--degradation", "realesrgan", "--scale", "2",
+                                       "--image-size", "32", "--width", "4", "--num-blocks", "1", "--batch-size", "2",
+                                       "--max-steps", "1", "--num-workers", "0", "--precision", "fp32"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -310,9 +310,15 @@ def poisson_noise(x: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor,
 
 
 def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-    """JPEG-compress each sample at its own quality (N), with kornia's batched codec."""
+    """JPEG-compress each sample at its own quality (N), with kornia's batched codec. A gray
+    batch is coded as gray RGB (no colour to lose) and comes back as its luminance: kornia's
+    codec takes 3 channels only."""
     from kornia.enhance import jpeg_codec_differentiable
 
+    from i2i.data.color import luminance
+
+    if x.shape[1] == 1:
+        return luminance(jpeg_codec_differentiable(x.clamp(0, 1).expand(-1, 3, -1, -1), quality.to(x)))
     return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x))
 
 
