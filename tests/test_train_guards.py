@@ -89,6 +89,43 @@ def test_pretrained_refuses_architecture_flags_it_would_override(tmp_path):
     assert resolve().width == 4
 
 
+def test_pretrained_refuses_an_architecture_flag_given_at_its_default(tmp_path):
+    """`--scale 4 --arch srresnet` asks for an x4 SRResNet: with an x2 RRDBNet as --pretrained
+    that is refused as `--scale 2` would be, not trained as the x2 RRDBNet it names."""
+    import i2i.nn
+    from i2i.checkpoint import save_model
+    from i2i.spec import spec_for_network
+
+    net = i2i.nn.create("rrdbnet", width=4, num_blocks=1, growth=4, scale=2)
+    model = tmp_path / "x2.safetensors"
+    save_model(model, {"G": net}, spec_for_network(net, "srgan", input_range=(0, 1), output_range=(0, 1)))
+    base = {"data": "unused", "out": "unused", "pretrained": str(model)}
+    with pytest.raises(UsageError, match=r"--scale 4: --pretrained .* is rrdbnet x2"):
+        make_settings("srgan", {**base, "scale": 4})
+    with pytest.raises(UsageError, match=r"--arch srresnet"):
+        make_settings("srgan", {**base, "arch": "srresnet"})
+    (tmp_path / "x4.yaml").write_text("scale: 4\n")
+    with pytest.raises(UsageError, match=r"--scale 4 in .*x4.yaml"):
+        make_settings("srgan", base, config_file=tmp_path / "x4.yaml")
+    config, options = make_settings("srgan", {**base, "scale": 2, "arch": "rrdbnet"})  # its own: fine
+    from i2i.pipelines.srgan import SRGAN
+
+    SRGAN.resolve(options, config, quiet=True)
+    assert (options.arch, options.scale, options.width) == ("rrdbnet", 2, 4)
+
+
+def test_pretrained_with_a_generator_srgan_cannot_train_names_it(tmp_path):
+    import i2i.nn
+    from i2i.checkpoint import save_model
+    from i2i.spec import spec_for_network
+
+    net = i2i.nn.create("srvggnet_compact", width=4, num_blocks=1)
+    model = tmp_path / "srvgg.safetensors"
+    save_model(model, {"G": net}, spec_for_network(net, "srgan", input_range=(0, 1), output_range=(0, 1)))
+    line = _one_line_error(["train", "srgan", "--data", tmp_path, "--out", tmp_path / "run", "--pretrained", model])
+    assert "srvggnet_compact generator, which i2i runs but does not train" in line, line
+
+
 def test_a_new_run_that_fails_before_its_first_step_leaves_no_folder(data, tmp_path, monkeypatch):
     """A first step that fails (a batch the networks cannot take, say) fails after config.yaml
     was written; the folder goes, so the corrected command runs, and a folder left by such a

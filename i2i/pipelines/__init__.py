@@ -33,6 +33,11 @@ The protocol (`Pipeline` is the base class with the shared parts):
             # mode (srgan's discriminator at --stage psnr); `make_settings` refuses one the
             # user set, in one line (the default is `ignored_settings`)
         @classmethod
+        def check_given(cls, options, given) -> None
+            # refuses, in one line, a setting the user gave (`given`: name -> " in FILE" or "") that another
+            # source overrides (srgan: --scale against a --pretrained model's); `make_settings`
+            # calls it (the default refuses nothing)
+        @classmethod
         def resolve(cls, options, config, quiet=False) -> None
             # fills, in place, defaults that depend on other settings (srgan: its stage's patch
             # size and rate, a --pretrained model's architecture); the trainer calls it once,
@@ -73,7 +78,7 @@ from __future__ import annotations
 
 import importlib
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 from i2i.errors import UsageError
 
@@ -159,6 +164,13 @@ class Pipeline:
         something else than its default, in one line, rather than record it in config.yaml and
         train without it."""
         return dict(cls.ignored_settings)
+
+    @classmethod
+    def check_given(cls, options: Any, given: Mapping[str, str]) -> None:
+        """Refuse, in one line, a setting the user gave (`given`: the names set by flags, a
+        --config file or a Python mapping -> " in FILE" or "") that another source would override: srgan's
+        architecture flags against a --pretrained model's. Only here is an explicit value
+        equal to the default told apart from one left unset."""
 
     @classmethod
     def resolve(cls, options: Any, config: Any, quiet: bool = False) -> None:

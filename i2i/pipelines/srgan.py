@@ -33,6 +33,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -45,6 +46,8 @@ from i2i.options import setting
 
 STAGES = ("psnr", "gan")
 ARCHS = ("srresnet", "rrdbnet")
+# the generator settings a --pretrained model brings (srgan trains on from it as it is)
+ARCHITECTURE_SETTINGS = ("arch", "scale", "width", "num_blocks", "growth", "channels")
 SCALES = (2, 3, 4)
 GANS = ("vanilla", "lsgan", "hinge", "wgangp", "relativistic")
 DEFAULT_PATCH = {"psnr": 96, "gan": 128}   # HR pixels; vgg128 takes 128 (or 256)
@@ -145,6 +148,15 @@ class SRGAN(Pipeline):
         if options.arch != "rrdbnet" and not options.pretrained:
             unused["growth"] = "only matters with --arch rrdbnet"
         return unused
+
+    @classmethod
+    def check_given(cls, options: SRGANOptions, given: Mapping[str, str]) -> None:
+        """An architecture flag given with --pretrained must be the model's, even at its default
+        (`--scale 4` with an x2 model): `resolve` can only tell a value set to another."""
+        named = {name: where for name, where in given.items() if name in ARCHITECTURE_SETTINGS}
+        if options.pretrained and named and options.arch in ARCHS:
+            path, adopted = _pretrained_architecture(options)
+            _refuse_other_architecture(options, adopted, path, named)
 
     @classmethod
     def resolve(cls, options: SRGANOptions, config, quiet: bool = False) -> None:
@@ -394,33 +406,44 @@ def _pretrained_path(text: str) -> Path:
 
 def _adopt_pretrained(options: SRGANOptions) -> Path:
     """Check `pretrained` is an srgan model and take its generator's architecture."""
-    from i2i.checkpoint import read_header
-
     if not options.pretrained:
         raise UsageError("stage gan starts from a psnr model: give --pretrained RUN (a psnr run folder "
                          "or its model.safetensors)")
-    path = _pretrained_path(options.pretrained)
-    header = read_header(path)
-    arch = dict(header.archs.get("G") or {})
-    if header.pipeline != "srgan" or arch.get("name") not in ARCHS:
-        raise UsageError(f"--pretrained {path} is a {header.pipeline} model, not an srgan generator")
-    adopted = {"arch": arch["name"], "scale": int(arch.get("scale", 4)), "width": int(arch.get("width", 64)),
-               "num_blocks": int(arch.get("num_blocks", 0)), "growth": int(arch.get("growth", options.growth)),
-               "channels": int(arch.get("in_channels", 3))}
-    _refuse_other_architecture(options, adopted, path)
+    path, adopted = _pretrained_architecture(options)
+    defaults = SRGANOptions()
+    set_otherwise = {name: "" for name in ARCHITECTURE_SETTINGS if getattr(options, name) != getattr(defaults, name)}
+    _refuse_other_architecture(options, adopted, path, set_otherwise)
     for name, value in adopted.items():
         setattr(options, name, value)
     return path
 
 
-def _refuse_other_architecture(options: SRGANOptions, adopted: dict, path: Path) -> None:
-    """A flag given against the pretrained generator's architecture (`--scale 2` with an x4
-    model) is one line, not silently replaced; flags left at their defaults take the model's."""
+def _pretrained_architecture(options: SRGANOptions) -> tuple[Path, dict]:
+    """(model file, its generator's ARCHITECTURE_SETTINGS) of --pretrained, an srgan model."""
+    from i2i.checkpoint import read_header
+
+    path = _pretrained_path(options.pretrained)
+    header = read_header(path)
+    arch = dict(header.archs.get("G") or {})
+    if header.pipeline != "srgan":
+        raise UsageError(f"--pretrained {path} is a {header.pipeline} model, not an srgan generator")
+    if arch.get("name") not in ARCHS:
+        raise UsageError(f"--pretrained {path} is a {arch.get('name')} generator, which i2i runs but does not "
+                         f"train (srgan trains {' and '.join(ARCHS)})")
+    adopted = {"arch": arch["name"], "scale": int(arch.get("scale", 4)), "width": int(arch.get("width", 64)),
+               "num_blocks": int(arch.get("num_blocks", 0)), "growth": int(arch.get("growth", options.growth)),
+               "channels": int(arch.get("in_channels", 3))}
+    return path, adopted
+
+
+def _refuse_other_architecture(options: SRGANOptions, adopted: dict, path: Path, named: Mapping[str, str]) -> None:
+    """An architecture flag (`named`: those the user set -> " in FILE" or "") against the
+    pretrained generator's (`--scale 2` with an x4 model) is one line, not silently replaced;
+    the others take the model's."""
     blocks = adopted["num_blocks"] or i2i.nn.defaults(adopted["arch"])["num_blocks"]
     effective = {**adopted, "num_blocks": blocks}
-    defaults = SRGANOptions()
-    clashes = [f"--{name.replace('_', '-')} {getattr(options, name)}" for name, value in effective.items()
-               if getattr(options, name) not in (getattr(defaults, name), value)]
+    clashes = [f"--{name.replace('_', '-')} {getattr(options, name)}{named[name]}" for name, value in effective.items()
+               if name in named and getattr(options, name) != value]
     if clashes:
         model = (f"{adopted['arch']} x{adopted['scale']}, width {adopted['width']}, {blocks} blocks, "
                  f"{adopted['channels']} channels")

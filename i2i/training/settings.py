@@ -133,6 +133,7 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     config = _to_dataclass(TrainConfig, merged, source)
     options = _to_dataclass(cls.Options, merged, source, TrainConfig)
     _refuse_unused(cls, config, options, given, source)
+    cls.check_given(options, {name: source.get(name, "") for name in given})
     return config, options
 
 
