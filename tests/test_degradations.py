@@ -126,7 +126,9 @@ def test_srgan_trains_on_realesrgan_degradations(tmp_path):
     batch = {k: torch.stack([dataset[0][k], dataset[1][k]]) for k in ("A", "B")}
     torch.manual_seed(3)
     augmented = pipe.augment(batch)
-    assert torch.equal(augmented["B"], batch["B"]) and augmented["A"].shape == batch["A"].shape
+    # the target is the HR unsharp-masked as Real-ESRGAN's gt_usm; the discriminator's real the HR
+    assert torch.equal(augmented["B"], D.unsharp_mask(batch["B"], 0.5)) and torch.equal(augmented["real"], batch["B"])
+    assert augmented["A"].shape == batch["A"].shape
     assert not torch.equal(augmented["A"], batch["A"])  # not the bicubic LR
     assert math.isfinite(float(pipe.step(augmented)["G"]))
 
@@ -312,3 +314,32 @@ def test_a_gray_srgan_trains_on_realesrgan_degradations(tmp_path):
                                        "--max-steps", "1", "--num-workers", "0", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_unsharp_mask_is_basicsr_usmsharp():
+    """Against a numpy/OpenCV copy of BasicSR's USMSharp(radius=50) with weight 0.5, threshold 10
+    (its filter2D pads by reflection: OpenCV's BORDER_REFLECT_101)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.random((40, 56, 3)).astype(np.float32), (0, 0), 2.0)  # some edges, some flat
+    kernel = cv2.getGaussianKernel(51, 0)
+    kernel = kernel @ kernel.T
+
+    def filter2d(a):
+        return cv2.filter2D(a, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+
+    residual = image - filter2d(image)
+    soft = filter2d((np.abs(residual) * 255 > 10).astype(np.float32))
+    soft = soft[..., None] if soft.ndim == 2 else soft
+    expected = soft * np.clip(image + 0.5 * residual, 0, 1) + (1 - soft) * image
+    got = D.unsharp_mask(torch.from_numpy(image).permute(2, 0, 1)[None], 0.5)[0].permute(1, 2, 0).numpy()
+    assert np.abs(got - expected).max() < 1e-5
+    assert np.abs(got - image).max() > 0.01  # it sharpens
+
+
+def test_usm_weight_zero_keeps_the_hr():
+    hr = torch.rand(2, 3, 32, 32)
+    assert torch.equal(D.RealESRGANDegradation(D.settings_from_mapping({"usm_weight": 0}))
+                       .sharpen(hr), hr)
+    assert not torch.equal(D.RealESRGANDegradation().sharpen(hr), hr)  # the published recipe sharpens

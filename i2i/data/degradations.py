@@ -67,6 +67,10 @@ class RealESRGANSettings:
         resize_prob=(0.3, 0.4, 0.3), resize_range=(0.3, 1.2), noise_range=(1.0, 25.0),
         poisson_scale_range=(0.05, 2.5)))
     final_sinc_prob: float = 0.8
+    # the HR is unsharp-masked first (BasicSR's USMSharp: 51-tap Gaussian, threshold 10 levels)
+    # and the sharpened HR is both the chain's start and the training target, as Real-ESRGAN's
+    # gt_usm, l1_gt_usm and percep_gt_usm (its discriminator sees the plain HR); 0: off
+    usm_weight: float = 0.5
     # i2i's additions (published recipe: 1.0 and 0.0): how often the second round runs at all,
     # and the share of samples that keep their clean bicubic LR, so a model trained on the mix
     # still sharpens clean inputs instead of smoothing them as if they were noisy
@@ -322,6 +326,39 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x))
 
 
+USM_RADIUS, USM_THRESHOLD = 51, 10.0  # BasicSR's USMSharp(radius=50): an odd 51 taps; 8-bit levels
+
+
+def unsharp_mask(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """BasicSR's USMSharp on N x C x H x W in [0, 1]: `x + weight * (x - blur)`, clipped, kept
+    only where the detail is above the threshold (a soft mask, blurred the same way), so flat
+    areas and their noise are left alone. The blur is cv2.getGaussianKernel(51, 0): sigma 8."""
+    residual = x - _usm_blur(x)
+    soft = _usm_blur((residual.abs() * 255 > USM_THRESHOLD).to(x))
+    sharp = (x + weight * residual).clamp(0, 1)
+    return soft * sharp + (1 - soft) * x
+
+
+def _usm_blur(x: torch.Tensor) -> torch.Tensor:
+    """`filter2d` with USMSharp's Gaussian (reflect borders), as two matrix products: the kernel
+    is an outer product and reflect padding pads each axis alone, so the sums are the same, at
+    a fifth of the time of two 1-D convolutions (51 taps are many for a convolution)."""
+    sigma = 0.3 * ((USM_RADIUS - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for a size with sigma 0
+    taps = torch.exp(-(torch.arange(USM_RADIUS, dtype=torch.float64) - USM_RADIUS // 2) ** 2 / (2 * sigma**2))
+    taps = (taps / taps.sum()).to(x)
+    n, c, h, w = x.shape
+    half = USM_RADIUS // 2
+    mode = "reflect" if min(h, w) > half else "replicate"
+    padded = F.pad(x.reshape(n * c, 1, h, w), (half,) * 4, mode=mode).squeeze(1)
+
+    def band(size: int) -> torch.Tensor:  # (size + 50) x size: column j holds the taps from row j
+        offset = torch.arange(size + 2 * half, device=x.device)[:, None] - torch.arange(size, device=x.device)
+        inside = (offset >= 0) & (offset < USM_RADIUS)
+        return torch.where(inside, taps[offset.clamp(0, USM_RADIUS - 1)], taps.new_zeros(()))
+
+    return (band(h).T @ (padded @ band(w))).reshape(n, c, h, w)
+
+
 class RealESRGANDegradation:
     """`degrade(hr, scale)`: the LR of a batch of HR patches, as Real-ESRGAN synthesises it."""
 
@@ -331,8 +368,15 @@ class RealESRGANDegradation:
         self.draw = _Draw(generator)
 
     @torch.no_grad()
+    def sharpen(self, hr: torch.Tensor) -> torch.Tensor:
+        """The HR the chain starts from and the network learns to make (`usm_weight`)."""
+        weight = self.settings.usm_weight
+        return unsharp_mask(hr.float(), weight).to(hr.dtype) if weight > 0 else hr
+
+    @torch.no_grad()
     def __call__(self, hr: torch.Tensor, scale: int, clean: torch.Tensor | None = None) -> torch.Tensor:
-        """`clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples."""
+        """The LR of `hr` (already `sharpen`ed: the caller keeps it as the target).
+        `clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples."""
         s, n = self.settings, hr.shape[0]
         height, width = hr.shape[-2] // scale, hr.shape[-1] // scale
         out = filter2d(hr.float(), self._kernels(lambda: random_blur_kernel(s.blur1, self.draw), n))

@@ -266,12 +266,16 @@ class SRGAN(Pipeline):
         batch = super().augment(batch)
         if self.degrade is None:
             return batch
-        return {**batch, "A": self.degrade(batch["B"], self.options.scale, clean=batch["A"])}
+        target = self.degrade.sharpen(batch["B"])  # Real-ESRGAN's gt_usm: the HR itself with usm_weight 0
+        lr_img = self.degrade(target, self.options.scale, clean=batch["A"])
+        return {**batch, "A": lr_img, "B": target, "real": batch["B"]}
 
     def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """`B` is the target of the pixel and perceptual losses; the discriminator's real images
+        are `real` where augment() sharpened the target (Real-ESRGAN's gan_gt_usm: false)."""
         if self.options.stage == "psnr":
             return self._step_psnr(batch["A"], batch["B"])
-        return self._step_gan(batch["A"], batch["B"])
+        return self._step_gan(batch["A"], batch["B"], batch.get("real", batch["B"]))
 
     def _step_psnr(self, lr_img: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
         opt = self.optimizers["G"]
@@ -283,7 +287,7 @@ class SRGAN(Pipeline):
         self.scaler.step(opt)
         return {"pixel": loss.detach(), "G": loss.detach()}
 
-    def _step_gan(self, lr_img: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _step_gan(self, lr_img: torch.Tensor, hr: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
         from i2i.losses import relativistic_loss
 
         G, D, gan, scaler = self.G, self.D, self.gan, self.scaler
@@ -297,7 +301,7 @@ class SRGAN(Pipeline):
             sr = G(lr_img)
             fake_pred = D(self.d_input(sr)).float()
             if relativistic:  # ESRGAN: real judged against fake and fake against real
-                adversarial = relativistic_loss(D(self.d_input(hr)).float().detach(), fake_pred,
+                adversarial = relativistic_loss(D(self.d_input(real)).float().detach(), fake_pred,
                                                 for_discriminator=False)
             else:
                 adversarial = gan(fake_pred, True, for_discriminator=False)
@@ -317,7 +321,7 @@ class SRGAN(Pipeline):
         opt_D.zero_grad(set_to_none=True)
         fake = sr.detach()
         with self.autocast():
-            seen_real, seen_fake = self.d_input(hr), self.d_input(fake)
+            seen_real, seen_fake = self.d_input(real), self.d_input(fake)
             real_pred, fake_pred = D(seen_real).float(), D(seen_fake).float()
             if relativistic:  # BasicSR's ESRGAN: each half sees the other's mean as a constant
                 loss_real = 0.5 * gan(real_pred - fake_pred.detach().mean(), True)
