@@ -516,9 +516,16 @@ def train_group() -> None:
 @click.option("--ab-split", is_flag=True,
               help="Inputs are pix2pix pairs side by side (A|B, the reference's train/ val/ test/ layout): "
                    "translate the half the direction starts from (AtoB: the left), as the reference's test.py.")
+@click.option("--outscale", type=float, default=None,
+              help="Output size over the input's, as Real-ESRGAN's -s: the output is resized with Lanczos to "
+                   "int(side x outscale) of the input's sides.  [default: the model's scale]")
+@click.option("--alpha-upsampler", type=click.Choice(["model", "resize"]), default="model", show_default=True,
+              help="SR models: 'model' runs the alpha channel through the network too (Real-ESRGAN's default); "
+                   "'resize' resizes it bicubically (cheaper). Scale-1 models keep the alpha as it is.")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
               tile_pad: int, batch_size: int, workers: int | None, device: str, precision: str,
-              overwrite: bool, quality: int, eval_mode: bool, seed: int, ab_split: bool) -> None:
+              overwrite: bool, quality: int, eval_mode: bool, seed: int, ab_split: bool, outscale: float | None,
+              alpha_upsampler: str) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
@@ -528,16 +535,18 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
     """
     from i2i.infer import load_model
     from i2i.infer.folder import check_paths
+    from i2i.infer.images import check_outscale
     from i2i.infer.tiles import check_tile
 
-    check_tile(tile)  # mistakes in the tile or the paths cost no model load
+    check_tile(tile)  # mistakes in the tile, the outscale or the paths cost no model load
+    check_outscale(outscale)
     check_paths(input, output, ext, suffix)
     translator = load_model(model, device=device, precision=precision, direction=direction,
                             test_mode="eval" if eval_mode else None, seed=seed)
     summary = translator.translate_folder(
         input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
         overwrite=overwrite, quality=quality, workers=workers, progress=True,
-        ab_side=translator.direction[0] if ab_split else None,
+        ab_side=translator.direction[0] if ab_split else None, outscale=outscale, alpha_upsampler=alpha_upsampler,
     )
     if summary.failed:
         sys.exit(1)

@@ -27,6 +27,7 @@ import torch
 from i2i.atomic import WriteError, remove_stale_temp_files, temp_stem
 from i2i.data import io
 from i2i.errors import I2IError, UsageError
+from i2i.infer.images import output_size
 
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
 
@@ -70,14 +71,15 @@ class Summary:
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
                batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
                split_threads: bool, progress: bool, ab_side: str | None = None,
-               stream: StreamCall | None = None, scale: int = 1) -> Summary:
+               stream: StreamCall | None = None, scale: int = 1, outscale: float | None = None) -> Summary:
     """`Translator.translate_folder` (see there), given how a batch is computed and, for
     huge images going to PNG files (`STREAM_PIXELS`), how one is streamed to its file.
 
     `workers` model workers (or `default_workers`, never more than there are batches); with
     `split_threads` (the CPU), the torch threads are split between them for the run. `scale`:
-    the model's (an output is the input's size times it), so that an output too large for its
-    format (`MAX_SIDE`) fails before it is computed.
+    the model's (an output is the input's size times it), or `outscale` where one is asked for
+    (`i2i.infer.images.output_size`), so that an output too large for its format (`MAX_SIDE`) or
+    under 1 px fails before it is computed.
     """
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, not {batch_size}")
@@ -99,7 +101,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         _check_writable(todo[0].dst.parent)
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
-                    total=len(todo) + len(collisions), ab_side=ab_side, stream=stream, scale=scale)
+                    total=len(todo) + len(collisions), ab_side=ab_side, stream=stream, scale=scale,
+                    outscale=outscale)
     run.summary.skipped = len(jobs) - len(todo)
     for message in collisions:  # in the total too, as the summary counts them
         run.fail(message)
@@ -128,11 +131,13 @@ class FolderRun:
     """One run's pools, its batches and writes in flight, its counts and its progress bar."""
 
     def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
-                 total: int, ab_side: str | None = None, stream: StreamCall | None = None, scale: int = 1):
+                 total: int, ab_side: str | None = None, stream: StreamCall | None = None, scale: int = 1,
+                 outscale: float | None = None):
         from tqdm import tqdm
 
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
         self.ab_side, self.total, self.stream, self.scale = ab_side, total, stream, scale
+        self.outscale = outscale
         self.lock = threading.Lock()  # counts: the writer threads count their files as they are written
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
@@ -192,8 +197,8 @@ class FolderRun:
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
-            if (too_large := self._too_large(job, image)) is not None:
-                self.fail(too_large)
+            if (problem := self._size_problem(job, image)) is not None:
+                self.fail(problem)
                 continue
             if self._streams(job, image):
                 self.runs.append(([(job, image)], self._model_pool.submit(self._stream_to_file, job, image)))
@@ -217,11 +222,15 @@ class FolderRun:
         return (self.stream is not None and image.alpha is None and job.dst.suffix.lower() == ".png"
                 and height * width >= STREAM_PIXELS)
 
-    def _too_large(self, job: _Job, image: io.Image) -> str | None:
-        """Why this image's output cannot be encoded in its format (`MAX_SIDE`), known from its
-        size and the model's scale: one line now, not after the compute."""
+    def _size_problem(self, job: _Job, image: io.Image) -> str | None:
+        """Why this image's output cannot be made (outscaled under 1 px) or encoded in its format
+        (`MAX_SIDE`), known from its size, the model's scale and the outscale: one line now, not
+        after the compute."""
+        try:
+            height, width = output_size(*image.pixels.shape[:2], self.scale, self.outscale)
+        except UsageError as error:
+            return f"{io.shown_path(job.src)}: {error}"
         name, limit = MAX_SIDE.get(job.dst.suffix.lower(), ("", 0))
-        height, width = (side * self.scale for side in image.pixels.shape[:2])
         if not limit or max(height, width) <= limit:
             return None
         return (f"{io.shown_path(job.src)}: its output would be {width}x{height} px; {name} holds at most "

@@ -8,12 +8,18 @@ window is converted exactly as the whole image would be (io.to_tensor, io.from_t
 per pixel).
 
 An alpha channel (the last of 2 or 4 channels) is split off before the model and put back
-after it (the model call resizes it for SR); 16-bit in gives 16-bit out, except where Pillow
+after it (the model call upsamples it for SR); 16-bit in gives 16-bit out, except where Pillow
 has no such mode (16-bit colour). File decoding and encoding stay in `i2i.data.io`.
+
+Outscale. Real-ESRGAN users ask for an output size other than the model's scale (its
+`--outscale`): the finished output (uint8, uint16 or float, alpha included) is resized to
+(int(height * outscale), int(width * outscale)) of the input with cv2's Lanczos, as
+Real-ESRGAN's `RealESRGANer.enhance` does at its end (`output_size`, `resize_output`).
 """
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -28,6 +34,8 @@ TensorCall = Callable[[torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, t
 ArrayCall = Callable[..., list[tuple[np.ndarray, np.ndarray | None]]]
 Index = slice | np.ndarray  # rows or columns of an image (`i2i.infer.tiles.pad_index`)
 FLOAT_TOLERANCE = 1e-3  # how far float pixels may stray outside [0, 1] (rounding) before they are refused
+ALPHA_UPSAMPLERS = ("model", "resize")  # SR alpha: through the network (Real-ESRGAN's default), or bicubic
+MAX_OUTPUT_SIDE = 2 ** 31 - 1  # cv2.resize takes int sizes (and PNG holds no more)
 
 
 class Pixels(Protocol):
@@ -133,6 +141,67 @@ class TensorResult:
         if self.tensor is None:
             self.tensor = y.new_empty(*y.shape[:2], *size)
         self.tensor[:, :, top: top + y.shape[2], left: left + y.shape[3]] = y
+
+
+def check_outscale(outscale: object) -> float | None:
+    """`outscale` as a float, or None (the model's own scale); anything but a finite number
+    above 0 is a one-line UsageError, before a model loads or an image is computed."""
+    if outscale is None:
+        return None
+    if (not isinstance(outscale, numbers.Real) or isinstance(outscale, bool)
+            or not math.isfinite(outscale) or outscale <= 0):
+        raise UsageError(f"outscale must be a finite number above 0 (the output's size over the input's), "
+                         f"not {outscale!r}")
+    return float(outscale)
+
+
+def check_alpha_upsampler(upsampler: object) -> str:
+    """`upsampler` if it is one of ALPHA_UPSAMPLERS, else a one-line UsageError."""
+    if upsampler not in ALPHA_UPSAMPLERS:
+        raise UsageError(f"alpha_upsampler must be one of {', '.join(ALPHA_UPSAMPLERS)}, not {upsampler!r}")
+    return str(upsampler)
+
+
+def output_size(height: int, width: int, scale: int, outscale: float | None) -> tuple[int, int]:
+    """The (height, width) of a height x width input's output: times the model's `scale`, or for
+    an `outscale`, Real-ESRGAN's (int(height * outscale), int(width * outscale)). A size under
+    1 px or over MAX_OUTPUT_SIDE is a one-line UsageError (known before the compute)."""
+    if outscale is None:
+        return height * scale, width * scale
+    size = int(height * outscale), int(width * outscale)
+    if min(size) < 1 or max(size) > MAX_OUTPUT_SIDE:
+        limit = "under 1 px" if min(size) < 1 else f"over {MAX_OUTPUT_SIDE} px"
+        raise UsageError(f"outscale {outscale:g} makes its {width}x{height} px input {size[1]}x{size[0]} px, "
+                         f"{limit} a side")
+    return size
+
+
+def resize_output(pixels: np.ndarray, alpha: np.ndarray | None, size: tuple[int, int]
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A finished HxWxC output (uint8, uint16 or float in [0, 1]) and its HxW alpha (same dtype)
+    resized to `size` (height, width) as Real-ESRGAN's outscale does: cv2 INTER_LANCZOS4 on
+    the output with the alpha as one more channel. Floats are clipped back to [0, 1] (Lanczos
+    overshoots; uint8 and uint16 saturate in cv2)."""
+    import cv2
+
+    merged = pixels if alpha is None else np.dstack([pixels, alpha])
+    out = cv2.resize(merged, (size[1], size[0]), interpolation=cv2.INTER_LANCZOS4)
+    out = out.reshape(*size, merged.shape[2])  # cv2 drops a single channel axis
+    if out.dtype.kind == "f":
+        np.clip(out, 0.0, 1.0, out=out)
+    if alpha is None:
+        return out, None
+    return np.ascontiguousarray(out[..., :-1]), np.ascontiguousarray(out[..., -1])
+
+
+def resize_tensors(y: torch.Tensor, alpha: torch.Tensor | None, size: tuple[int, int]
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """NxCxHxW floats in [0, 1] and their Nx1xHxW alpha, resized to `size` by `resize_output`
+    (on the CPU, as Real-ESRGAN does), returned on `y`'s device."""
+    merged = y if alpha is None else torch.cat([y, alpha.to(y)], dim=1)
+    out = torch.stack([torch.from_numpy(resize_output(image.permute(1, 2, 0).cpu().numpy(), None, size)[0])
+                       for image in merged.float()]).permute(0, 3, 1, 2).to(y.device)
+    return (out, None) if alpha is None else (out[:, :-1], out[:, -1:])
 
 
 def _take(array: np.ndarray, rows: Index, cols: Index) -> np.ndarray:

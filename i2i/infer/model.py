@@ -13,13 +13,21 @@ one line each), never a written black image.
 
 Sizes. Any input size works, 1x1 included: the image is padded at the bottom/right to the
 network's size requirements (reflect, or replicate where the image is too small to reflect)
-and the output cropped back, so it has the input's size times the network's `scale`.
+and the output cropped back, so it has the input's size times the network's `scale` (or
+`outscale`'s, resized at the end).
 
 Channels. Gray input to a 3-channel model is replicated to RGB; RGB input to a 1-channel
 model becomes its BT.601 luminance. Gray input to a super-resolution model (the spec's
 `keeps_gray`) gives gray output, as Real-ESRGAN does (SR keeps colours); other models give
 what they produce (a gray sketch into a sketch->photo model comes out in colour). A Lab model
 takes the input's lightness and returns it with the predicted ab.
+
+Alpha. Scale-1 models keep an image's alpha as it is. SR models upsample it as Real-ESRGAN
+does by default: through the same network (tiles and all), as a gray image: replicated to a
+3-channel network's input, and its output back to one plane by BT.601 luma, the gray SR path
+below (scale > 1 keeps gray; Lab models are scale 1). `alpha_upsampler="resize"` resizes it
+bicubically instead (cheap, no second network pass). `outscale` then resizes the finished
+output and alpha (`i2i.infer.images.resize_output`).
 
 Test mode ("train" or "eval"; by default the spec's `test_mode`): "train" runs the generator
 as the pix2pix paper and the reference's test.py (without `--eval`) do: BatchNorm on each
@@ -46,7 +54,8 @@ from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
 from i2i.infer.images import (ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult,
-                              check_not_empty, check_tensor_input)
+                              check_alpha_upsampler, check_not_empty, check_outscale, check_tensor_input, output_size,
+                              resize_output, resize_tensors)
 from i2i.infer.speed import Candidate, Speed
 from i2i.nn.inference import (is_stochastic_at_test, normalises_per_image, use_batch_statistics,
                               use_fast_instance_norm)
@@ -124,39 +133,65 @@ class ImageModel:
 
     @torch.inference_mode()
     def translate_tensor(self, x: torch.Tensor, alpha: torch.Tensor | None = None, *,
-                         tile: int | None = None, tile_pad: int | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                         tile: int | None = None, tile_pad: int | None = None, alpha_upsampler: str = "model",
+                         outscale: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """NxCxHxW colour in [0,1] (C 1 or 3) -> N x C' x sH x sW in [0,1], on `self.device`.
 
-        `alpha` (Nx1xHxW or None) follows the image: resized bicubically for SR.
+        `alpha` (Nx1xHxW or None) follows the image (`alpha_upsampler`, as `translate_arrays`);
+        `outscale` resizes both at the end (`i2i.infer.images.resize_output`, on float32).
         """
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
         check_tensor_input(x, alpha)
+        check_alpha_upsampler(alpha_upsampler)
+        size = self._outscaled_size(*x.shape[-2:], outscale)
         result = TensorResult()
         self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
         assert result.tensor is not None
-        return result.tensor, None if alpha is None else self._resize_alpha(alpha)
+        if alpha is not None and self.scale != 1 and alpha_upsampler == "model":
+            alpha_result = TensorResult()  # one plane in and out: SR models keep gray (see translate_arrays)
+            self.translate_pixels(TensorPixels(alpha), alpha_result, tile=tile, tile_pad=tile_pad)
+            alpha = alpha_result.tensor
+        elif alpha is not None:
+            alpha = self._resize_alpha(alpha)
+        return (result.tensor, alpha) if size is None else resize_tensors(result.tensor, alpha, size)
 
     @torch.inference_mode()
     def translate_arrays(self, pixels: list[np.ndarray], alphas: list[np.ndarray] | None = None, *,
-                         tile: int | None = None, tile_pad: int | None = None, name: str = ""
+                         tile: int | None = None, tile_pad: int | None = None, name: str = "",
+                         alpha_upsampler: str = "model", outscale: float | None = None
                          ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """HxWxC uint8/uint16 images of one size (C 1 or 3), and their HxW alphas or None ->
         (pixels, alpha) per image at its bit depth: as `translate_tensor` on io.to_tensor's
         floats, written back by io.from_tensor, but only a window at a time is ever floats.
 
-        The alpha of a scale-1 model comes back as it is (the float round trip is exact);
-        SR resizes it bicubically on the whole image (one channel). `name` (the files) is
-        for the line that says an image is tiled because it would not fit in memory.
+        The alpha of a scale-1 model comes back as it is (the float round trip is exact). SR
+        models upsample it as `alpha_upsampler` says: "model" (Real-ESRGAN's default) runs it
+        through the same network, tiles and all, replicated to the network's channels and
+        turned back into one plane by BT.601 luma (cv2's BGR2GRAY); "resize" resizes it
+        bicubically, a cheap approximation. `outscale` (None: the model's scale) resizes the
+        finished output and its alpha to int(side * outscale) of the input with Lanczos, as
+        Real-ESRGAN's `--outscale`. `name` (the files) is for the line that says an image is
+        tiled because it would not fit in memory.
         """
+        check_alpha_upsampler(alpha_upsampler)
+        size = self._outscaled_size(*pixels[0].shape[:2], outscale)
         result = ArrayResult([16 if array.dtype == np.uint16 else 8 for array in pixels])
         self.translate_pixels(ArrayPixels(pixels), result, tile=tile, tile_pad=tile_pad, name=name)
-        if alphas is None or self.scale == 1:
-            return list(zip(result.arrays, alphas or [None] * len(pixels)))
-        resized = self._resize_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas])).cpu()
-        return [(out, io.from_tensor(resized[i, 0], bits)[..., 0])
-                for i, (out, bits) in enumerate(zip(result.arrays, result.bit_depths))]
+        if alphas is None:
+            out_alphas: list[np.ndarray | None] = [None] * len(pixels)
+        elif self.scale == 1:
+            out_alphas = list(alphas)
+        elif alpha_upsampler == "model":
+            alpha_result = ArrayResult([16 if alpha.dtype == np.uint16 else 8 for alpha in alphas])
+            self.translate_pixels(ArrayPixels([alpha[..., None] for alpha in alphas]), alpha_result,
+                                  tile=tile, tile_pad=tile_pad, name=name)
+            out_alphas = [alpha[..., 0] for alpha in alpha_result.arrays]
+        else:
+            resized = self._resize_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas])).cpu()
+            out_alphas = [io.from_tensor(resized[i, 0], bits)[..., 0] for i, bits in enumerate(result.bit_depths)]
+        outputs = list(zip(result.arrays, out_alphas))
+        return outputs if size is None else [resize_output(out, alpha, size) for out, alpha in outputs]
 
     @torch.inference_mode()
     def translate_streamed(self, pixels: np.ndarray, write_rows: Callable[[np.ndarray, int], None], *,
@@ -234,8 +269,15 @@ class ImageModel:
             self._activation = -1.0 if measured is None else measured
         return self._activation if self._activation >= 0 else None
 
+    def _outscaled_size(self, height: int, width: int, outscale: float | None) -> tuple[int, int] | None:
+        """The (height, width) to resize a height x width input's output to for `outscale`, or None
+        where the model's own size is it (as Real-ESRGAN, which resizes only for another scale)."""
+        size = output_size(height, width, self.scale, check_outscale(outscale))
+        return None if size == (height * self.scale, width * self.scale) else size
+
     def _resize_alpha(self, alpha: torch.Tensor) -> torch.Tensor:
-        """Nx1xHxW alpha in [0, 1] -> at the output's size (bicubic for SR), on the device."""
+        """Nx1xHxW alpha in [0, 1] -> at the output's size (bicubic for SR), on the device:
+        the cheap `alpha_upsampler="resize"`."""
         alpha = alpha.to(self.device, torch.float32)
         if self.scale != 1:
             alpha = F.interpolate(alpha, scale_factor=self.scale, mode="bicubic", align_corners=False)

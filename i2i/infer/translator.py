@@ -11,7 +11,7 @@ import torch
 
 from i2i.data import io
 from i2i.infer.folder import Summary, run_folder
-from i2i.infer.images import translate_batch, translate_image
+from i2i.infer.images import check_alpha_upsampler, check_outscale, translate_batch, translate_image
 from i2i.infer.model import ImageModel, check_tiles
 
 
@@ -31,18 +31,22 @@ class Translator(ImageModel):
     running statistics and no dropout (`i2i.infer.model`).
     """
 
-    def __call__(self, image: Any, *, tile: int | None = None, tile_pad: int | None = None) -> Any:
+    def __call__(self, image: Any, *, tile: int | None = None, tile_pad: int | None = None,
+                 outscale: float | None = None, alpha_upsampler: str = "model") -> Any:
         """Translate a PIL image, a numpy array (HxWxC or HxW; uint8, uint16 or float in [0,1])
         or a CxHxW / NxCxHxW float tensor in [0,1]; returns the same kind. Floats outside [0, 1]
         (0..255, or a network's [-1, 1]), NaN, infinities and empty images are a UsageError.
 
         A PIL image comes back in the same mode family (L/LA/RGB/RGBA, I;16 for 16-bit gray;
         Pillow has no 16-bit colour, so 16-bit gray into a colour model comes back 8-bit RGB).
-        An alpha channel (the last of 2 or 4 channels) is kept. A PIL image is taken as it
-        is: apply PIL.ImageOps.exif_transpose first if it may be rotated (`translate_folder`
+        An alpha channel (the last of 2 or 4 channels) is kept; SR models run it through the
+        network too (`alpha_upsampler="model"`, Real-ESRGAN's default) or resize it bicubically
+        ("resize", cheaper). `outscale` (Real-ESRGAN's): the output is resized with Lanczos to
+        int(side * outscale) of the input's sides (None: the model's scale). A PIL image is taken
+        as it is: apply PIL.ImageOps.exif_transpose first if it may be rotated (`translate_folder`
         turns files upright itself).
         """
-        options = {"tile": tile, "tile_pad": tile_pad}
+        options = {"tile": tile, "tile_pad": tile_pad, "alpha_upsampler": alpha_upsampler, "outscale": outscale}
         return translate_image(image, functools.partial(self.translate_tensor, **options),
                                functools.partial(self.translate_arrays, **options))
 
@@ -62,7 +66,8 @@ class Translator(ImageModel):
     def translate_folder(self, src: str | os.PathLike, dst: str | os.PathLike, *, ext: str = "png",
                          suffix: str = "", batch_size: int = 1, tile: int | None = None,
                          tile_pad: int | None = None, overwrite: bool = False, quality: int = 95,
-                         workers: int | None = None, progress: bool = True, ab_side: str | None = None) -> Summary:
+                         workers: int | None = None, progress: bool = True, ab_side: str | None = None,
+                         outscale: float | None = None, alpha_upsampler: str = "model") -> Summary:
         """Translate an image or a folder tree into `dst`, mirroring its sub-folders.
 
         Outputs keep their input's stem (+ `suffix`) with extension `ext` ("png", "jpg" or
@@ -81,10 +86,16 @@ class Translator(ImageModel):
 
         `ab_side` ("A" or "B"): the inputs are pix2pix pairs side by side (A|B, the reference's
         aligned layout); translate only that half of each, as the reference's test.py does.
+
+        `outscale` and `alpha_upsampler`: as `__call__`. An output too small (under 1 px) or too
+        large for its format fails before it is computed; with an outscale other than the
+        model's, huge images are resized whole, not streamed to their PNG a row at a time.
         """
         tile, tile_pad = check_tiles(self.tile if tile is None else tile,  # once here, not once per image
                                      self.tile_pad if tile_pad is None else tile_pad)
-        translate = functools.partial(self.translate_arrays, tile=tile, tile_pad=tile_pad)
+        outscale, alpha_upsampler = check_outscale(outscale), check_alpha_upsampler(alpha_upsampler)
+        translate = functools.partial(self.translate_arrays, tile=tile, tile_pad=tile_pad,
+                                      alpha_upsampler=alpha_upsampler, outscale=outscale)
 
         def stream(image: io.Image, write_rows: Callable[[np.ndarray, int], None]) -> None:
             self.translate_streamed(image.pixels, write_rows, tile=tile, tile_pad=tile_pad, name=str(image.path))
@@ -93,4 +104,5 @@ class Translator(ImageModel):
                           batch_size=batch_size, overwrite=overwrite, quality=quality, workers=workers,
                           default_workers=1 if tile else self.default_workers(),
                           split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side,
-                          stream=stream, scale=self.scale)
+                          stream=stream if outscale in (None, self.scale) else None, scale=self.scale,
+                          outscale=outscale)
