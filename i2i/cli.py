@@ -641,23 +641,28 @@ def models_pull(name: str) -> None:
 @click.option("--arch", default=None,
               help="Fail unless FILE is this architecture: resnet_6blocks, resnet_9blocks, unet_32/64/128/256, "
                    "srresnet, rrdbnet or srvggnet_compact.  [default: recognised from its keys]")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
+              help="CycleGAN/pix2pix generators: the way it translates (BtoA: a model trained with --direction "
+                   "BtoA, or CycleGAN's G_B), so --ab-split feeds its half.  [default: from the file: "
+                   "*_net_G_B.pth or a train_opt.txt beside it, else AtoB]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
-def models_import(file: str, out: str, arch: str | None, overwrite: bool) -> None:
+def models_import(file: str, out: str, arch: str | None, direction: str | None, overwrite: bool) -> None:
     """Convert a foreign generator checkpoint into an i2i model file.
 
     FILE: a reference CycleGAN/pix2pix *_net_G*.pth, a BasicSR / ESRGAN / Real-ESRGAN .pth or
-    .safetensors. Prints what was inferred from its keys and shapes, and what was assumed."""
+    .safetensors. Prints what was inferred from its keys, shapes and name, and what was assumed."""
     from pathlib import Path
 
     from i2i.atomic import check_output_file
     from i2i.importers import import_checkpoint
 
     check_output_file(out, ".safetensors", file, overwrite=overwrite)
-    result = import_checkpoint(Path(file), arch=arch)
+    result = import_checkpoint(Path(file), arch=arch, direction=direction)
     for note in result.notes:
         click.echo(note)
     result.save(out)
-    click.echo(f"wrote {out} ({result.arch['name']})")
+    way = "" if result.spec.pipeline == "srgan" else f", {result.spec.default_direction}"
+    click.echo(f"wrote {out} ({result.arch['name']}{way})")
 
 
 @models_group.command(name="export")

@@ -12,9 +12,11 @@ Recognised layouts (state dicts as their own code saves them):
 
 Whatever the keys cannot say (reflect vs replicate padding, U-Net dropout, the test mode the
 weights were meant for) is taken from the reference's defaults and listed as "assumed"; what
-they do say is listed as "inferred". Files are read with `torch.load(weights_only=True)` or
-safetensors only: no code in a file ever runs, and any file that is not one of these layouts
-is one I2IError line naming it.
+they do say is listed as "inferred". Nor can the keys say which way a CycleGAN/pix2pix generator
+translates: the reference's file name (`*_net_G_B.pth`: CycleGAN's B->A generator) and its run's
+`train_opt.txt` beside it (`direction: BtoA`) can, else AtoB is assumed; `direction=` overrides.
+Files are read with `torch.load(weights_only=True)` or safetensors only: no code in a file ever
+runs, and any file that is not one of these layouts is one I2IError line naming it.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from i2i.errors import I2IError, UsageError, one_line
-from i2i.spec import ModelSpec, spec_for_network
+from i2i.spec import DIRECTIONS, ModelSpec, spec_for_network
 
 #: The architectures `import_checkpoint(arch=...)` accepts (i2i.nn registry names).
 ARCHS = ("resnet_6blocks", "resnet_9blocks", "unet_32", "unet_64", "unet_128", "unet_256",
@@ -62,14 +64,18 @@ class ImportResult:
         save_model(path, self.networks, self.spec)
 
 
-def import_checkpoint(path: Path, arch: str | None = None) -> ImportResult:
+def import_checkpoint(path: Path, arch: str | None = None, direction: str | None = None) -> ImportResult:
     """Read a foreign generator checkpoint and rebuild it as an i2i network and model spec.
 
     `arch` (one of ARCHS) makes the import fail unless the file is that architecture.
+    `direction` ("AtoB" / "BtoA"): the way a CycleGAN/pix2pix generator translates, which its
+    keys cannot tell (so `--ab-split` feeds the half it was trained on); None: from the file.
     """
     path = Path(path)
     if arch is not None and arch not in ARCHS:
         raise I2IError(f"unknown architecture {arch!r} to import; one of: {', '.join(ARCHS)}")
+    if direction is not None and direction not in DIRECTIONS:
+        raise UsageError(f"direction must be AtoB or BtoA, not {direction!r}")
     notes: list[str] = []
     state = read_state_dict(path, notes)
     try:
@@ -78,6 +84,13 @@ def import_checkpoint(path: Path, arch: str | None = None) -> ImportResult:
         raise I2IError(f"{path}: {error}") from None
     if arch is not None and options["name"] != arch:
         raise I2IError(f"{path}: holds a {options['name']}, not the {arch} asked for")
+    if fields["pipeline"] == "srgan":
+        if direction is not None:
+            raise UsageError(f"{path}: a {options['name']} upscaler has no direction "
+                             "(AtoB / BtoA are for CycleGAN and pix2pix generators)")
+    else:
+        chosen = direction or _direction_of(path, notes)
+        fields.update(directions={chosen: "G"}, default_direction=chosen)
     return _build(path, options, fields, state, notes)
 
 
@@ -115,6 +128,8 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
     """A flat {key: tensor} from a `.pth` (weights_only) or safetensors file, unwrapped from
     BasicSR's params_ema / params and DataParallel's `module.`; one I2IError line otherwise."""
     notes = [] if notes is None else notes
+    if path.is_dir():
+        raise I2IError(_folder_message(path))
     if not path.is_file():
         raise I2IError(f"{path}: file not found")
     with open(path, "rb") as f:
@@ -146,6 +161,14 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
         notes.append(f"inferred: weights stored as {', '.join(sorted(str(d).removeprefix('torch.') for d in halves))}; "
                      "imported as float32")
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _folder_message(path: Path) -> str:
+    """What to say for a run folder given where its generator file is wanted: the files to pick."""
+    found = sorted(p.name for p in path.glob("*_net_G*.pth") if p.is_file())
+    shown = ", ".join(found[:8]) + (f", ... ({len(found)} in all)" if len(found) > 8 else "")
+    return (f"{path}: a folder, not a checkpoint file; give one of its *_net_G*.pth files "
+            + (f"({shown})" if found else "(it holds none)"))
 
 
 def _read_safetensors(path: Path) -> State:
@@ -252,6 +275,44 @@ _NORM_EVIDENCE = {"batch": "BatchNorm running statistics", "instance": "biased c
 
 # The reference's ResnetBlock: (first conv index, second conv index) -> (padding, dropout)
 _BLOCK_LAYOUTS = {(1, 5): ("reflect", False), (1, 6): ("reflect", True), (0, 3): ("zero", False), (0, 4): ("zero", True)}
+
+
+# The reference's generator files: <epoch>_net_G.pth (pix2pix, or CycleGAN's --model test) and
+# <epoch>_net_G_A.pth / _net_G_B.pth (CycleGAN: G_A translates A to B, G_B back)
+_GENERATOR_FILE = re.compile(r"(?:.+_)?net_G(?:_([AB]))?\.pth")
+_OTHER = {"AtoB": "BtoA", "BtoA": "AtoB"}
+
+
+def _direction_of(path: Path, notes: list[str]) -> str:
+    """The way a reference generator file translates. A run trained with --direction BtoA reads
+    its A images from the B side, so G (and G_A) translate BtoA and G_B AtoB: its train_opt.txt,
+    beside the file, says which; without it, the name (G_B: BtoA) or the default AtoB."""
+    named = _GENERATOR_FILE.fullmatch(path.name)
+    side = named.group(1) if named else None
+    trained = _trained_direction(path.parent / "train_opt.txt") if named else None
+    if trained is not None:
+        direction = _OTHER[trained] if side == "B" else trained
+        notes.append(f"inferred: direction {direction} (its run's train_opt.txt: direction {trained}"
+                     + (", and G_B translates back)" if side == "B" else ")"))
+        return direction
+    if side is not None:
+        direction = "AtoB" if side == "A" else "BtoA"
+        notes.append(f"inferred: direction {direction} (file name: CycleGAN's G_{side}; a run trained with "
+                     "--direction BtoA swaps them: then pass --direction)")
+        return direction
+    notes.append("assumed: direction AtoB (the reference's default); pass --direction BtoA for a model trained "
+                 "BtoA, as the reference's facades_label2photo, map2sat and day2night")
+    return "AtoB"
+
+
+def _trained_direction(options_file: Path) -> str | None:
+    """`direction` from the options file the reference writes into a run's checkpoint folder."""
+    try:
+        text = options_file.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"^\s*direction:\s*(AtoB|BtoA)\b", text, re.M)
+    return found.group(1) if found else None
 
 
 def _translation_fields(pipeline: str, norm: str, dropout: bool, notes: list[str]) -> dict:

@@ -12,6 +12,11 @@ resume where they stopped, and are checked against the row's sha256, or, where t
 none, against the hash the first download had (pinned in `<file>.json` beside the model, which also
 holds the model file's own hash, checked at every use). After that a model works offline.
 
+A converted file holds one generator, "G". It translates AtoB unless the row's spec says otherwise:
+the reference trained facades_label2photo, map2sat and day2night pix2pix with --direction BtoA (their
+datasets' A sides are photos, aerial photos and night scenes), so those rows say
+`"directions": {"BtoA": "G"}, "default_direction": "BtoA"`, and `--ab-split` feeds them the right half.
+
 Names are the publishers' own. The reference publishes sat2map, map2sat and facades_label2photo as
 both a CycleGAN and a pix2pix model: those carry a `-cyclegan` / `-pix2pix` suffix, on both sides,
 so that neither silently wins (an unknown name suggests the close ones).
@@ -248,9 +253,26 @@ def _entry(path: Path, name: str, row: object) -> ZooEntry:
         problems.append('a "pth" model needs "arch": {"name": NETWORK, options...}')
     if set(entry.spec) - _SPEC_FIELDS:
         problems.append(f"spec may set only {', '.join(sorted(_SPEC_FIELDS))}")
+    elif entry.format == "pth":
+        problems += _pth_spec_problems(entry.spec)
     if problems:
         raise I2IError(f"{context}: {'; '.join(problems)}")
     return entry
+
+
+def _pth_spec_problems(spec: dict) -> list[str]:
+    """What is wrong with a "pth" row's spec, found when the registry is read, not after a download:
+    a contract inference would refuse, or directions naming another network than the one, G, that
+    the conversion makes (a generator trained BtoA: {"directions": {"BtoA": "G"}, "default_direction": "BtoA"})."""
+    from i2i.spec import ModelSpec
+
+    try:
+        contract = ModelSpec.from_dict({"pipeline": "", **spec})
+    except I2IError as error:
+        return [one_line(error)]
+    if set(contract.directions.values()) != {"G"}:
+        return [f'spec directions must name the one network, "G", not {dict(contract.directions)}']
+    return []
 
 
 def _record_path(entry: ZooEntry) -> Path:
