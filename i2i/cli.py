@@ -66,6 +66,8 @@ class _Group(_SuggestingGroup):
         try:
             with watch:
                 return super().invoke(ctx)
+        except click.NoSuchOption as error:
+            _name_reference_option(error)
         except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
             _interrupted()
         except Exception as error:
@@ -80,6 +82,21 @@ class _Group(_SuggestingGroup):
             if not (rank and getattr(error, "same_on_every_rank", False)):  # rank 0 says it for all
                 click.echo(f"error: {f'rank {rank}: ' if rank else ''}{error}", err=True)
             sys.exit(error.exit_code)
+
+
+def _name_reference_option(error: click.NoSuchOption) -> None:
+    """Raises `error` again; for an option of the reference code (i2i.reference_options), naming
+    i2i's equivalent instead of Click's look-alikes (--ngf: --ndf, the discriminator's width)."""
+    from i2i.reference_options import reference_hint
+
+    names, ctx = [], error.ctx
+    while ctx is not None and ctx.parent is not None:  # "train cyclegan": the command below i2i
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    hint = reference_hint(error.option_name, " ".join(names))
+    if not hint:
+        raise error
+    raise click.NoSuchOption(error.option_name, f"{error.message} ({hint})", ctx=error.ctx) from None
 
 
 def _missing_dependency(error: Exception) -> None:

@@ -1,0 +1,162 @@
+"""The option names of the reference CycleGAN/pix2pix code (its base, train and test options,
+and the cycle_gan/pix2pix/test models' own) and of Real-ESRGAN's inference script, with what
+i2i has instead. People who used those type their names; Click's look-alike suggestions for
+them are often wrong (--ngf: --ndf, the discriminator's width; --output_nc: --out, the run
+folder), so the CLI names the equivalent from these tables instead (cli._name_reference_option).
+
+Each value is i2i's equivalent ("--width", "the MODEL argument", "--precision fp32"), or
+"no equivalent", then, after ": ", what to know or do instead. Scopes: "train" is the
+reference's two models (train cyclegan, train pix2pix), a pipeline's own key overrides it;
+"translate" is the reference's test.py (and Real-ESRGAN's inference script). A name that is
+already an option of the command has no entry there: Click never reports it.
+"""
+from __future__ import annotations
+
+#: The commands the table speaks for: the reference's train.py per model, and its test.py.
+COMMANDS = ("train cyclegan", "train pix2pix", "translate")
+
+_NO_EQUIVALENT = "no equivalent"
+_RECORDED = f"{_NO_EQUIVALENT}: the model file records the networks' settings"
+_TRAINING = f"{_NO_EQUIVALENT}: a training setting"
+_WHOLE = f"{_NO_EQUIVALENT}: each image is translated whole, at its own size (--tile for large ones)"
+_NO_VISDOM = f"{_NO_EQUIVALENT}: no visdom display; --out's index.html shows the samples"
+_RESUME = f"{_NO_EQUIVALENT}: --resume continues a run from its last checkpoint"
+_WHICH_MODEL = f"{_NO_EQUIVALENT}: MODEL names the model file (i2i models import makes one of a .pth)"
+_DEVICE = "--device: cuda:N, or cpu"
+_ALL = f"{_NO_EQUIVALENT}: every image in INPUT is translated"
+
+REFERENCE_OPTIONS: dict[str, dict[str, str]] = {
+    # base_options.py
+    "--dataroot": {"train": "--data", "translate": "the INPUT argument: a folder of images, e.g. DATA/testA"},
+    "--name": {"train": "--out: the run folder, the reference's checkpoints_dir/name",
+               "translate": "the MODEL argument: a run folder or a model file"},
+    "--gpu_ids": {"train": f"{_DEVICE}; several GPUs: run under torchrun", "translate": _DEVICE},
+    "--checkpoints_dir": {"train": "--out: the run folder, the reference's checkpoints_dir/name",
+                          "translate": "the MODEL argument: a run folder or a model file"},
+    "--model": {"train": f"{_NO_EQUIVALENT}: the pipeline is the command, i2i train cyclegan or pix2pix",
+                "translate": f"{_NO_EQUIVALENT}: the MODEL argument's file records which model it is"},
+    "--input_nc": {"train": "--in-channels", "translate": _RECORDED},
+    "--output_nc": {"train": "--out-channels", "translate": _RECORDED},
+    "--ngf": {"train": "--width", "translate": _RECORDED},
+    "--ndf": {"translate": _RECORDED},
+    "--netD": {"translate": _RECORDED},
+    "--netG": {"translate": _RECORDED},
+    "--n_layers_D": {"train": "--n-layers-D", "translate": _RECORDED},
+    "--norm": {"translate": _RECORDED},
+    "--init_type": {"train": "--init-type", "translate": _TRAINING},
+    "--init_gain": {"train": "--init-gain", "translate": _TRAINING},
+    "--no_dropout": {"train": "--no-dropout", "translate": _RECORDED},
+    "--dataset_mode": {"train": f"{_NO_EQUIVALENT}: the folder layout under --data decides (README)",
+                       "translate": f"{_NO_EQUIVALENT}: INPUT holds single images; --ab-split for A|B pairs"},
+    "--serial_batches": {"train": "--serial-batches", "translate": f"{_NO_EQUIVALENT}: images are read in order"},
+    "--num_threads": {"train": "--num-workers", "translate": f"{_NO_EQUIVALENT}: --workers sets the batches "
+                                                            "translated at once"},
+    "--batch_size": {"train": "--batch-size", "translate": "--batch-size"},
+    "--load_size": {"train": "--load-size", "translate": _WHOLE},
+    "--crop_size": {"train": "--image-size", "translate": _WHOLE},
+    "--max_dataset_size": {"train": f"{_NO_EQUIVALENT}: give --data a folder of just the images to use",
+                           "translate": _ALL},
+    "--preprocess": {"translate": _WHOLE},
+    "--no_flip": {"train": "--no-flip", "translate": f"{_NO_EQUIVALENT}: images are never flipped"},
+    "--display_winsize": {"train": _NO_VISDOM, "translate": f"{_NO_EQUIVALENT}: outputs keep each input's size"},
+    "--epoch": {"train": _RESUME, "translate": _WHICH_MODEL},
+    "--load_iter": {"train": _RESUME, "translate": _WHICH_MODEL},
+    "--verbose": {"train": f"{_NO_EQUIVALENT}: --out's metrics.jsonl and config.yaml record the run",
+                  "translate": _NO_EQUIVALENT},
+    "--suffix": {"train": f"{_NO_EQUIVALENT}: name the run folder in --out as you like"},
+    # train_options.py (and its older names: niter, niter_decay)
+    "--display_freq": {"train": "--sample-every"},
+    "--display_ncols": {"train": _NO_VISDOM},
+    "--display_id": {"train": _NO_VISDOM},
+    "--display_server": {"train": _NO_VISDOM},
+    "--display_env": {"train": _NO_VISDOM},
+    "--display_port": {"train": _NO_VISDOM},
+    "--use_wandb": {"train": f"{_NO_EQUIVALENT}: --out's metrics.jsonl and index.html log the run"},
+    "--wandb_project_name": {"train": f"{_NO_EQUIVALENT}: --out's metrics.jsonl and index.html log the run"},
+    "--update_html_freq": {"train": "--sample-every"},
+    "--print_freq": {"train": "--log-every"},
+    "--no_html": {"train": f"{_NO_EQUIVALENT}: --out always gets index.html"},
+    "--save_latest_freq": {"train": "--checkpoint-every"},
+    "--save_epoch_freq": {"train": "--checkpoint-every: in steps, not epochs"},
+    "--save_by_iter": {"train": f"{_NO_EQUIVALENT}: checkpoints are named by step; --keep-last says how many stay"},
+    "--continue_train": {"train": "--resume"},
+    "--epoch_count": {"train": _RESUME},
+    "--phase": {"train": f"{_NO_EQUIVALENT}: training reads the train folders under --data",
+                "translate": "the INPUT argument: the folder to translate, e.g. DATA/testA"},
+    "--n_epochs": {"train": "--n-epochs"},
+    "--n_epochs_decay": {"train": "--n-epochs-decay"},
+    "--niter": {"train": "--n-epochs"},
+    "--niter_decay": {"train": "--n-epochs-decay"},
+    "--gan_mode": {"train": "--gan-mode"},
+    "--pool_size": {"train cyclegan": "--pool-size",
+                    "train pix2pix": f"{_NO_EQUIVALENT}: pix2pix keeps no image pool, as the reference's (size 0)"},
+    "--lr_policy": {"train": "--lr-policy"},
+    "--lr_decay_iters": {"train": "--lr-decay-iters"},
+    # the models' own options: cycle_gan_model.py, pix2pix_model.py, test_model.py
+    "--lambda_A": {"train cyclegan": "--lambda-A", "train pix2pix": f"{_NO_EQUIVALENT}: a cyclegan loss weight"},
+    "--lambda_B": {"train cyclegan": "--lambda-B", "train pix2pix": f"{_NO_EQUIVALENT}: a cyclegan loss weight"},
+    "--lambda_identity": {"train cyclegan": "--lambda-identity",
+                          "train pix2pix": f"{_NO_EQUIVALENT}: a cyclegan loss weight"},
+    "--lambda_L1": {"train pix2pix": "--lambda-L1", "train cyclegan": f"{_NO_EQUIVALENT}: a pix2pix loss weight"},
+    "--model_suffix": {"translate": "--direction: AtoB is the reference's G_A, BtoA its G_B"},
+    # test_options.py (and its older names: ntest, how_many, which_epoch)
+    "--results_dir": {"translate": "the OUTPUT argument"},
+    "--aspect_ratio": {"translate": f"{_NO_EQUIVALENT}: outputs keep each input's size"},
+    "--num_test": {"translate": _ALL},
+    "--ntest": {"translate": _ALL},
+    "--how_many": {"translate": _ALL},
+    "--which_epoch": {"translate": _WHICH_MODEL},
+}
+
+#: Real-ESRGAN's inference_realesrgan.py (BasicSR's inference scripts share most of its names).
+REALESRGAN_OPTIONS: dict[str, dict[str, str]] = {
+    "-n": {"translate": "the MODEL argument"},
+    "--model_name": {"translate": "the MODEL argument: a pretrained name (i2i models list) or a file"},
+    "--model_path": {"translate": "the MODEL argument"},
+    "-i": {"translate": "the INPUT argument"},
+    "--input": {"translate": "the INPUT argument"},
+    "-o": {"translate": "the OUTPUT argument"},
+    "--output": {"translate": "the OUTPUT argument"},
+    "-s": {"translate": "--outscale"},
+    "-t": {"translate": "--tile"},
+    "--tile_pad": {"translate": "--tile-pad"},
+    "--pre_pad": {"translate": f"{_NO_EQUIVALENT}: each image is padded as the network needs, by itself"},
+    "--fp32": {"translate": "--precision fp32"},
+    "--alpha_upsampler": {"translate": "--alpha-upsampler: realesrgan is model, bicubic is resize"},
+    "--half": {"translate": "--precision fp16"},
+    "-g": {"translate": _DEVICE},
+    "--gpu-id": {"translate": _DEVICE},
+    "--face_enhance": {"translate": f"{_NO_EQUIVALENT}: no face restoration (GFPGAN)"},
+    "--denoise_strength": {"translate": f"{_NO_EQUIVALENT}: a setting of realesr-general-x4v3 alone"},
+}
+
+#: Whose names, in the message: the tables above.
+SOURCES = (("the reference's", REFERENCE_OPTIONS), ("Real-ESRGAN's", REALESRGAN_OPTIONS))
+
+
+def _spelling(flag: str) -> str:
+    """`_` and `-` alike: --crop-size is the reference's --crop_size too."""
+    return flag.replace("_", "-")
+
+
+def equivalent(flag: str, command: str) -> tuple[str, str]:
+    """(whose name `flag` is, its table value in `command`: "train cyclegan", "translate"),
+    or ("", "") where no table has it for that command."""
+    if command in COMMANDS:
+        for whose, table in SOURCES:
+            for name, entry in table.items():
+                value = entry.get(command) or entry.get(command.split()[0], "")
+                if value and _spelling(name) == _spelling(flag):
+                    return whose, value
+    return "", ""
+
+
+def reference_hint(flag: str, command: str) -> str:
+    """"the reference's --ngf is --width here" for an option of the reference code (or of
+    Real-ESRGAN) in `command`, or ""."""
+    whose, value = equivalent(flag, command)
+    if not value:
+        return ""
+    what, _, why = value.partition(": ")
+    said = "has no equivalent here" if what == _NO_EQUIVALENT else f"is {what} here"
+    return f"{whose} {flag} {said}" + (f": {why}" if why else "")
