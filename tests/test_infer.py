@@ -177,7 +177,7 @@ def test_sr_keeps_gray_alpha_and_16_bits(sr):
     rgba = np.dstack([pattern(6, 8), np.tile(np.linspace(0, 255, 8).astype(np.uint8), (6, 1))])
     out = sr(rgba)
     assert out.shape == (12, 16, 4)
-    # the alpha is resized (bicubic), still a left-to-right ramp
+    # the alpha goes through the model (Real-ESRGAN's default), still a left-to-right ramp
     assert out[..., 3].astype(int)[:, 0].max() < 30 and out[..., 3].astype(int)[:, -1].min() > 225
 
 
@@ -683,3 +683,21 @@ def test_pix2pix_folder_in_train_mode_is_reproducible(tmp_path):
     assert outputs["one"] == outputs["batched"]
     single = load_model(model, device="cpu", precision="fp32")(PIL.Image.open(src / "img_2.png"))
     assert np.array_equal(np.asarray(single), np.asarray(PIL.Image.open(tmp_path / "one" / "img_2.png")))
+
+
+def test_colour_into_a_gray_model_is_read_as_training_reads_it(tmp_path):
+    """An RGB file into a 1-channel-input model: its luma rounded to 8-bit levels, as the
+    training datasets (and the reference's PIL convert("L")) make gray images, not float luma."""
+    from i2i.data.datasets import gray
+
+    torch.manual_seed(0)
+    net = i2i.nn.init_weights(i2i.nn.create("resnet_6blocks", in_channels=1, out_channels=3, width=4), "normal", 0.2)
+    path = tmp_path / "gray_in.safetensors"
+    save_model(path, {"G": net}, spec_for_network(net, "cyclegan"))
+    model = load_model(path, device="cpu", precision="fp32")
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    with torch.no_grad():
+        net.eval()
+        expected = net(torch.from_numpy(gray(rgb)).permute(2, 0, 1)[None].float() / 255 * 2 - 1)
+    expected = ((expected[0].permute(1, 2, 0).numpy() + 1) / 2 * 255).round().clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(model(rgb), expected)

@@ -55,15 +55,20 @@ class Result(Protocol):
 
 
 class ArrayPixels:
-    """HxWxC uint8/uint16 arrays of one size (depths may differ) read as io.to_tensor reads them."""
+    """HxWxC uint8/uint16 arrays of one size (depths may differ) read as io.to_tensor reads them;
+    with `gray` (a 1-channel network), colour read as its BT.601 luma rounded to the array's
+    levels, as the training datasets read it (`datasets.gray`, PIL's convert("L"))."""
 
-    def __init__(self, arrays: Sequence[np.ndarray]):
-        self.arrays = arrays
+    def __init__(self, arrays: Sequence[np.ndarray], gray: bool = False):
+        self.arrays, self.gray = arrays, gray
         height, width, channels = arrays[0].shape
-        self.shape = (len(arrays), channels, height, width)
+        self.shape = (len(arrays), 1 if gray else channels, height, width)
 
     def read(self, rows: Index, cols: Index) -> torch.Tensor:
-        return torch.stack([io.to_tensor(_take(array, rows, cols)) for array in self.arrays])
+        from i2i.data.datasets import gray
+
+        windows = [_take(array, rows, cols) for array in self.arrays]
+        return torch.stack([io.to_tensor(gray(window) if self.gray else window) for window in windows])
 
 
 class TensorPixels:

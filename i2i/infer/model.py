@@ -91,6 +91,7 @@ class ImageModel:
         self.input_range, self.output_range = self.spec.input_range, self.spec.output_range
         self.lab = self.spec.color_space == "lab"
         self.keep_gray = self.spec.keeps_gray
+        self.reads_gray = self.in_channels == 1 and not self.lab  # files: colour as training reads it
         self.device = resolve_device(device)
         self.test_mode = test_mode or self.spec.test_mode
         if self.test_mode not in TEST_MODES:
@@ -177,7 +178,7 @@ class ImageModel:
         check_alpha_upsampler(alpha_upsampler)
         size = self._outscaled_size(*pixels[0].shape[:2], outscale)
         result = ArrayResult([16 if array.dtype == np.uint16 else 8 for array in pixels])
-        self.translate_pixels(ArrayPixels(pixels), result, tile=tile, tile_pad=tile_pad, name=name)
+        self.translate_pixels(ArrayPixels(pixels, self.reads_gray), result, tile=tile, tile_pad=tile_pad, name=name)
         if alphas is None:
             out_alphas: list[np.ndarray | None] = [None] * len(pixels)
         elif self.scale == 1:
@@ -201,7 +202,7 @@ class ImageModel:
         with tiles, neither the source nor the result ever exists as floats, and the result
         never exists whole (how `i2i translate` bounds the memory of huge images)."""
         result = StreamResult(16 if pixels.dtype == np.uint16 else 8, write_rows)
-        self.translate_pixels(ArrayPixels([pixels]), result, tile=tile, tile_pad=tile_pad, name=name)
+        self.translate_pixels(ArrayPixels([pixels], self.reads_gray), result, tile=tile, tile_pad=tile_pad, name=name)
         result.flush()
 
     @torch.inference_mode()
