@@ -3,7 +3,8 @@
 Every dataset yields dicts `{"A": input, "B": target, "A_path": str, "B_path": str}`
 (`SingleFolderDataset`: only `A` and `A_path`) with float32 CHW tensors in [0, 1]; the
 pipelines map them to [-1, 1] themselves. Every dataset has `in_channels` and
-`out_channels` (the channels of A and B).
+`out_channels`: the channels of the generator's input and output (of A and B, except for
+`UnpairedDataset` with BtoA, whose A and B keep their folders and the pipeline swaps them).
 
 Layouts (`detect_layout`):
 
@@ -15,15 +16,18 @@ Layouts (`detect_layout`):
 
 A bad image inside a dataset does not stop a run: decoding every file up front would be
 slow, so `__getitem__` catches `ImageReadError`, prints one warning line per file to
-stderr (once per process) and returns the next readable index instead. A dataset in
-which nothing can be read raises `I2IError`.
+stderr (once per process) and returns the next readable index instead (`UnpairedDataset`
+draws another B for a bad B, keeping its A). A dataset in which nothing can be read raises
+`I2IError`. Bad files are remembered per process, and every try starts from the same
+random state, so a sample does not depend on which bad files a worker already knew (a
+resumed run gets the samples of the run that never stopped).
 """
 from __future__ import annotations
 
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -209,10 +213,12 @@ class _RobustDataset(Dataset):
         (per process), so a long run of bad files is read once, not once per batch."""
         n = len(self)
         unreadable = self.__dict__.setdefault("_unreadable", set())
+        state = torch.get_rng_state()  # each try starts here: a known bad index, skipped, draws nothing
         for attempt in range(n):
             candidate = (index + attempt) % n
             if candidate in unreadable:
                 continue
+            torch.set_rng_state(state)
             try:
                 return self._item(candidate)
             except ImageReadError as error:
@@ -233,6 +239,10 @@ class UnpairedDataset(_RobustDataset):
 
     Item i takes A[i % |A|] and, as the reference's unaligned dataset does, a random B
     (or B[i % |B|] with `serial_batches`). The two sides get independent transforms.
+    `in_channels` / `out_channels` are the generator's; with `direction="BtoA"` its input is
+    the B folder, so A is loaded with `out_channels` and B with `in_channels` (items are not
+    swapped: the pipeline does that). A bad B is skipped for another B, drawn from a
+    generator seeded by the sample's seed, so one bad B never costs an A image.
     """
 
     def __init__(
@@ -243,38 +253,78 @@ class UnpairedDataset(_RobustDataset):
         serial_batches: bool = False,
         in_channels: int = 3,
         out_channels: int = 3,
+        direction: str = "AtoB",
     ):
+        if direction not in ("AtoB", "BtoA"):
+            raise UsageError(f"direction must be AtoB or BtoA, got {direction!r}")
         self.root = Path(root)
         layout = detect_layout(self.root)
         if layout != "unpaired":
             raise UsageError(f"{self.root}/ has no {phase}A/ or {phase}B/ (unpaired layout); found {_LAYOUT_WORDS[layout]}")
+        self.b_folder = self.root / f"{phase}B"
         self.a_files = _images(self.root / f"{phase}A")
-        self.b_files = _images(self.root / f"{phase}B")
+        self.b_files = _images(self.b_folder)
         for side, files in (("A", self.a_files), ("B", self.b_files)):
             if not files:
                 raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
         self.transform = transform
         self.serial_batches = serial_batches
-        self.in_channels = in_channels
+        self.in_channels = in_channels  # what the trainer reads: the generator's
         self.out_channels = out_channels
+        # what the folders are loaded with: kept apart, so the generator's never undo them
+        swap = direction == "BtoA"
+        self.a_channels, self.b_channels = (out_channels, in_channels) if swap else (in_channels, out_channels)
 
     def __len__(self) -> int:
         return max(len(self.a_files), len(self.b_files))
 
+    def _load(self, path: Path, channels: int) -> np.ndarray:
+        """One side's pixels after its transform, or an ImageReadError naming the file."""
+        pixels = load_pixels(path, channels)
+        if self.transform is not None:
+            pixels, _ = self.transform(pixels)
+        self._check_fits(pixels, path)
+        return pixels
+
     def _item(self, index: int) -> dict:
         a_path = self.a_files[index % len(self.a_files)]
         if self.serial_batches:
-            b_path = self.b_files[index % len(self.b_files)]
+            first = index % len(self.b_files)
         else:
-            b_path = self.b_files[int(torch.randint(len(self.b_files), ()).item())]
-        a = load_pixels(a_path, self.in_channels)
-        b = load_pixels(b_path, self.out_channels)
-        if self.transform is not None:
-            a, _ = self.transform(a)
-            b, _ = self.transform(b)
-        self._check_fits(a, a_path)
-        self._check_fits(b, b_path)
+            first = int(torch.randint(len(self.b_files), ()).item())
+        a = self._load(a_path, self.a_channels)  # an ImageReadError here marks this A index
+        b_path, b = self._b_side(first)
         return _pack(a, b, a_path, b_path)
+
+    def _b_side(self, first: int) -> tuple[Path, np.ndarray]:
+        """(path, pixels) of B `first` or, if it is bad, of the next good B of a fixed order:
+        B[first + 1], B[first + 2], ... with serial_batches, else a permutation seeded by the
+        sample's seed (torch's initial seed, which SeededDataset sets per sample). Every try
+        starts from the same random state, so the B taken and its crop do not depend on which
+        bad Bs this process already knew. Every B bad: the run's one-line I2IError."""
+        n = len(self.b_files)
+        bad = self.__dict__.setdefault("_bad_b", set())
+        state = torch.get_rng_state()
+        for b_index in self._b_order(first):
+            if b_index in bad:
+                continue
+            torch.set_rng_state(state)
+            try:
+                return self.b_files[b_index], self._load(self.b_files[b_index], self.b_channels)
+            except ImageReadError as error:
+                bad.add(b_index)
+                _warn_once(str(error), self.root)
+        raise I2IError(f"{self.b_folder}/: no readable image found (all {n} files are unreadable or do not fit)")
+
+    def _b_order(self, first: int) -> Iterator[int]:
+        """B indices to try, `first` first; the rest computed only when `first` is bad."""
+        yield first
+        n = len(self.b_files)
+        if self.serial_batches:
+            yield from ((first + step) % n for step in range(1, n))
+            return
+        generator = torch.Generator().manual_seed(torch.initial_seed())
+        yield from (b for b in torch.randperm(n, generator=generator).tolist() if b != first)
 
 
 class PairedDataset(_RobustDataset):
@@ -447,10 +497,13 @@ def lr_size_problem(lr_size: tuple[int, ...], hr_size: tuple[int, ...], lr_path:
             f"divided by {scale}")
 
 
-def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None) -> tuple[Path, Path | None]:
+def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
+               lr_flag: str | None = "--lr-data") -> tuple[Path, Path | None]:
     """(HR folder, LR folder or None for bicubic LR) of super-resolution data: `root` and
     `lr_root` when given; else root/HR + root/LR (BasicSR; LR/X<scale> when it exists),
-    root/B + root/A (`i2i data derive sr`), an HR or B folder alone, or `root` itself."""
+    root/B + root/A (`i2i data derive sr`), an HR or B folder alone, or `root` itself.
+    `lr_flag`: the caller's flag that names an LR folder (`i2i train srgan`'s --lr-data,
+    `i2i eval`'s --lr), offered when LR/ lacks the scale's X<scale>/; None: it has none."""
     root = Path(root)
     if lr_root is not None:
         return root, Path(lr_root)
@@ -460,8 +513,9 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None) 
             if (lr / f"X{scale}").is_dir():
                 lr = lr / f"X{scale}"
             elif lr.is_dir() and (others := sorted(p.name for p in lr.glob("X[0-9]*") if p.is_dir())):
+                or_flag = f", or {lr_flag}" if lr_flag else ""
                 raise UsageError(f"{lr}/ holds {', '.join(o + '/' for o in others)} but no X{scale}/ for "
-                                 f"scale {scale}; give the scale of one of them, or --lr")
+                                 f"scale {scale}; give the scale of one of them{or_flag}")
             return root / hr_name, (lr if lr.is_dir() else None)
     return root, None
 

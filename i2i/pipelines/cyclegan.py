@@ -80,13 +80,11 @@ class CycleGAN(Pipeline):
         if options.direction not in DIRECTIONS:
             raise UsageError(f"direction must be AtoB or BtoA, got {options.direction!r}")
         transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size)
-        # in/out channels are the generator G_A's; with BtoA its input is the trainB folder
+        # in/out channels are the generator G_A's, which the trainer reads back from the
+        # dataset; with BtoA its input is the trainB folder, which the dataset loads with c_in
         c_in, c_out = options.channels()
-        swap = options.direction == "BtoA"
-        dataset = UnpairedDataset(config.data, "train", transform, config.serial_batches,
-                                  *((c_out, c_in) if swap else (c_in, c_out)))
-        dataset.in_channels, dataset.out_channels = c_in, c_out
-        return dataset
+        return UnpairedDataset(config.data, "train", transform, config.serial_batches, c_in, c_out,
+                               direction=options.direction)
 
     def __init__(self, options: CycleGANOptions, config, device: torch.device, **run) -> None:
         super().__init__(options, config, device, **run)
