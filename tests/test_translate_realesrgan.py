@@ -138,6 +138,22 @@ def test_sr_alpha_goes_through_the_model_by_default(nets, bits):
     np.testing.assert_array_equal(translator(net)(image, alpha_upsampler="resize")[..., 3], resized)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_an_opaque_alpha_stays_opaque_without_a_second_pass(nets, bits, monkeypatch):
+    """Most RGBA files are opaque: their alpha comes back full, and the network runs once."""
+    net, _ = nets["rgb"]
+    image = rgba(13, 11, bits)
+    image[..., 3] = 2 ** bits - 1
+    model = translator(net)
+    passes = []
+    original = type(model).translate_pixels
+    monkeypatch.setattr(type(model), "translate_pixels",
+                        lambda self, *args, **kwargs: passes.append(1) or original(self, *args, **kwargs))
+    out = model(image)
+    assert len(passes) == 1 and out.shape == (26, 22, 4)
+    assert (out[..., 3] == 2 ** bits - 1).all()
+
+
 def test_sr_alpha_through_the_model_in_tiles_and_for_gray_models(nets):
     net, _ = nets["rgb"]
     image = rgba(30, 27)

@@ -170,7 +170,8 @@ class ImageModel:
         models upsample it as `alpha_upsampler` says: "model" (Real-ESRGAN's default) runs it
         through the same network, tiles and all, replicated to the network's channels and
         turned back into one plane by BT.601 luma (cv2's BGR2GRAY); "resize" resizes it
-        bicubically, a cheap approximation. `outscale` (None: the model's scale) resizes the
+        bicubically, a cheap approximation. A flat alpha (an opaque RGBA file) stays flat, without
+        a second pass. `outscale` (None: the model's scale) resizes the
         finished output and its alpha to int(side * outscale) of the input with Lanczos, as
         Real-ESRGAN's `--outscale`. `name` (the files) is for the line that says an image is
         tiled because it would not fit in memory.
@@ -183,6 +184,8 @@ class ImageModel:
             out_alphas: list[np.ndarray | None] = [None] * len(pixels)
         elif self.scale == 1:
             out_alphas = list(alphas)
+        elif all(alpha.min() == alpha.max() for alpha in alphas):  # opaque (or flat): stays so, no second pass
+            out_alphas = [np.full(out.shape[:2], alpha.flat[0], alpha.dtype) for out, alpha in zip(result.arrays, alphas)]
         elif alpha_upsampler == "model":
             alpha_result = ArrayResult([16 if alpha.dtype == np.uint16 else 8 for alpha in alphas])
             self.translate_pixels(ArrayPixels([alpha[..., None] for alpha in alphas]), alpha_result,
