@@ -154,6 +154,35 @@ def test_an_opaque_alpha_stays_opaque_without_a_second_pass(nets, bits, monkeypa
     assert (out[..., 3] == 2 ** bits - 1).all()
 
 
+def test_a_flat_alpha_stays_flat_whatever_shares_its_batch_and_for_every_input_kind(nets):
+    net, _ = nets["rgb"]
+    model = translator(net)
+    opaque, soft = rgba(9, 11, seed=1), rgba(9, 11, seed=2)
+    opaque[..., 3] = 255
+    together = model.translate_arrays([opaque[..., :3], soft[..., :3]], [opaque[..., 3], soft[..., 3]])
+    alone = model.translate_arrays([soft[..., :3]], [soft[..., 3]])
+    assert (together[0][1] == 255).all()
+    np.testing.assert_array_equal(together[1][1], alone[0][1])
+    assert (model(opaque.astype(np.float32) / 255)[..., 3] == 1).all()  # floats and tensors alike
+    assert (model(torch.from_numpy(opaque).permute(2, 0, 1).float() / 255)[3] == 1).all()
+    half = np.dstack([opaque[..., :3], np.full((9, 11), 128, np.uint8)])
+    assert (model(half)[..., 3] == 128).all()
+
+
+def test_rgba_to_jpeg_runs_the_network_once(tmp_path, nets):
+    """JPEG holds no alpha: it is dropped before the compute, not computed and thrown away."""
+    net, _ = nets["rgb"]
+    (tmp_path / "in").mkdir()
+    io.write_image(tmp_path / "in" / "a.png", rgba(16, 16)[..., :3], rgba(16, 16)[..., 3])
+    model = translator(net)
+    model(rgba(16, 16)[..., :3])  # the speed probe's passes are done before counting
+    calls = []
+    forward = model.speed.forward
+    model.speed.forward = lambda x: calls.append(tuple(x.shape)) or forward(x)
+    summary = model.translate_folder(tmp_path / "in", tmp_path / "out", ext="jpg", progress=False)
+    assert len(calls) == 1 and summary.done == 1 and summary.alpha_dropped == 1
+
+
 def test_sr_alpha_through_the_model_in_tiles_and_for_gray_models(nets):
     net, _ = nets["rgb"]
     image = rgba(30, 27)

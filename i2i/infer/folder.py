@@ -30,6 +30,7 @@ from i2i.errors import I2IError, UsageError
 from i2i.infer.images import output_size
 
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
+NO_ALPHA = (".jpg", ".jpeg", ".bmp")  # formats that hold no transparency
 
 _READERS = 2  # decode threads (decoding releases the GIL)
 _WRITERS = 2  # encode/write threads
@@ -138,6 +139,7 @@ class FolderRun:
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
         self.ab_side, self.total, self.stream, self.scale = ab_side, total, stream, scale
         self.outscale = outscale
+        self.alpha_dropped: set[Path] = set()  # outputs whose format has no alpha: their inputs had one
         self.lock = threading.Lock()  # counts: the writer threads count their files as they are written
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
@@ -197,6 +199,9 @@ class FolderRun:
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
+            if image.alpha is not None and job.dst.suffix.lower() in NO_ALPHA:  # not computed to be dropped
+                image = dataclasses.replace(image, alpha=None)
+                self.alpha_dropped.add(job.dst)
             if (problem := self._size_problem(job, image)) is not None:
                 self.fail(problem)
                 continue
@@ -257,7 +262,7 @@ class FolderRun:
                 self._done()
                 continue
             for (job, _), (pixels, alpha) in zip(group, outputs):
-                if alpha is not None and job.dst.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+                if job.dst in self.alpha_dropped:
                     self.summary.alpha_dropped += 1
                 write = self._write_pool.submit(self._write, job.dst, pixels, alpha)
                 self.writes.append((job, write))

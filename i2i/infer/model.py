@@ -149,10 +149,8 @@ class ImageModel:
         result = TensorResult()
         self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
         assert result.tensor is not None
-        if alpha is not None and self.scale != 1 and alpha_upsampler == "model":
-            alpha_result = TensorResult()  # one plane in and out: SR models keep gray (see translate_arrays)
-            self.translate_pixels(TensorPixels(alpha), alpha_result, tile=tile, tile_pad=tile_pad)
-            alpha = alpha_result.tensor
+        if alpha is not None and self.scale != 1:
+            alpha = self._upsampled_alpha_tensor(alpha, alpha_upsampler, tile, tile_pad)
         elif alpha is not None:
             alpha = self._resize_alpha(alpha)
         return (result.tensor, alpha) if size is None else resize_tensors(result.tensor, alpha, size)
@@ -184,16 +182,8 @@ class ImageModel:
             out_alphas: list[np.ndarray | None] = [None] * len(pixels)
         elif self.scale == 1:
             out_alphas = list(alphas)
-        elif all(alpha.min() == alpha.max() for alpha in alphas):  # opaque (or flat): stays so, no second pass
-            out_alphas = [np.full(out.shape[:2], alpha.flat[0], alpha.dtype) for out, alpha in zip(result.arrays, alphas)]
-        elif alpha_upsampler == "model":
-            alpha_result = ArrayResult([16 if alpha.dtype == np.uint16 else 8 for alpha in alphas])
-            self.translate_pixels(ArrayPixels([alpha[..., None] for alpha in alphas]), alpha_result,
-                                  tile=tile, tile_pad=tile_pad, name=name)
-            out_alphas = [alpha[..., 0] for alpha in alpha_result.arrays]
         else:
-            resized = self._resize_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas])).cpu()
-            out_alphas = [io.from_tensor(resized[i, 0], bits)[..., 0] for i, bits in enumerate(result.bit_depths)]
+            out_alphas = list(self._upsampled_alphas(alphas, alpha_upsampler, tile, tile_pad, name))
         outputs = list(zip(result.arrays, out_alphas))
         return outputs if size is None else [resize_output(out, alpha, size) for out, alpha in outputs]
 
@@ -272,6 +262,47 @@ class ImageModel:
             measured = tiles.largest_activation(self.net, forward, probe)
             self._activation = -1.0 if measured is None else measured
         return self._activation if self._activation >= 0 else None
+
+    def _upsampled_alphas(self, alphas: list[np.ndarray], upsampler: str, tile: int | None, tile_pad: int | None,
+                          name: str) -> list[np.ndarray]:
+        """HxW uint8/uint16 alphas at an SR output's size. A flat one (an opaque file) stays flat,
+        whatever else is in the batch, without a pass; the others go through the network
+        ("model": one plane, as gray SR) or are resized bicubically ("resize")."""
+        size = (alphas[0].shape[0] * self.scale, alphas[0].shape[1] * self.scale)
+        out: list[np.ndarray | None] = [np.full(size, a.flat[0], a.dtype) if a.min() == a.max() else None
+                                        for a in alphas]
+        varying = [i for i, a in enumerate(out) if a is None]
+        if not varying:
+            return out  # type: ignore[return-value]
+        bits = [16 if alphas[i].dtype == np.uint16 else 8 for i in varying]
+        if upsampler == "model":
+            result = ArrayResult(bits)
+            self.translate_pixels(ArrayPixels([alphas[i][..., None] for i in varying]), result,
+                                  tile=tile, tile_pad=tile_pad, name=name)
+            made = [array[..., 0] for array in result.arrays]
+        else:
+            resized = self._resize_alpha(torch.stack([io.to_tensor(alphas[i]) for i in varying])).cpu()
+            made = [io.from_tensor(resized[j, 0], bits[j])[..., 0] for j in range(len(varying))]
+        for i, alpha in zip(varying, made):
+            out[i] = alpha
+        return out  # type: ignore[return-value]
+
+    def _upsampled_alpha_tensor(self, alpha: torch.Tensor, upsampler: str, tile: int | None,
+                                tile_pad: int | None) -> torch.Tensor:
+        """Nx1xHxW alpha in [0, 1] at an SR output's size, on the device: as `_upsampled_alphas`."""
+        flat = alpha.amin(dim=(1, 2, 3)) == alpha.amax(dim=(1, 2, 3))
+        out = alpha.flatten(1)[:, :1].to(self.device, torch.float32)[:, :, None, None]
+        out = out.expand(-1, 1, alpha.shape[2] * self.scale, alpha.shape[3] * self.scale).clone()
+        varying = (~flat).nonzero().flatten().tolist()
+        if varying:
+            picked = alpha[varying]
+            if upsampler == "model":
+                result = TensorResult()  # one plane in and out: SR models keep gray
+                self.translate_pixels(TensorPixels(picked), result, tile=tile, tile_pad=tile_pad)
+                out[varying] = result.tensor.to(out)
+            else:
+                out[varying] = self._resize_alpha(picked)
+        return out
 
     def _outscaled_size(self, height: int, width: int, outscale: float | None) -> tuple[int, int] | None:
         """The (height, width) to resize a height x width input's output to for `outscale`, or None
