@@ -107,6 +107,8 @@ def test_pretrained_refuses_an_architecture_flag_given_at_its_default(tmp_path):
     (tmp_path / "x4.yaml").write_text("scale: 4\n")
     with pytest.raises(UsageError, match=r"--scale 4 in .*x4.yaml"):
         make_settings("srgan", base, config_file=tmp_path / "x4.yaml")
+    (tmp_path / "copied.yaml").write_text("arch: rrdbnet\nscale: 2\nwidth: 4\nnum_blocks: 0\n")  # as config.yaml has it
+    make_settings("srgan", base, config_file=tmp_path / "copied.yaml")  # 0 blocks: the architecture's own
     config, options = make_settings("srgan", {**base, "scale": 2, "arch": "rrdbnet"})  # its own: fine
     from i2i.pipelines.srgan import SRGAN
 

@@ -446,8 +446,10 @@ def _refuse_other_architecture(options: SRGANOptions, adopted: dict, path: Path,
     the others take the model's."""
     blocks = adopted["num_blocks"] or i2i.nn.defaults(adopted["arch"])["num_blocks"]
     effective = {**adopted, "num_blocks": blocks}
-    clashes = [f"--{name.replace('_', '-')} {getattr(options, name)}{named[name]}" for name, value in effective.items()
-               if name in named and getattr(options, name) != value]
+    asked = {name: where for name, where in named.items()
+             if not (name == "num_blocks" and options.num_blocks == 0)}  # 0: the architecture's own (config.yaml's)
+    clashes = [f"--{name.replace('_', '-')} {getattr(options, name)}{asked[name]}" for name, value in effective.items()
+               if name in asked and getattr(options, name) != value]
     if clashes:
         model = (f"{adopted['arch']} x{adopted['scale']}, width {adopted['width']}, {blocks} blocks, "
                  f"{adopted['channels']} channels")
