@@ -271,7 +271,8 @@ def test_degradation_settings_from_a_file_or_inline_are_recorded_and_used(tmp_pa
         config, options = make_settings("srgan", {"degradation": "realesrgan", "degradation_settings": given,
                                                   "width": 4, "num_blocks": 1, "scale": 2, "image_size": 32})
         SRGAN.resolve(options, config, quiet=True)
-        assert options.degradation_settings == {"clean_prob": 0.5, "round2": {"jpeg_range": [60, 90]}}
+        assert options.degradation_settings == {"clean_prob": 0.5, "round2": {"jpeg_range": [60, 90]},
+                                                "usm_weight": 0.5}  # spelt out: config.yaml says it sharpened
         pipe = SRGAN(options, config, torch.device("cpu"))
         assert pipe.degrade.settings.clean_prob == 0.5 and pipe.degrade.settings.round2.jpeg_range == (60.0, 90.0)
         assert pipe.degrade.settings.round1 == D.RoundSettings()
@@ -343,3 +344,34 @@ def test_usm_weight_zero_keeps_the_hr():
     assert torch.equal(D.RealESRGANDegradation(D.settings_from_mapping({"usm_weight": 0}))
                        .sharpen(hr), hr)
     assert not torch.equal(D.RealESRGANDegradation().sharpen(hr), hr)  # the published recipe sharpens
+
+
+def test_a_realesrgan_run_recorded_without_usm_weight_resumes_without_sharpening(tmp_path):
+    """Runs started before usm_weight existed recorded no such key and trained on the plain HR:
+    resumed, they go on so (config.yaml read as the older i2i meant it); new runs spell it out."""
+    import yaml
+    from click.testing import CliRunner
+    from PIL import Image
+    from test_srgan import _photo
+
+    from i2i.cli import main
+    from i2i.training import make_settings
+
+    (tmp_path / "hr").mkdir()
+    for i in range(2):
+        Image.fromarray(_photo(40, 40, i)).save(tmp_path / "hr" / f"{i}.png")
+    run = tmp_path / "run"
+    args = ["train", "srgan", "--data", str(tmp_path / "hr"), "--out", str(run), "--degradation", "realesrgan",
+            "--scale", "2", "--image-size", "32", "--width", "4", "--num-blocks", "1", "--batch-size", "2",
+            "--num-workers", "0", "--precision", "fp32", "--checkpoint-every", "1"]
+    result = CliRunner().invoke(main, [*args, "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["degradation_settings"] == {"usm_weight": 0.5}  # a new run says it sharpens
+    config["degradation_settings"] = None  # as an older i2i wrote it
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    _, options = make_settings("srgan", resume_from=run)
+    assert options.degradation_settings == {"usm_weight": 0}
+    result = CliRunner().invoke(main, [*args, "--max-steps", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["degradation_settings"] == {"usm_weight": 0}

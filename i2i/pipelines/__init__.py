@@ -33,6 +33,10 @@ The protocol (`Pipeline` is the base class with the shared parts):
             # mode (srgan's discriminator at --stage psnr); `make_settings` refuses one the
             # user set, in one line (the default is `ignored_settings`)
         @classmethod
+        def upgrade_saved(cls, saved) -> dict
+            # a run's config.yaml written by an older i2i, read as that i2i meant it (srgan:
+            # realesrgan runs from before usm_weight trained without sharpening); resume reads it
+        @classmethod
         def check_given(cls, options, given) -> None
             # refuses, in one line, a setting the user gave (`given`: name -> " in FILE" or "") that another
             # source overrides (srgan: --scale against a --pretrained model's); `make_settings`
@@ -164,6 +168,13 @@ class Pipeline:
         something else than its default, in one line, rather than record it in config.yaml and
         train without it."""
         return dict(cls.ignored_settings)
+
+    @classmethod
+    def upgrade_saved(cls, saved: dict) -> dict:
+        """A run's config.yaml (flat) as today's settings say what that run did, where a new
+        setting's default differs from what older runs did (their config.yaml lacks it). Every
+        reader of a saved run (resume, its checks) sees the upgraded settings."""
+        return saved
 
     @classmethod
     def check_given(cls, options: Any, given: Mapping[str, str]) -> None:

@@ -150,6 +150,16 @@ class SRGAN(Pipeline):
         return unused
 
     @classmethod
+    def upgrade_saved(cls, saved: dict) -> dict:
+        """A realesrgan run whose recorded degradation settings lack usm_weight was started before
+        i2i sharpened the HR (new runs record it): it goes on without, as it began."""
+        settings = saved.get("degradation_settings")
+        if saved.get("degradation") != "realesrgan" or (isinstance(settings, Mapping) and "usm_weight" in settings):
+            return saved
+        return {**saved, "degradation_settings": {**(settings if isinstance(settings, Mapping) else {}),
+                                                  "usm_weight": 0}}
+
+    @classmethod
     def check_given(cls, options: SRGANOptions, given: Mapping[str, str]) -> None:
         """An architecture flag given with --pretrained must be the model's, even at its default
         (`--scale 4` with an x2 model): `resolve` can only tell a value set to another."""
@@ -368,7 +378,7 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
 
 def _degradation_mapping(options: SRGANOptions) -> dict | None:
     """--degradation-settings as the mapping config.yaml records (a file or inline YAML),
-    checked against RealESRGANSettings."""
+    checked against RealESRGANSettings; for realesrgan, usm_weight always spelt out."""
     import yaml
 
     from i2i.data.degradations import settings_from_mapping
@@ -376,7 +386,7 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
 
     value = options.degradation_settings
     if value in (None, "", {}):
-        return None
+        return _with_usm_weight({}) if options.degradation == "realesrgan" else None
     if options.degradation != "realesrgan":
         raise UsageError(f"degradation settings are given (--degradation-settings, --config or a resumed run's "
                          f"config.yaml) with --degradation {options.degradation}; they are for realesrgan")
@@ -392,7 +402,15 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
                 raise UsageError(f"--degradation-settings {options.degradation_settings!r}: no such file, "
                                  "nor an inline YAML mapping") from None
     settings_from_mapping(value, "degradation_settings")
-    return value
+    return _with_usm_weight(value)
+
+
+def _with_usm_weight(mapping: dict) -> dict:
+    """The mapping with usm_weight spelt out, so config.yaml says whether the run sharpened its
+    HR (runs recorded without it predate the setting and did not: `upgrade_saved`)."""
+    from i2i.data.degradations import RealESRGANSettings
+
+    return {**mapping, "usm_weight": mapping.get("usm_weight", RealESRGANSettings().usm_weight)}
 
 
 def _vgg_path(options: SRGANOptions) -> Path:

@@ -67,6 +67,9 @@ class RunFolder:
         if pipeline is not None and saved.get("pipeline") != pipeline:
             raise UsageError(f"{self.path}/ is a {saved.get('pipeline')} run, not {pipeline}; "
                              f"cannot resume it as {pipeline}")
+        from i2i.pipelines import get_pipeline
+
+        saved = get_pipeline(saved["pipeline"]).upgrade_saved(saved)  # what an older i2i's run did
         data = saved.get("data")
         if isinstance(data, str) and data and not Path(data).is_absolute() and not Path(data).exists():
             beside = self.path.parent / data  # runs before paths were stored absolute
