@@ -278,8 +278,10 @@ _BLOCK_LAYOUTS = {(1, 5): ("reflect", False), (1, 6): ("reflect", True), (0, 3):
 
 
 # The reference's generator files: <epoch>_net_G.pth (pix2pix, or CycleGAN's --model test) and
-# <epoch>_net_G_A.pth / _net_G_B.pth (CycleGAN: G_A translates A to B, G_B back)
-_GENERATOR_FILE = re.compile(r"(?:.+_)?net_G(?:_([AB]))?\.pth")
+# <epoch>_net_G_A.pth / _net_G_B.pth (CycleGAN: G_A translates A to B, G_B back); in any case
+# (latest_net_G_B.PTH) and with the suffix a browser or file manager gives a second copy of a
+# file ("latest_net_G_B (1).pth", "latest_net_G_B-1.pth"), which leaves it the same run's file
+_GENERATOR_FILE = re.compile(r"(?:.+_)?net_G(?:_([AB]))?(?: \(\d+\)|-\d+)?\.pth", re.IGNORECASE)
 _OTHER = {"AtoB": "BtoA", "BtoA": "AtoB"}
 
 
@@ -288,7 +290,7 @@ def _direction_of(path: Path, notes: list[str]) -> str:
     its A images from the B side, so G (and G_A) translate BtoA and G_B AtoB: its train_opt.txt,
     beside the file, says which; without it, the name (G_B: BtoA) or the default AtoB."""
     named = _GENERATOR_FILE.fullmatch(path.name)
-    side = named.group(1) if named else None
+    side = named.group(1).upper() if named and named.group(1) else None
     trained = _trained_direction(path.parent / "train_opt.txt") if named else None
     if trained is not None:
         direction = _OTHER[trained] if side == "B" else trained

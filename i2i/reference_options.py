@@ -24,6 +24,9 @@ _RESUME = f"{_NO_EQUIVALENT}: --resume continues a run from its last checkpoint"
 _WHICH_MODEL = f"{_NO_EQUIVALENT}: MODEL names the model file (i2i models import makes one of a .pth)"
 _DEVICE = "--device: cuda:N, or cpu"
 _ALL = f"{_NO_EQUIVALENT}: every image in INPUT is translated"
+# Real-ESRGAN blends realesr-general-x4v3 with its -wdn (weak denoise) twin by this strength; 1 is the model alone
+_DENOISE = (f"{_NO_EQUIVALENT}: i2i runs the model as it is; realesr-general-x4v3 is Real-ESRGAN's "
+            "denoise strength 1")
 
 REFERENCE_OPTIONS: dict[str, dict[str, str]] = {
     # base_options.py
@@ -98,7 +101,10 @@ REFERENCE_OPTIONS: dict[str, dict[str, str]] = {
     "--lambda_identity": {"train cyclegan": "--lambda-identity",
                           "train pix2pix": f"{_NO_EQUIVALENT}: a cyclegan loss weight"},
     "--lambda_L1": {"train pix2pix": "--lambda-L1", "train cyclegan": f"{_NO_EQUIVALENT}: a pix2pix loss weight"},
-    "--model_suffix": {"translate": "--direction: AtoB is the reference's G_A, BtoA its G_B"},
+    # test.py loads <epoch>_net_G<suffix>.pth; i2i picks a generator by the way it translates, which for
+    # G_A is the run's --direction (i2i.importers._direction_of)
+    "--model_suffix": {"translate": "--direction: it picks the generator by the way it translates, not by its name; "
+                                    "in a run trained with --direction BtoA, G_A translates B to A and G_B A to B"},
     # test_options.py (and its older names: ntest, how_many, which_epoch)
     "--results_dir": {"translate": "the OUTPUT argument"},
     "--aspect_ratio": {"translate": f"{_NO_EQUIVALENT}: outputs keep each input's size"},
@@ -127,7 +133,8 @@ REALESRGAN_OPTIONS: dict[str, dict[str, str]] = {
     "-g": {"translate": _DEVICE},
     "--gpu-id": {"translate": _DEVICE},
     "--face_enhance": {"translate": f"{_NO_EQUIVALENT}: no face restoration (GFPGAN)"},
-    "--denoise_strength": {"translate": f"{_NO_EQUIVALENT}: a setting of realesr-general-x4v3 alone"},
+    "-dn": {"translate": _DENOISE},
+    "--denoise_strength": {"translate": _DENOISE},
 }
 
 #: Whose names, in the message: the tables above.
@@ -139,24 +146,39 @@ def _spelling(flag: str) -> str:
     return flag.replace("_", "-")
 
 
+def _reported_as(name: str, flag: str) -> bool:
+    """Whether Click reports `name`, typed, as the unknown option `flag`: itself, or for a short
+    option of several letters (Real-ESRGAN's -dn) its first letter, as Click reads -dn as -d -n."""
+    several = name.startswith("-") and not name.startswith("--") and len(name) > 2
+    return _spelling(name) == _spelling(flag) or (several and name[:2] == flag)
+
+
+def _lookup(flag: str, command: str) -> tuple[str, str, str]:
+    """(whose name, the table's name, its value in `command`) for what Click reports as `flag`,
+    the exact name first; ("", "", "") where no table has it for that command."""
+    if command not in COMMANDS:
+        return "", "", ""
+    found = [(whose, name, entry.get(command) or entry.get(command.split()[0], ""))
+             for whose, table in SOURCES for name, entry in table.items() if _reported_as(name, flag)]
+    found = sorted((row for row in found if row[2]), key=lambda row: _spelling(row[1]) != _spelling(flag))
+    return found[0] if found else ("", "", "")
+
+
 def equivalent(flag: str, command: str) -> tuple[str, str]:
     """(whose name `flag` is, its table value in `command`: "train cyclegan", "translate"),
     or ("", "") where no table has it for that command."""
-    if command in COMMANDS:
-        for whose, table in SOURCES:
-            for name, entry in table.items():
-                value = entry.get(command) or entry.get(command.split()[0], "")
-                if value and _spelling(name) == _spelling(flag):
-                    return whose, value
-    return "", ""
+    whose, _, value = _lookup(flag, command)
+    return whose, value
 
 
 def reference_hint(flag: str, command: str) -> str:
     """"the reference's --ngf is --width here" for an option of the reference code (or of
-    Real-ESRGAN) in `command`, or ""."""
-    whose, value = equivalent(flag, command)
+    Real-ESRGAN) in `command`, or "". Real-ESRGAN's -dn comes as the -d Click reports: the
+    hint names -dn, and says why Click said -d."""
+    whose, name, value = _lookup(flag, command)
     if not value:
         return ""
     what, _, why = value.partition(": ")
     said = "has no equivalent here" if what == _NO_EQUIVALENT else f"is {what} here"
-    return f"{whose} {flag} {said}" + (f": {why}" if why else "")
+    named = flag if _spelling(name) == _spelling(flag) else f"{name} (read as {flag})"
+    return f"{whose} {named} {said}" + (f": {why}" if why else "")

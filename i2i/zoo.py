@@ -10,7 +10,10 @@ beyond what the network tells: pipeline, pixel ranges, test mode). Rows also say
 Downloads go to `$I2I_HOME/models` (default `~/.cache/i2i`; the old `$I2I_CACHE` still works),
 resume where they stopped, and are checked against the row's sha256, or, where the publisher gives
 none, against the hash the first download had (pinned in `<file>.json` beside the model, which also
-holds the model file's own hash, checked at every use). After that a model works offline.
+holds the model file's own hash, checked at every use). After that a model works offline. A converted
+file whose network or contract is not what its row makes now (a row corrected since) is converted
+again, saying so in one line: from its own weights (offline) when only the contract changed, else
+from the checkpoint downloaded again (only the converted file is kept).
 
 A converted file holds one generator, "G". It translates AtoB unless the row's spec says otherwise:
 the reference trained facades_label2photo, map2sat and day2night pix2pix with --direction BtoA (their
@@ -27,13 +30,18 @@ import dataclasses
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
 
 from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
 from i2i.errors import I2IError, did_you_mean, one_line
 from i2i.shipped import shipped_path
+
+if TYPE_CHECKING:
+    from i2i.spec import ModelSpec
 
 __all__ = ["ZooEntry", "registry", "lookup", "resolve", "pull", "where", "local_file", "home", "cache_dir", "sha256_of",
            "convert_checkpoint", "list_rows"]
@@ -147,6 +155,8 @@ def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progre
         return pull(entry, progress=progress, timeout=timeout)
     if place == "cached":
         _verify_cached(entry, file)
+        if entry.format == "pth":
+            _reconvert_if_stale(entry, file, progress=progress, timeout=timeout)
     elif entry.sha256:
         _verify(file, entry.sha256, entry, "the registry")
     return file
@@ -196,10 +206,17 @@ def convert_checkpoint(source: Path, target: Path, entry: ZooEntry) -> None:
     registry names the architecture, so nothing is guessed from keys (the old InstanceNorm
     statistics look like BatchNorm's).
     """
-    import i2i.nn
-    from i2i.importers import load_generator, read_state_dict
+    from i2i.importers import read_state_dict
 
-    state = read_state_dict(source)
+    _convert_state(read_state_dict(source), target, entry)
+
+
+def _convert_state(state: dict, target: Path, entry: ZooEntry) -> None:
+    """Generator weights -> `target`, an i2i model file with the row's `arch` and `spec`: one
+    conversion for a download and for a cached file made with an older row."""
+    import i2i.nn
+    from i2i.importers import load_generator
+
     net = i2i.nn.rebuild(entry.arch)
     mismatch = f"{entry.name}: the downloaded weights do not fit {entry.arch['name']}"
     load_generator(net, state, entry.spec, mismatch).save(target)
@@ -301,6 +318,67 @@ def _verify_cached(entry: ZooEntry, cached: Path) -> None:
         raise I2IError(f"{cached} came from {values['url']}, but {entry.name!r} is {entry.url} now; "
                        f"delete it and {record.name} beside it, then run `i2i models pull {entry.name}`")
     _verify(cached, recorded, entry, f"the download record {record}")
+
+
+def _reconvert_if_stale(entry: ZooEntry, cached: Path, *, progress: bool, timeout: float) -> None:
+    """A converted file is made again when the row of its name changed since (map2sat-pix2pix's row
+    learnt that the model translates BtoA): its own network and contract, in its metadata, are
+    compared with what the row makes, so a file from any older row is caught, record or not.
+
+    Only the converted file is kept (the download is deleted after conversion): a new contract is
+    made from the file's own weights (offline; the same weights the download gave), a new
+    architecture from the checkpoint downloaded again (checked against the hash pinned first)."""
+    from i2i.checkpoint import load_model, read_header
+
+    header = read_header(cached)
+    made = header.archs.get("G", {})
+    if not _same_arch(made, entry.arch):
+        _say(progress, f"{entry.name}: {cached.name} was converted as {_shown(made)} with an older registry row, "
+                       f"which now says {_shown(entry.arch)}; downloading the checkpoint again to convert it anew")
+        pull(entry, progress=progress, timeout=timeout)
+        return
+    wanted = _converted_spec(header.spec, entry)
+    changed = [f"{f.name} {_shown(getattr(header.spec, f.name))} -> {_shown(getattr(wanted, f.name))}"
+               for f in dataclasses.fields(wanted) if getattr(header.spec, f.name) != getattr(wanted, f.name)]
+    if not changed:
+        return
+    _say(progress, f"{entry.name}: {cached.name} was converted with an older registry row; converting its "
+                   f"weights again with today's ({'; '.join(changed)})")
+    _convert_state(load_model(cached, ["G"]).networks["G"].state_dict(), cached, entry)
+    record = _record_path(entry)
+    kept = {k: v for k, v in read_record(record).items() if k not in ("url", "sha256")}
+    pin(record, entry.url, sha256_of(cached), **kept)
+
+
+def _same_arch(made: dict, wanted: dict) -> bool:
+    """Whether two architectures build the same network (an option left out is its default)."""
+    import i2i.nn
+
+    if made.get("name") != wanted["name"]:
+        return False
+    base = i2i.nn.defaults(wanted["name"])
+    return {**base, **made} == {**base, **wanted}
+
+
+def _converted_spec(made: ModelSpec, entry: ZooEntry) -> ModelSpec:
+    """The contract `convert_checkpoint` gives the network of a file whose contract is `made`:
+    the network's own channels, scale and sizes, and the row's spec fields."""
+    from i2i.spec import ModelSpec
+
+    network = ModelSpec(pipeline="", in_channels=made.in_channels, out_channels=made.out_channels,
+                        scale=made.scale, size=made.size)
+    return ModelSpec.from_dict({**network.to_dict(), **entry.spec})
+
+
+def _shown(value: object) -> str:
+    """A spec value as the registry writes it ({'BtoA': 'G'} -> {"BtoA": "G"})."""
+    return json.dumps(dict(value) if isinstance(value, Mapping) else value, default=str)
+
+
+def _say(progress: bool, line: str) -> None:
+    """One progress line on stderr (where the download bar goes), unless progress is off."""
+    if progress:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _task_and_size(entry: ZooEntry, local: Path | None) -> tuple[str, str]:

@@ -101,6 +101,11 @@ def test_pix2pix_generator_imported_btoa_feeds_the_right_half(tmp_path):
     ("200_net_G_A.pth", "AtoB", "inferred: direction AtoB (file name: CycleGAN's G_A"),
     ("latest_net_G.pth", "AtoB", "assumed: direction AtoB"),
     ("horse2zebra.pth", "AtoB", "assumed: direction AtoB"),
+    ("latest_net_G_B.PTH", "BtoA", "inferred: direction BtoA (file name: CycleGAN's G_B"),  # any case
+    ("latest_net_g_b.pth", "BtoA", "inferred: direction BtoA (file name: CycleGAN's G_B"),
+    ("latest_net_G_B (1).pth", "BtoA", "inferred: direction BtoA (file name: CycleGAN's G_B"),  # a second copy
+    ("latest_net_G_B-2.pth", "BtoA", "inferred: direction BtoA (file name: CycleGAN's G_B"),
+    ("latest_net_G_B_old.pth", "AtoB", "assumed: direction AtoB"),  # another name: not the reference's
 ])
 def test_direction_inferred_from_the_file_name(tmp_path, name, expected, evidence):
     arch = {"name": "resnet_6blocks", "norm": "instance", "width": 4}
@@ -116,6 +121,8 @@ def test_direction_inferred_from_the_file_name(tmp_path, name, expected, evidenc
     ("latest_net_G_A.pth", "BtoA", "BtoA"),  # CycleGAN trained BtoA reads A from the B side
     ("latest_net_G_B.pth", "BtoA", "AtoB"),  # ... so its G_B translates back, A to B
     ("latest_net_G_B.pth", "AtoB", "BtoA"),
+    ("latest_net_G_B (1).pth", "BtoA", "AtoB"),  # a second copy of the file is still the run's
+    ("LATEST_NET_G_B.PTH", "BtoA", "AtoB"),
 ])
 def test_direction_from_the_runs_train_options(tmp_path, name, trained, expected):
     """The reference writes its options into the run's checkpoint folder (train_opt.txt)."""

@@ -70,6 +70,16 @@ def command(path: str) -> click.Command:
     (["translate", "m", "in", "out", "-s", "2"], "Error: No such option '-s'. (Real-ESRGAN's -s is --outscale here)"),
     (["translate", "m", "in", "out", "--fp32"],
      "Error: No such option '--fp32'. (Real-ESRGAN's --fp32 is --precision fp32 here)"),
+    (["translate", "m", "in", "out", "-dn", "0.5"],  # Click reads -dn as -d -n, and reports -d
+     "Error: No such option '-d'. (Real-ESRGAN's -dn (read as -d) has no equivalent here: i2i runs the model "
+     "as it is; realesr-general-x4v3 is Real-ESRGAN's denoise strength 1)"),
+    (["translate", "m", "in", "out", "--denoise_strength", "0.5"],
+     "Error: No such option '--denoise_strength'. (Real-ESRGAN's --denoise_strength has no equivalent here: "
+     "i2i runs the model as it is; realesr-general-x4v3 is Real-ESRGAN's denoise strength 1)"),
+    (["translate", "m", "in", "out", "--model_suffix", "_A"],  # right for a run trained BtoA too
+     "Error: No such option '--model_suffix'. (the reference's --model_suffix is --direction here: it picks the "
+     "generator by the way it translates, not by its name; in a run trained with --direction BtoA, G_A "
+     "translates B to A and G_B A to B)"),
 ])
 def test_a_reference_name_gets_the_equivalent(args, line):
     code, output = run(*args)
@@ -85,6 +95,16 @@ def test_other_names_keep_the_look_alikes(args, close):
     code, output = run(*args)
     last = output.splitlines()[-1]
     assert code == 2 and close in last and "reference" not in last and "Real-ESRGAN" not in last, output
+
+
+def test_the_model_suffix_hint_agrees_with_how_an_import_reads_the_run(tmp_path):
+    """What the hint says of a run trained BtoA is what `i2i models import` infers for its files."""
+    from i2i.importers import _direction_of
+
+    assert "G_A translates B to A and G_B A to B" in equivalent("--model_suffix", "translate")[1]
+    (tmp_path / "train_opt.txt").write_text("direction: BtoA\n")
+    assert _direction_of(tmp_path / "latest_net_G_A.pth", []) == "BtoA"
+    assert _direction_of(tmp_path / "latest_net_G_B.pth", []) == "AtoB"
 
 
 def test_a_reference_name_another_command_has_no_entry_for_keeps_the_look_alikes():

@@ -370,3 +370,69 @@ def test_models_list_and_translate_by_name(tmp_path, i2i_home, monkeypatch):
         result = cli("translate", "srresnet-x4", str(tmp_path / "in"), out, "--device", "cpu", "--overwrite")
         assert result.exit_code == 0, result.output
     assert read_image(tmp_path / "srresnet-x4" / "a.png").pixels.shape == (36, 28, 3)
+
+
+# --------------------------------------------------------------------------- a row corrected since
+
+
+TINY_UNET = {"name": "unet_32", "norm": "batch", "width": 4, "dropout": True}
+
+
+def test_a_model_converted_with_an_older_row_is_converted_again(tmp_path, server, i2i_home, capsys):
+    """map2sat-pix2pix pulled before its row said BtoA: the cached file (AtoB) is made again with
+    today's row, from its own weights, offline, saying so in one line; the record follows."""
+    from i2i.checkpoint import load_model, read_header
+
+    net = _tiny_unet()
+    server.files["/map2sat.pth"] = reference_checkpoint(net)
+    today = {**json.loads(zoo.REGISTRY_FILE.read_text())["map2sat-pix2pix"], "url": server.url("/map2sat.pth"),
+             "arch": TINY_UNET}
+    assert today["spec"]["default_direction"] == "BtoA"
+    older = {**today, "spec": {k: v for k, v in today["spec"].items() if "direction" not in k}}
+    first = zoo.resolve("map2sat-pix2pix", registry_path=write_registry(tmp_path / "old", {"map2sat-pix2pix": older}))
+    assert read_header(first).spec.default_direction == "AtoB"
+    source_hash = json.loads((i2i_home / "models" / f"{first.name}.json").read_text())["source_sha256"]
+    capsys.readouterr()
+
+    server.stop()  # only the contract changed: no download needed
+    again = zoo.resolve("map2sat-pix2pix", registry_path=write_registry(tmp_path / "new", {"map2sat-pix2pix": today}))
+    assert again == first
+    spec = read_header(again).spec
+    assert (dict(spec.directions), spec.default_direction, spec.test_mode) == ({"BtoA": "G"}, "BtoA", "train")
+    for key, value in net.state_dict().items():
+        assert torch.equal(load_model(again).networks["G"].state_dict()[key], value), key
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "converted with an older registry row" in lines[0], lines
+    assert 'default_direction "AtoB" -> "BtoA"' in lines[0], lines
+    record = json.loads((i2i_home / "models" / f"{again.name}.json").read_text())
+    assert record["sha256"] == zoo.sha256_of(again) and record["source_sha256"] == source_hash
+
+    zoo.resolve("map2sat-pix2pix", registry_path=tmp_path / "new" / "registry.json")  # now current: nothing said
+    assert capsys.readouterr().err == ""
+
+
+def test_a_model_converted_as_another_network_is_downloaded_again(tmp_path, server, i2i_home, capsys):
+    """A row whose architecture changed (dropout off, same weights) cannot be mended from the cached
+    file's metadata alone: the checkpoint is downloaded again (its pinned hash checked) and converted."""
+    import i2i.nn
+    from i2i.checkpoint import read_header
+
+    server.files["/u.pth"] = reference_checkpoint(_tiny_unet())
+    row = {"format": "pth", "url": server.url("/u.pth"), "arch": TINY_UNET, "spec": {"pipeline": "pix2pix"}}
+    zoo.resolve("u", registry_path=write_registry(tmp_path / "old", {"u": row}), progress=False)
+    before = len(server.requests)
+    fixed = {**row, "arch": {**TINY_UNET, "dropout": False}}
+    path = zoo.resolve("u", registry_path=write_registry(tmp_path / "new", {"u": fixed}))
+    assert len(server.requests) == before + 1 and read_header(path).archs["G"]["dropout"] is False
+    assert "downloading the checkpoint again" in capsys.readouterr().err
+    assert not any((i2i_home / "downloads").iterdir())
+    spelt_out = {**fixed, "arch": {**i2i.nn.defaults("unet_32"), **fixed["arch"]}}  # the same network
+    zoo.resolve("u", registry_path=write_registry(tmp_path / "same", {"u": spelt_out}), progress=False)
+    assert len(server.requests) == before + 1  # converted with today's row: used as it is
+
+
+def _tiny_unet() -> torch.nn.Module:
+    import i2i.nn
+
+    torch.manual_seed(0)
+    return i2i.nn.create(**TINY_UNET)
