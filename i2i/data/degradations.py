@@ -376,7 +376,8 @@ class RealESRGANDegradation:
     @torch.no_grad()
     def __call__(self, hr: torch.Tensor, scale: int, clean: torch.Tensor | None = None) -> torch.Tensor:
         """The LR of `hr` (already `sharpen`ed: the caller keeps it as the target).
-        `clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples."""
+        `clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples; made from
+        the plain HR, so with usm_weight those samples learn to sharpen clean images too."""
         s, n = self.settings, hr.shape[0]
         height, width = hr.shape[-2] // scale, hr.shape[-1] // scale
         out = filter2d(hr.float(), self._kernels(lambda: random_blur_kernel(s.blur1, self.draw), n))
