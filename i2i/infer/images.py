@@ -181,6 +181,13 @@ def output_size(height: int, width: int, scale: int, outscale: float | None) -> 
     return size
 
 
+def outscaled_size(height: int, width: int, scale: int, outscale: float | None) -> tuple[int, int] | None:
+    """The (height, width) to resize a height x width input's output to for `outscale`, or None
+    where the model's own size is it (as Real-ESRGAN, which resizes only for another scale)."""
+    size = output_size(height, width, scale, check_outscale(outscale))
+    return None if size == (height * scale, width * scale) else size
+
+
 def resize_output(pixels: np.ndarray, alpha: np.ndarray | None, size: tuple[int, int]
                   ) -> tuple[np.ndarray, np.ndarray | None]:
     """A finished HxWxC output (uint8, uint16 or float in [0, 1]) and its HxW alpha (same dtype)

@@ -22,12 +22,9 @@ model becomes its BT.601 luminance. Gray input to a super-resolution model (the 
 what they produce (a gray sketch into a sketch->photo model comes out in colour). A Lab model
 takes the input's lightness and returns it with the predicted ab.
 
-Alpha. Scale-1 models keep an image's alpha as it is. SR models upsample it as Real-ESRGAN
-does by default: through the same network (tiles and all), as a gray image: replicated to a
-3-channel network's input, and its output back to one plane by BT.601 luma, the gray SR path
-below (scale > 1 keeps gray; Lab models are scale 1). `alpha_upsampler="resize"` resizes it
-bicubically instead (cheap, no second network pass). `outscale` then resizes the finished
-output and alpha (`i2i.infer.images.resize_output`).
+Alpha. Scale-1 models keep an image's alpha as it is; SR models upsample it through the same
+network, as Real-ESRGAN does by default, or resize it (`i2i.infer.alpha`). `outscale` then
+resizes the finished output and alpha (`i2i.infer.images.resize_output`).
 
 Test mode ("train" or "eval"; by default the spec's `test_mode`): "train" runs the generator
 as the pix2pix paper and the reference's test.py (without `--eval`) do: BatchNorm on each
@@ -45,17 +42,16 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from i2i.data import io
 from i2i.data.color import lab_to_rgb, luminance, rgb_to_lab01
 from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
+from i2i.infer.alpha import upsampled_alpha_tensor, upsampled_alphas
 from i2i.infer.images import (ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult,
-                              check_alpha_upsampler, check_not_empty, check_outscale, check_tensor_input, output_size,
-                              resize_output, resize_tensors)
+                              check_alpha_upsampler, check_not_empty, check_tensor_input, outscaled_size, resize_output,
+                              resize_tensors)
 from i2i.infer.speed import Candidate, Speed
 from i2i.nn.inference import (is_stochastic_at_test, normalises_per_image, use_batch_statistics,
                               use_fast_instance_norm)
@@ -145,14 +141,13 @@ class ImageModel:
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
         check_tensor_input(x, alpha)
         check_alpha_upsampler(alpha_upsampler)
-        size = self._outscaled_size(*x.shape[-2:], outscale)
+        size = outscaled_size(*x.shape[-2:], self.scale, outscale)
         result = TensorResult()
         self.translate_pixels(TensorPixels(x), result, tile=tile, tile_pad=tile_pad)
         assert result.tensor is not None
-        if alpha is not None and self.scale != 1:
-            alpha = self._upsampled_alpha_tensor(alpha, alpha_upsampler, tile, tile_pad)
-        elif alpha is not None:
-            alpha = self._resize_alpha(alpha)
+        if alpha is not None:
+            alpha = (upsampled_alpha_tensor(self, alpha, alpha_upsampler, tile, tile_pad) if self.scale != 1
+                     else alpha.to(self.device, torch.float32).clamp(0, 1))
         return (result.tensor, alpha) if size is None else resize_tensors(result.tensor, alpha, size)
 
     @torch.inference_mode()
@@ -164,26 +159,19 @@ class ImageModel:
         (pixels, alpha) per image at its bit depth: as `translate_tensor` on io.to_tensor's
         floats, written back by io.from_tensor, but only a window at a time is ever floats.
 
-        The alpha of a scale-1 model comes back as it is (the float round trip is exact). SR
-        models upsample it as `alpha_upsampler` says: "model" (Real-ESRGAN's default) runs it
-        through the same network, tiles and all, replicated to the network's channels and
-        turned back into one plane by BT.601 luma (cv2's BGR2GRAY); "resize" resizes it
-        bicubically, a cheap approximation. A flat alpha (an opaque RGBA file) stays flat, without
-        a second pass. `outscale` (None: the model's scale) resizes the
-        finished output and its alpha to int(side * outscale) of the input with Lanczos, as
-        Real-ESRGAN's `--outscale`. `name` (the files) is for the line that says an image is
-        tiled because it would not fit in memory.
+        The alpha of a scale-1 model comes back as it is (the float round trip is exact); SR
+        models upsample it as `alpha_upsampler` says ("model", Real-ESRGAN's default, or
+        "resize": `i2i.infer.alpha`). `outscale` (None: the model's scale) resizes the finished
+        output and its alpha to int(side * outscale) of the input with Lanczos, as Real-ESRGAN's
+        `--outscale`. `name` (the files) is for the line that says an image is tiled because it
+        would not fit in memory.
         """
         check_alpha_upsampler(alpha_upsampler)
-        size = self._outscaled_size(*pixels[0].shape[:2], outscale)
+        size = outscaled_size(*pixels[0].shape[:2], self.scale, outscale)
         result = ArrayResult([16 if array.dtype == np.uint16 else 8 for array in pixels])
         self.translate_pixels(ArrayPixels(pixels, self.reads_gray), result, tile=tile, tile_pad=tile_pad, name=name)
-        if alphas is None:
-            out_alphas: list[np.ndarray | None] = [None] * len(pixels)
-        elif self.scale == 1:
-            out_alphas = list(alphas)
-        else:
-            out_alphas = list(self._upsampled_alphas(alphas, alpha_upsampler, tile, tile_pad, name))
+        out_alphas = ([None] * len(pixels) if alphas is None else list(alphas) if self.scale == 1 else
+                      upsampled_alphas(self, alphas, alpha_upsampler, tile, tile_pad, name))
         outputs = list(zip(result.arrays, out_alphas))
         return outputs if size is None else [resize_output(out, alpha, size) for out, alpha in outputs]
 
@@ -262,61 +250,6 @@ class ImageModel:
             measured = tiles.largest_activation(self.net, forward, probe)
             self._activation = -1.0 if measured is None else measured
         return self._activation if self._activation >= 0 else None
-
-    def _upsampled_alphas(self, alphas: list[np.ndarray], upsampler: str, tile: int | None, tile_pad: int | None,
-                          name: str) -> list[np.ndarray]:
-        """HxW uint8/uint16 alphas at an SR output's size. A flat one (an opaque file) stays flat,
-        whatever else is in the batch, without a pass; the others go through the network
-        ("model": one plane, as gray SR) or are resized bicubically ("resize")."""
-        size = (alphas[0].shape[0] * self.scale, alphas[0].shape[1] * self.scale)
-        out: list[np.ndarray | None] = [np.full(size, a.flat[0], a.dtype) if a.min() == a.max() else None
-                                        for a in alphas]
-        varying = [i for i, a in enumerate(out) if a is None]
-        if not varying:
-            return out  # type: ignore[return-value]
-        bits = [16 if alphas[i].dtype == np.uint16 else 8 for i in varying]
-        if upsampler == "model":
-            result = ArrayResult(bits)
-            self.translate_pixels(ArrayPixels([alphas[i][..., None] for i in varying]), result,
-                                  tile=tile, tile_pad=tile_pad, name=name)
-            made = [array[..., 0] for array in result.arrays]
-        else:
-            resized = self._resize_alpha(torch.stack([io.to_tensor(alphas[i]) for i in varying])).cpu()
-            made = [io.from_tensor(resized[j, 0], bits[j])[..., 0] for j in range(len(varying))]
-        for i, alpha in zip(varying, made):
-            out[i] = alpha
-        return out  # type: ignore[return-value]
-
-    def _upsampled_alpha_tensor(self, alpha: torch.Tensor, upsampler: str, tile: int | None,
-                                tile_pad: int | None) -> torch.Tensor:
-        """Nx1xHxW alpha in [0, 1] at an SR output's size, on the device: as `_upsampled_alphas`."""
-        flat = alpha.amin(dim=(1, 2, 3)) == alpha.amax(dim=(1, 2, 3))
-        out = alpha.flatten(1)[:, :1].to(self.device, torch.float32)[:, :, None, None]
-        out = out.expand(-1, 1, alpha.shape[2] * self.scale, alpha.shape[3] * self.scale).clone()
-        varying = (~flat).nonzero().flatten().tolist()
-        if varying:
-            picked = alpha[varying]
-            if upsampler == "model":
-                result = TensorResult()  # one plane in and out: SR models keep gray
-                self.translate_pixels(TensorPixels(picked), result, tile=tile, tile_pad=tile_pad)
-                out[varying] = result.tensor.to(out)
-            else:
-                out[varying] = self._resize_alpha(picked)
-        return out
-
-    def _outscaled_size(self, height: int, width: int, outscale: float | None) -> tuple[int, int] | None:
-        """The (height, width) to resize a height x width input's output to for `outscale`, or None
-        where the model's own size is it (as Real-ESRGAN, which resizes only for another scale)."""
-        size = output_size(height, width, self.scale, check_outscale(outscale))
-        return None if size == (height * self.scale, width * self.scale) else size
-
-    def _resize_alpha(self, alpha: torch.Tensor) -> torch.Tensor:
-        """Nx1xHxW alpha in [0, 1] -> at the output's size (bicubic for SR), on the device:
-        the cheap `alpha_upsampler="resize"`."""
-        alpha = alpha.to(self.device, torch.float32)
-        if self.scale != 1:
-            alpha = F.interpolate(alpha, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return alpha.clamp(0, 1)
 
     def _nan_hint(self) -> str:
         return "" if self.precision == "fp32" else f" (in {self.precision}; does precision fp32 help?)"
