@@ -73,12 +73,13 @@ def serve(models: list[str] | tuple[str, ...] = (), runs: str | None = None, *, 
                          max_upload_bytes=max_upload_mb << 20)
     sock = bind(host, port)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
-    print(f"i2i serve: http://{shown}:{sock.getsockname()[1]}/  (models load when first used; Ctrl-C stops)",
-          flush=True)
-    if not is_loopback(host):
-        print(f"warning: listening on {host}: anyone who can reach this port can translate with these models "
-              "and see these runs", file=sys.stderr, flush=True)
-    try:
+    exposed = not is_loopback(host)
+    try:  # from the first line on, Ctrl-C is the way to stop: a client may act on the address at once
+        print(f"i2i serve: http://{shown}:{sock.getsockname()[1]}/  (models load when first used; Ctrl-C stops)",
+              flush=True)
+        if exposed:
+            print(f"warning: listening on {host}: anyone who can reach this port can translate with these models "
+                  "and see these runs", file=sys.stderr, flush=True)
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shuts down, then raises the signal again: that was the way to stop
         pass
