@@ -151,13 +151,11 @@ class SRGAN(Pipeline):
 
     @classmethod
     def upgrade_saved(cls, saved: dict) -> dict:
-        """A realesrgan run whose recorded degradation settings lack usm_weight was started before
-        i2i sharpened the HR (new runs record it): it goes on without, as it began."""
-        settings = saved.get("degradation_settings")
-        if saved.get("degradation") != "realesrgan" or (isinstance(settings, Mapping) and "usm_weight" in settings):
+        """A realesrgan run recorded without usm_weight began before the HR sharpening: it goes on without."""
+        settings = saved.get("degradation_settings") if isinstance(saved.get("degradation_settings"), Mapping) else {}
+        if saved.get("degradation") != "realesrgan" or "usm_weight" in settings:
             return saved
-        return {**saved, "degradation_settings": {**(settings if isinstance(settings, Mapping) else {}),
-                                                  "usm_weight": 0}}
+        return {**saved, "degradation_settings": {**settings, "usm_weight": 0}}
 
     @classmethod
     def check_given(cls, options: SRGANOptions, given: Mapping[str, str]) -> None:
@@ -165,8 +163,7 @@ class SRGAN(Pipeline):
         (`--scale 4` with an x2 model): `resolve` can only tell a value set to another."""
         named = {name: where for name, where in given.items() if name in ARCHITECTURE_SETTINGS}
         if options.pretrained and named and options.arch in ARCHS:
-            path, adopted = _pretrained_architecture(options)
-            _refuse_other_architecture(options, adopted, path, named)
+            _refuse_other_architecture(options, *_pretrained_architecture(options), named)
 
     @classmethod
     def resolve(cls, options: SRGANOptions, config, quiet: bool = False) -> None:
@@ -271,18 +268,17 @@ class SRGAN(Pipeline):
     # ------------------------------------------------------------------ one step
 
     def augment(self, batch: dict) -> dict:
-        """The shared flips and rotations (LR and HR alike); then, with --degradation
-        realesrgan, the LR is made here, on the device, from the HR."""
+        """The shared flips and rotations (LR and HR alike); then, with --degradation realesrgan,
+        the LR is made here, on the device, from the HR sharpened as the target (`usm_weight`)."""
         batch = super().augment(batch)
         if self.degrade is None:
             return batch
         target = self.degrade.sharpen(batch["B"])  # Real-ESRGAN's gt_usm: the HR itself with usm_weight 0
-        lr_img = self.degrade(target, self.options.scale, clean=batch["A"])
-        return {**batch, "A": lr_img, "B": target, "real": batch["B"]}
+        return {**batch, "A": self.degrade(target, self.options.scale, clean=batch["A"]), "B": target,
+                "real": batch["B"]}
 
     def step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """`B` is the target of the pixel and perceptual losses; the discriminator's real images
-        are `real` where augment() sharpened the target (Real-ESRGAN's gan_gt_usm: false)."""
+        """Losses against `B`; the discriminator's real images are the plain HR (gan_gt_usm: false)."""
         if self.options.stage == "psnr":
             return self._step_psnr(batch["A"], batch["B"])
         return self._step_gan(batch["A"], batch["B"], batch.get("real", batch["B"]))
@@ -434,7 +430,7 @@ def _adopt_pretrained(options: SRGANOptions) -> Path:
     path, adopted = _pretrained_architecture(options)
     defaults = SRGANOptions()
     set_otherwise = {name: "" for name in ARCHITECTURE_SETTINGS if getattr(options, name) != getattr(defaults, name)}
-    _refuse_other_architecture(options, adopted, path, set_otherwise)
+    _refuse_other_architecture(options, path, adopted, set_otherwise)
     for name, value in adopted.items():
         setattr(options, name, value)
     return path
@@ -458,7 +454,7 @@ def _pretrained_architecture(options: SRGANOptions) -> tuple[Path, dict]:
     return path, adopted
 
 
-def _refuse_other_architecture(options: SRGANOptions, adopted: dict, path: Path, named: Mapping[str, str]) -> None:
+def _refuse_other_architecture(options: SRGANOptions, path: Path, adopted: dict, named: Mapping[str, str]) -> None:
     """An architecture flag (`named`: those the user set -> " in FILE" or "") against the
     pretrained generator's (`--scale 2` with an x4 model) is one line, not silently replaced;
     the others take the model's."""
