@@ -224,7 +224,7 @@ def test_translate_to_jpeg_says_that_transparency_was_dropped(tmp_path, models):
     code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "out", "--ext", "jpg",
                            "--device", "cpu")
     assert code == 0 and "done 2" in output, output
-    assert "the transparency of 1 image was dropped (JPEG and BMP have none; --ext png keeps it)" in output
+    assert "the transparency of 1 image was dropped (JPEG and BMP have none; a PNG output keeps it)" in output
     code, output = run_cli("translate", models["sr"], tmp_path / "in", tmp_path / "png", "--device", "cpu")
     assert code == 0 and "transparency" not in output, output
 

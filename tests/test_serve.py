@@ -190,6 +190,8 @@ def test_error_statuses_are_json(setup, tmp_path):
         (400, "/api/translate?model=sr&tile=abc", good, "tile"),
         (400, "/api/translate?model=sr&tile=-8", good, "tile"),
         (400, "/api/translate?model=sr&tile=3", good, "tile"),
+        (400, "/api/translate?model=sr&outscale=2", good, "unknown parameter outscale"),  # not silently x2
+        (400, "/api/translate?model=sr&tile_pad=4&alpha_upsampler=resize", good, "alpha_upsampler, tile_pad"),
         (404, "/api/run?name=nope", None, "unknown run"),
     ]
     for status, path, body, words in cases:

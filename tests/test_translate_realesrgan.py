@@ -169,6 +169,16 @@ def test_a_flat_alpha_stays_flat_whatever_shares_its_batch_and_for_every_input_k
     assert (model(half)[..., 3] == 128).all()
 
 
+def test_an_opaque_rgba_to_jpeg_loses_nothing_and_says_nothing(tmp_path, nets):
+    net, _ = nets["rgb"]
+    (tmp_path / "in").mkdir()
+    opaque = rgba(8, 8)
+    io.write_image(tmp_path / "in" / "opaque.png", opaque[..., :3], np.full((8, 8), 255, np.uint8))
+    io.write_image(tmp_path / "in" / "soft.png", opaque[..., :3], opaque[..., 3])
+    summary = translator(net).translate_folder(tmp_path / "in", tmp_path / "out", ext="jpg", progress=False)
+    assert summary.done == 2 and summary.alpha_dropped == 1  # the soft one only
+
+
 def test_rgba_to_jpeg_runs_the_network_once(tmp_path, nets):
     """JPEG holds no alpha: it is dropped before the compute, not computed and thrown away."""
     net, _ = nets["rgb"]
@@ -331,11 +341,13 @@ def test_api_refuses_nonsense_in_one_line(nets):
     net, _ = nets["rgb"]
     model = translator(net)
     image = pattern(8, 8)
-    for value in (0, -2.5, float("nan"), float("inf"), True, "2"):
+    for value in (0, -2.5, float("nan"), float("inf"), True, "2", 10 ** 400):
         with pytest.raises(UsageError, match="outscale must be a finite number above 0"):
             model(image, outscale=value)
     with pytest.raises(UsageError, match=r"outscale 0\.05 makes its 8x8 px input 0x0 px, under 1 px a side"):
         model(image, outscale=0.05)
+    with pytest.raises(UsageError, match=r"^outscale 1e\+300 makes its 8x8 px input over 2147483647 px a side$"):
+        model(image, outscale=1e300)  # not two 300-digit sizes
     with pytest.raises(UsageError, match="alpha_upsampler must be one of model, resize, not 'bicubic'"):
         model(rgba(8, 8), alpha_upsampler="bicubic")
     with pytest.raises(UsageError, match="outscale must be"):

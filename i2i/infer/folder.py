@@ -64,7 +64,7 @@ class Summary:
     def __str__(self) -> str:
         rate = f" ({self.done / self.seconds:.2f} images/s)" if self.done and self.seconds > 0 else ""
         dropped = (f"; the transparency of {self.alpha_dropped} image{'s' if self.alpha_dropped > 1 else ''} "
-                   "was dropped (JPEG and BMP have none; --ext png keeps it)") if self.alpha_dropped else ""
+                   "was dropped (JPEG and BMP have none; a PNG output keeps it)") if self.alpha_dropped else ""
         return (f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
                 f"in {self.seconds:.1f} s{rate}{dropped}")
 
@@ -200,8 +200,9 @@ class FolderRun:
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
             if image.alpha is not None and job.dst.suffix.lower() in NO_ALPHA:  # not computed to be dropped
+                if image.alpha.min() < np.iinfo(image.alpha.dtype).max:  # an opaque one loses nothing
+                    self.alpha_dropped.add(job.dst)
                 image = dataclasses.replace(image, alpha=None)
-                self.alpha_dropped.add(job.dst)
             if (problem := self._size_problem(job, image)) is not None:
                 self.fail(problem)
                 continue

@@ -153,11 +153,14 @@ def check_outscale(outscale: object) -> float | None:
     above 0 is a one-line UsageError, before a model loads or an image is computed."""
     if outscale is None:
         return None
-    if (not isinstance(outscale, numbers.Real) or isinstance(outscale, bool)
-            or not math.isfinite(outscale) or outscale <= 0):
+    try:
+        value = float(outscale) if isinstance(outscale, numbers.Real) and not isinstance(outscale, bool) else math.nan
+    except OverflowError:  # an int beyond floats
+        value = math.inf
+    if not math.isfinite(value) or value <= 0:
         raise UsageError(f"outscale must be a finite number above 0 (the output's size over the input's), "
                          f"not {outscale!r}")
-    return float(outscale)
+    return value
 
 
 def check_alpha_upsampler(upsampler: object) -> str:
@@ -174,10 +177,11 @@ def output_size(height: int, width: int, scale: int, outscale: float | None) -> 
     if outscale is None:
         return height * scale, width * scale
     size = int(height * outscale), int(width * outscale)
-    if min(size) < 1 or max(size) > MAX_OUTPUT_SIDE:
-        limit = "under 1 px" if min(size) < 1 else f"over {MAX_OUTPUT_SIDE} px"
+    if max(size) > MAX_OUTPUT_SIDE:
+        raise UsageError(f"outscale {outscale:g} makes its {width}x{height} px input over {MAX_OUTPUT_SIDE} px a side")
+    if min(size) < 1:
         raise UsageError(f"outscale {outscale:g} makes its {width}x{height} px input {size[1]}x{size[0]} px, "
-                         f"{limit} a side")
+                         "under 1 px a side")
     return size
 
 

@@ -2,7 +2,7 @@
 
     GET  /                      the page (static/index.html; its script and style beside it)
     GET  /api/models            the models, each with its task, scale and directions
-    POST /api/translate?model=NAME[&direction=AtoB][&tile=N]   image bytes in, PNG out
+    POST /api/translate?model=NAME[&direction=AtoB][&tile=N]   image bytes in, PNG out (other parameters: 400)
     GET  /api/status[?job=ID]   the translation queue (the page says when its job waits)
     GET  /api/runs              the training runs under --runs
     GET  /api/run?name=NAME     a run's step, loss curves (SVG) and latest sample step
@@ -41,6 +41,7 @@ STATIC_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javasc
                 "style.css": "text/css; charset=utf-8"}
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TILE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit(), but int("²") fails
+_TRANSLATE_QUERY = ("model", "direction", "tile")  # anything else is refused, not ignored (outscale=...)
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
                                "script-src 'self'; connect-src 'self'; object-src 'none'; frame-ancestors 'none'",
@@ -78,6 +79,9 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
 
     async def translate(request: Request) -> Response:
         query = request.query_params
+        if unknown := sorted(set(query) - set(_TRANSLATE_QUERY)):
+            raise ApiError(400, f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                                f"/api/translate takes {', '.join(_TRANSLATE_QUERY)} (i2i translate has the others)")
         entry = await run_in_threadpool(catalog.model, query.get("model", ""))
         if entry is None:
             raise ApiError(404, f"unknown model {query.get('model', '')!r}; GET /api/models lists them")
