@@ -30,22 +30,24 @@ def upsampled_alphas(model: SRModel, alphas: list[np.ndarray], upsampler: str, t
                      tile_pad: int | None, name: str = "") -> list[np.ndarray]:
     """HxW uint8/uint16 alphas at the SR output's size (`upsampler`: "model" or "resize")."""
     size = (alphas[0].shape[0] * model.scale, alphas[0].shape[1] * model.scale)
-    out: list[np.ndarray | None] = [np.full(size, a.flat[0], a.dtype) if a.min() == a.max() else None
-                                    for a in alphas]
-    varying = [i for i, a in enumerate(out) if a is None]
-    bits = [16 if alphas[i].dtype == np.uint16 else 8 for i in varying]
-    if varying and upsampler == "model":
+    flat = [alpha.min() == alpha.max() for alpha in alphas]
+    varying = [alpha for alpha, is_flat in zip(alphas, flat) if not is_flat]
+    made = iter(_upsampled(model, varying, upsampler, tile, tile_pad, name) if varying else [])
+    return [np.full(size, alpha.flat[0], alpha.dtype) if is_flat else next(made)
+            for alpha, is_flat in zip(alphas, flat)]
+
+
+def _upsampled(model: SRModel, alphas: list[np.ndarray], upsampler: str, tile: int | None, tile_pad: int | None,
+               name: str) -> list[np.ndarray]:
+    """Alphas that are not flat, through the network ("model") or resized ("resize")."""
+    bits = [16 if alpha.dtype == np.uint16 else 8 for alpha in alphas]
+    if upsampler == "model":
         result = ArrayResult(bits)
-        model.translate_pixels(ArrayPixels([alphas[i][..., None] for i in varying]), result,
+        model.translate_pixels(ArrayPixels([alpha[..., None] for alpha in alphas]), result,
                                tile=tile, tile_pad=tile_pad, name=name)
-        made = [array[..., 0] for array in result.arrays]
-    elif varying:
-        resized = resized_alpha(torch.stack([io.to_tensor(alphas[i]) for i in varying]), model.scale,
-                                model.device).cpu()
-        made = [io.from_tensor(resized[j, 0], bits[j])[..., 0] for j in range(len(varying))]
-    for i, alpha in zip(varying, made if varying else []):
-        out[i] = alpha
-    return out  # type: ignore[return-value]  # every place is filled
+        return [array[..., 0] for array in result.arrays]
+    resized = resized_alpha(torch.stack([io.to_tensor(alpha) for alpha in alphas]), model.scale, model.device).cpu()
+    return [io.from_tensor(resized[i, 0], depth)[..., 0] for i, depth in enumerate(bits)]
 
 
 def upsampled_alpha_tensor(model: SRModel, alpha: torch.Tensor, upsampler: str, tile: int | None,
