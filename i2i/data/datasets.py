@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ from i2i.data.io import list_images, read_image, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
 from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
+
+T = TypeVar("T")
 
 TASKS = ("colorize", "colorize_lab", "sketch")
 
@@ -212,19 +214,27 @@ class _RobustDataset(Dataset):
         """Item `index`, or the next readable one after it. Unreadable indices are remembered
         (per process), so a long run of bad files is read once, not once per batch."""
         n = len(self)
-        unreadable = self.__dict__.setdefault("_unreadable", set())
-        state = torch.get_rng_state()  # each try starts here: a known bad index, skipped, draws nothing
-        for attempt in range(n):
-            candidate = (index + attempt) % n
-            if candidate in unreadable:
-                continue
-            torch.set_rng_state(state)
-            try:
-                return self._item(candidate)
-            except ImageReadError as error:
-                unreadable.add(candidate)
-                _warn_once(str(error), self.root)
-        raise I2IError(f"{self.root}/: no readable image found (all {n} files are unreadable or do not fit)")
+        return _first_readable(((index + attempt) % n for attempt in range(n)), self._item,
+                               self.__dict__.setdefault("_unreadable", set()), self.root, f"{self.root}/", n)
+
+
+def _first_readable(candidates: Iterator[int], load: Callable[[int], T], bad: set[int], root: Path,
+                    folder: str, n: int) -> T:
+    """`load(i)` of the first candidate not known to be bad that reads. A bad one is remembered
+    in `bad` (per process) and named once; every try starts from the same random state (a known
+    bad index, skipped, draws nothing), so what a sample gets does not depend on which bad files
+    this process already knew. None readable: the run's one-line I2IError naming `folder`."""
+    state = torch.get_rng_state()
+    for candidate in candidates:
+        if candidate in bad:
+            continue
+        torch.set_rng_state(state)
+        try:
+            return load(candidate)
+        except ImageReadError as error:
+            bad.add(candidate)
+            _warn_once(str(error), root)
+    raise I2IError(f"{folder}: no readable image found (all {n} files are unreadable or do not fit)")
 
 
 def _pack(a: np.ndarray, b: np.ndarray, a_path: Path | str, b_path: Path | str) -> dict:
@@ -301,20 +311,12 @@ class UnpairedDataset(_RobustDataset):
         B[first + 1], B[first + 2], ... with serial_batches, else a permutation seeded by the
         sample's seed (torch's initial seed, which SeededDataset sets per sample). Every try
         starts from the same random state, so the B taken and its crop do not depend on which
-        bad Bs this process already knew. Every B bad: the run's one-line I2IError."""
-        n = len(self.b_files)
-        bad = self.__dict__.setdefault("_bad_b", set())
-        state = torch.get_rng_state()
-        for b_index in self._b_order(first):
-            if b_index in bad:
-                continue
-            torch.set_rng_state(state)
-            try:
-                return self.b_files[b_index], self._load(self.b_files[b_index], self.b_channels)
-            except ImageReadError as error:
-                bad.add(b_index)
-                _warn_once(str(error), self.root)
-        raise I2IError(f"{self.b_folder}/: no readable image found (all {n} files are unreadable or do not fit)")
+        bad Bs this process already knew (`_first_readable`). Every B bad: the run's one-line I2IError."""
+        def load(b_index: int) -> tuple[Path, np.ndarray]:
+            return self.b_files[b_index], self._load(self.b_files[b_index], self.b_channels)
+
+        return _first_readable(self._b_order(first), load, self.__dict__.setdefault("_bad_b", set()), self.root,
+                               f"{self.b_folder}/", len(self.b_files))
 
     def _b_order(self, first: int) -> Iterator[int]:
         """B indices to try, `first` first; the rest computed only when `first` is bad."""
