@@ -46,6 +46,7 @@ from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 )
+NO_ALPHA_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".bmp"})  # written without the alpha
 
 # Images wider x higher than this are refused from the header, before any pixel is
 # decoded (a small file can claim to be 100000 x 100000). It is Pillow's own hard limit
@@ -584,8 +585,8 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         if alpha is not None and pixels.shape[2] == 1:  # Pillow cannot open 16-bit gray+alpha TIFF
             pixels = np.repeat(pixels, 3, axis=2)
         return encode_tiff16(pixels if alpha is None else np.dstack([pixels, alpha]))
-    if extension in (".jpg", ".jpeg", ".bmp"):
-        alpha = None  # these formats cannot hold alpha
+    if extension in NO_ALPHA_EXTENSIONS:
+        alpha = None
     if sixteen:  # formats without 16-bit samples
         pixels = to_dtype(pixels, np.uint8)
     if alpha is not None:

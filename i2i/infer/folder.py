@@ -30,7 +30,6 @@ from i2i.errors import I2IError, UsageError
 from i2i.infer.images import output_size
 
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
-NO_ALPHA = (".jpg", ".jpeg", ".bmp")  # formats that hold no transparency
 
 _READERS = 2  # decode threads (decoding releases the GIL)
 _WRITERS = 2  # encode/write threads
@@ -199,7 +198,7 @@ class FolderRun:
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
-            if image.alpha is not None and job.dst.suffix.lower() in NO_ALPHA:  # not computed to be dropped
+            if image.alpha is not None and job.dst.suffix.lower() in io.NO_ALPHA_EXTENSIONS:  # not computed to be dropped
                 if image.alpha.min() < np.iinfo(image.alpha.dtype).max:  # an opaque one loses nothing
                     self.alpha_dropped.add(job.dst)
                 image = dataclasses.replace(image, alpha=None)
