@@ -89,14 +89,38 @@ def _name_reference_option(error: click.NoSuchOption) -> None:
     i2i's equivalent instead of Click's look-alikes (--ngf: --ndf, the discriminator's width)."""
     from i2i.reference_options import reference_hint
 
-    names, ctx = [], error.ctx
-    while ctx is not None and ctx.parent is not None:  # "train cyclegan": the command below i2i
-        names.insert(0, ctx.info_name or "")
-        ctx = ctx.parent
-    hint = reference_hint(error.option_name, " ".join(names))
+    hint = reference_hint(error.option_name, _command_below_main(error.ctx))
     if not hint:
         raise error
     raise click.NoSuchOption(error.option_name, f"{error.message} ({hint})", ctx=error.ctx) from None
+
+
+def _command_below_main(ctx: click.Context | None) -> str:
+    """"train cyclegan": the command below i2i that `ctx` is of, as i2i.reference_options names it."""
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:
+        names.insert(0, ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(names)
+
+
+class _ReferenceChoice(click.Choice):
+    """A Choice whose refusal of a value another tool spells otherwise for the same option
+    (Real-ESRGAN's --ext auto) names i2i's (i2i.reference_options), as _name_reference_option
+    does for the option names."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:
+            from i2i.reference_options import reference_hint
+
+            command = _command_below_main(ctx)
+            for opt in param.opts if param else []:
+                if hint := reference_hint(f"{opt} {value}", command):
+                    error.message = f"{error.message} ({hint})"
+                    break
+            raise
 
 
 def _missing_dependency(error: Exception) -> None:
@@ -507,7 +531,7 @@ def train_group() -> None:
 @click.argument("output", type=click.Path(path_type=str))
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default=None,
               help="CycleGAN models: which generator (default: the direction it was trained for).")
-@click.option("--ext", type=click.Choice(["png", "jpg", "same"]), default="png", show_default=True,
+@click.option("--ext", type=_ReferenceChoice(["png", "jpg", "same"]), default="png", show_default=True,
               help="Output format; 'same' keeps each input's extension.")
 @click.option("--suffix", default="", help="Appended to each output's stem, e.g. _fake.")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,

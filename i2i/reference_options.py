@@ -8,7 +8,8 @@ Each value is i2i's equivalent ("--width", "the MODEL argument", "--precision fp
 "no equivalent", then, after ": ", what to know or do instead. Scopes: "train" is the
 reference's two models (train cyclegan, train pix2pix), a pipeline's own key overrides it;
 "translate" is the reference's test.py (and Real-ESRGAN's inference script). A name that is
-already an option of the command has no entry there: Click never reports it.
+already an option of the command has no entry there: Click never reports it; but a value of
+it that i2i spells otherwise has one, as "--ext auto" (the CLI's choices name it on refusal).
 """
 from __future__ import annotations
 
@@ -123,6 +124,7 @@ REALESRGAN_OPTIONS: dict[str, dict[str, str]] = {
     "--input": {"translate": "the INPUT argument"},
     "-o": {"translate": "the OUTPUT argument"},
     "--output": {"translate": "the OUTPUT argument"},
+    "--ext auto": {"translate": "--ext same: each output keeps its input's extension"},
     "-s": {"translate": "--outscale"},
     "-t": {"translate": "--tile"},
     "--tile_pad": {"translate": "--tile-pad"},
@@ -162,13 +164,6 @@ def _lookup(flag: str, command: str) -> tuple[str, str, str]:
              for whose, table in SOURCES for name, entry in table.items() if _reported_as(name, flag)]
     found = sorted((row for row in found if row[2]), key=lambda row: _spelling(row[1]) != _spelling(flag))
     return found[0] if found else ("", "", "")
-
-
-def equivalent(flag: str, command: str) -> tuple[str, str]:
-    """(whose name `flag` is, its table value in `command`: "train cyclegan", "translate"),
-    or ("", "") where no table has it for that command."""
-    whose, _, value = _lookup(flag, command)
-    return whose, value
 
 
 def reference_hint(flag: str, command: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from i2i.cli import main
-from i2i.reference_options import COMMANDS, SOURCES, equivalent
+from i2i.reference_options import COMMANDS, SOURCES, reference_hint
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -101,7 +101,7 @@ def test_the_model_suffix_hint_agrees_with_how_an_import_reads_the_run(tmp_path)
     """What the hint says of a run trained BtoA is what `i2i models import` infers for its files."""
     from i2i.importers import _direction_of
 
-    assert "G_A translates B to A and G_B A to B" in equivalent("--model_suffix", "translate")[1]
+    assert "G_A translates B to A and G_B A to B" in reference_hint("--model_suffix", "translate")
     (tmp_path / "train_opt.txt").write_text("direction: BtoA\n")
     assert _direction_of(tmp_path / "latest_net_G_A.pth", []) == "BtoA"
     assert _direction_of(tmp_path / "latest_net_G_B.pth", []) == "AtoB"
@@ -149,4 +149,33 @@ def test_the_table_is_well_formed():
     for path in COMMANDS:
         flags = [flag.replace("_", "-") for _, flag, at, _ in _entries() if at == path]
         assert len(flags) == len(set(flags)), path
-    assert equivalent("--ngf", "train srgan") == ("", "")  # not the reference's model
+    assert reference_hint("--ngf", "train srgan") == ""  # not the reference's model
+
+
+@pytest.mark.parametrize("args", [["--ext", "auto"], ["--ext=auto"]])
+def test_a_reference_value_of_an_option_i2i_has_gets_the_equivalent(args):
+    """Real-ESRGAN's --ext auto (keep the input's extension) is i2i's --ext same: Click's refusal
+    of the value names it, as an unknown option name gets its equivalent."""
+    code, output = run("translate", "m", "in", "out", *args)
+    assert code == 2 and output.splitlines()[-1] == (
+        "Error: Invalid value for '--ext': 'auto' is not one of 'png', 'jpg', 'same'. "
+        "(Real-ESRGAN's --ext auto is --ext same here: each output keeps its input's extension)"), output
+    code, output = run("translate", "m", "in", "out", "--ext", "gif")  # no one's value: Click's line alone
+    assert code == 2 and output.splitlines()[-1] == (
+        "Error: Invalid value for '--ext': 'gif' is not one of 'png', 'jpg', 'same'."), output
+
+
+def test_every_value_entry_is_a_value_its_option_refuses_and_names():
+    """An entry for an option and a value ("--ext auto") is for an option the command has, a
+    value it refuses, and the refusal names the entry's equivalent (the option's type looks it up)."""
+    values = [entry for entry in _entries() if " " in entry[1]]
+    assert values
+    for whose, flag, path, _ in values:
+        name, refused = flag.split(" ")
+        option = next(p for p in command(path).params if name in p.opts)
+        assert refused not in option.type.choices, (flag, path)
+        arguments = ["m", "in", "out"] if path == "translate" else []
+        code, output = run(*path.split(), *arguments, name, refused)
+        hint = reference_hint(flag, path)
+        assert hint.startswith(f"{whose} {flag} is "), (flag, hint)
+        assert code == 2 and output.splitlines()[-1].endswith(f" ({hint})"), output
