@@ -560,7 +560,7 @@ def train_group() -> None:
 @click.option("--outscale", type=float, default=None,
               help="Output size over the input's, as Real-ESRGAN's -s: the output is resized with Lanczos to "
                    "int(side x outscale) of the input's sides.  [default: the model's scale]")
-@click.option("--alpha-upsampler", type=click.Choice(["model", "resize"]), default="model", show_default=True,
+@click.option("--alpha-upsampler", type=_ReferenceChoice(["model", "resize"]), default="model", show_default=True,
               help="SR models: 'model' runs the alpha channel through the network too (Real-ESRGAN's default); "
                    "'resize' resizes it bicubically (cheaper). Scale-1 models keep the alpha as it is.")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,

@@ -131,6 +131,8 @@ REALESRGAN_OPTIONS: dict[str, dict[str, str]] = {
     "--pre_pad": {"translate": f"{_NO_EQUIVALENT}: each image is padded as the network needs, by itself"},
     "--fp32": {"translate": "--precision fp32"},
     "--alpha_upsampler": {"translate": "--alpha-upsampler: realesrgan is model, bicubic is resize"},
+    "--alpha-upsampler realesrgan": {"translate": "--alpha-upsampler model: the alpha goes through the network"},
+    "--alpha-upsampler bicubic": {"translate": "--alpha-upsampler resize: the alpha is resized bicubically"},
     "--half": {"translate": "--precision fp16"},
     "-g": {"translate": _DEVICE},
     "--gpu-id": {"translate": _DEVICE},
