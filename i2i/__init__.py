@@ -1,6 +1,10 @@
 """i2i: image-to-image translation (CycleGAN, pix2pix, SRGAN) from one set of blocks.
 
-The public API is small and imported lazily, so `import i2i` and `i2i --help` stay fast.
+The public API is small and imported lazily, so `import i2i` and `i2i --help` stay fast:
+
+    upscaler = i2i.load_model("srresnet-x4")     # a model file, a run folder or a name
+    big = upscaler(PIL.Image.open("small.png"))   # an i2i.Translator: PIL, numpy or tensors
+    run = i2i.train("pix2pix", {"data": "photos/", "task": "sketch", "out": "runs/sketch"})
 """
 from __future__ import annotations
 
@@ -24,3 +28,8 @@ def __getattr__(name: str):
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'i2i' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so tab completion and help(i2i) show the API without importing it."""
+    return sorted({*globals(), *_LAZY})

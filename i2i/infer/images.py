@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -238,7 +239,9 @@ def translate_image(image: Any, translate: TensorCall, translate_arrays: ArrayCa
 
     if isinstance(image, PIL.Image.Image):
         return _translate_pil(image, translate, translate_arrays)
-    raise UsageError(f"cannot translate a {type(image).__name__}: give a PIL image, a numpy array or a tensor")
+    path = isinstance(image, (str, os.PathLike))
+    hint = " (open a file with PIL.Image.open; translate_folder takes paths)" if path else ""
+    raise UsageError(f"cannot translate a {type(image).__name__}: give a PIL image, a numpy array or a tensor{hint}")
 
 
 def translate_batch(images: list[io.Image], translate: ArrayCall) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -255,7 +258,11 @@ def _translate_tensor(image: torch.Tensor, translate: TensorCall) -> torch.Tenso
         raise UsageError(f"expected a CxHxW or NxCxHxW tensor with 1-4 channels, not shape {tuple(image.shape)}")
     if not image.is_floating_point():
         raise UsageError(f"expected a float tensor in [0, 1], not {image.dtype}")
+    if image.device.type == "meta":
+        raise UsageError("the tensor is on the 'meta' device, which holds no pixels: give one on the cpu or a GPU")
     y = _with_alpha(image if batched else image[None], translate).to(image.device, image.dtype)
+    if y.is_inference() and not torch.is_inference_mode_enabled():
+        y = y.clone()  # an inference-mode tensor refuses in-place updates and autograd: the caller's to use
     return y if batched else y[0]
 
 
@@ -273,7 +280,8 @@ def _translate_array(image: np.ndarray, translate: TensorCall, translate_arrays:
         out = out if out_alpha is None else np.dstack([out, out_alpha])
     elif np.issubdtype(image.dtype, np.floating):
         check_float_pixels(image)  # before float32, which would turn huge values infinite
-        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
+        # writeable: torch warns of "undefined behavior" for a read-only array (np.load's mmap, np.frombuffer)
+        x = torch.from_numpy(np.require(array, np.float32, ["C_CONTIGUOUS", "WRITEABLE"])).permute(2, 0, 1)
         out = _with_alpha(x[None], translate)[0].permute(1, 2, 0).cpu().clamp(0, 1).numpy().astype(image.dtype)
     else:
         raise UsageError(f"expected uint8, uint16 or float pixels, not {image.dtype}")

@@ -61,9 +61,9 @@ from i2i.spec import TEST_MODES, ModelSpec, spec_for_network, to_image_range, to
 class ImageModel:
     """A generator and how to run it: ranges, channels, padding, tiles, test mode, precision.
 
-    It owns `net`: the network is put in eval (or test) mode, moved to the device, and its
-    InstanceNorm layers are swapped for an equivalent, faster one
-    (`i2i.nn.inference.use_fast_instance_norm`).
+    It owns `net`: the network is put in eval (or test) mode, in float32 (the default dtype
+    may have been float64 when it was built), moved to the device, and its InstanceNorm
+    layers are swapped for an equivalent, faster one (`i2i.nn.inference.use_fast_instance_norm`).
     """
 
     def __init__(self, net: nn.Module, spec: ModelSpec | None = None, *, direction: str | None = None,
@@ -72,7 +72,7 @@ class ImageModel:
                  seed: int = 0):
         self.seed = check_seed(seed)
         self.tile, self.tile_pad = check_tiles(tile, tile_pad)
-        net.eval()
+        net.eval().float()
         self.source = source or type(net).__name__
         _check_weights(net, self.source)
         self.spec = spec if spec is not None else spec_for_network(net)
@@ -107,6 +107,17 @@ class ImageModel:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source}, device={self.device}, {self.speed}, scale={self.scale})"
+
+    def __getstate__(self) -> dict:
+        """Picklable (multiprocessing, copy.deepcopy): the lock is not, and is made anew."""
+        state = self.__dict__.copy()
+        state.pop("_rng_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.stochastic:
+            self._rng_lock = threading.Lock()
 
     @property
     def net(self) -> nn.Module:
@@ -245,11 +256,18 @@ class ImageModel:
         small probe (`i2i.infer.tiles.largest_activation`); None if the probe fails (the
         image's own run then says why)."""
         if self._activation is None:
-            probe = torch.rand(1, self.in_channels, *self.size.padded(64, 64), device=self.device)
+            probe = self._probe(*self.size.padded(64, 64))
             forward = self._seeded_forward if self.stochastic else self.speed.forward
             measured = tiles.largest_activation(self.net, forward, probe)
             self._activation = -1.0 if measured is None else measured
         return self._activation if self._activation >= 0 else None
+
+    def _probe(self, height: int, width: int) -> torch.Tensor:
+        """A random float32 1 x C x height x width input for measuring, drawn from a generator
+        of its own: the caller's torch random stream stays where it was."""
+        generator = torch.Generator(device=self.device).manual_seed(0)
+        return torch.rand(1, self.in_channels, height, width, generator=generator, device=self.device,
+                          dtype=torch.float32)
 
     def _nan_hint(self) -> str:
         return "" if self.precision == "fp32" else f" (in {self.precision}; does precision fp32 help?)"
@@ -305,7 +323,7 @@ class ImageModel:
         get 128 / scale px (at least 32), where they rank as at full size, at a fraction of
         the probe's cost.
         """
-        probe = torch.rand(1, self.in_channels, height, width, device=self.device)
+        probe = self._probe(height, width)
         return self.speed.fastest(
             candidates, lambda: self._seeded_forward(probe) if self.stochastic else self.speed.forward(probe))
 

@@ -46,6 +46,14 @@ class Speed:
         self.candidates: list[Candidate] = []
         self._choose(precision, channels_last)
 
+    def __getstate__(self) -> dict:
+        """Picklable (a pickled Translator): the lock is not, and is made anew."""
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __str__(self) -> str:
         if self.candidates:
             return "precision and layout measured at the first call"
