@@ -82,12 +82,18 @@ class Image:
 
     @property
     def bit_depth(self) -> int:
-        return 16 if self.pixels.dtype == np.uint16 else 8
+        return bit_depth(self.pixels)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), as PIL reports it."""
         return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def bit_depth(pixels: np.ndarray) -> int:
+    """16 for uint16 pixels, else 8: the depth `from_tensor` gives them back at, so an output
+    keeps its input's depth (one rule for files, arrays and alphas)."""
+    return 16 if pixels.dtype == np.uint16 else 8
 
 
 class _Problem(Exception):

@@ -40,7 +40,7 @@ def upsampled_alphas(model: SRModel, alphas: list[np.ndarray], upsampler: str, t
 def _upsampled(model: SRModel, alphas: list[np.ndarray], upsampler: str, tile: int | None, tile_pad: int | None,
                name: str) -> list[np.ndarray]:
     """Alphas that are not flat, through the network ("model") or resized ("resize")."""
-    bits = [16 if alpha.dtype == np.uint16 else 8 for alpha in alphas]
+    bits = [io.bit_depth(alpha) for alpha in alphas]
     if upsampler == "model":
         result = ArrayResult(bits)
         model.translate_pixels(ArrayPixels([alpha[..., None] for alpha in alphas]), result,

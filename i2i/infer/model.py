@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from i2i.data import io
 from i2i.data.color import lab_to_rgb, luminance, rgb_to_lab01
 from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
@@ -179,7 +180,7 @@ class ImageModel:
         """
         check_alpha_upsampler(alpha_upsampler)
         size = outscaled_size(*pixels[0].shape[:2], self.scale, outscale)
-        result = ArrayResult([16 if array.dtype == np.uint16 else 8 for array in pixels])
+        result = ArrayResult([io.bit_depth(array) for array in pixels])
         self.translate_pixels(ArrayPixels(pixels, self.reads_gray), result, tile=tile, tile_pad=tile_pad, name=name)
         out_alphas = ([None] * len(pixels) if alphas is None else list(alphas) if self.scale == 1 else
                       upsampled_alphas(self, alphas, alpha_upsampler, tile, tile_pad, name))
@@ -193,7 +194,7 @@ class ImageModel:
         `write_rows(rows, height)` a row of tiles at a time, top to bottom (`StreamResult`):
         with tiles, neither the source nor the result ever exists as floats, and the result
         never exists whole (how `i2i translate` bounds the memory of huge images)."""
-        result = StreamResult(16 if pixels.dtype == np.uint16 else 8, write_rows)
+        result = StreamResult(io.bit_depth(pixels), write_rows)
         self.translate_pixels(ArrayPixels([pixels], self.reads_gray), result, tile=tile, tile_pad=tile_pad, name=name)
         result.flush()
 
