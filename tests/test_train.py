@@ -457,6 +457,22 @@ def test_training_from_python_with_a_plain_mapping(tmp_path):
         i2i.train("cyclegan", TrainConfig(data=str(tmp_path / "data"), out=str(tmp_path / "r2")), Pix2PixOptions())
 
 
+def test_training_from_python_gives_torch_settings_back(tmp_path):
+    """A notebook goes on as it was after i2i.train: torch's thread count and deterministic mode
+    are the caller's again (training set threads: 2 and deterministic: true for itself)."""
+    import i2i
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        settings = {"data": paired(tmp_path / "data"), "out": tmp_path / "run", "max_steps": 1,
+                    "threads": 2, "deterministic": True, **TINY_PIX2PIX}
+        i2i.train("pix2pix", settings)
+        assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_preprocess_none_trains_on_images_of_different_sizes(tmp_path):
     """--preprocess none keeps each image's size: batch 1 trains (the sample batch collated four
     sizes into one tensor: a traceback), a larger batch is one line saying why."""

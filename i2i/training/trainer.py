@@ -71,14 +71,30 @@ def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any =
     `data`, `task`, ...), read as `i2i train` reads them (`make_settings`). With `resume`,
     continue the run in `config.out` from its newest checkpoint: same step count, schedule,
     data order and RNG streams; settings that would change the run are refused with one line.
+    Like the reference's train.py it seeds the global random generators (torch, numpy,
+    random); torch's thread count and deterministic mode are given back as they were. Ctrl-C
+    ends it with `Interrupted` (an I2IError, after a checkpoint), not KeyboardInterrupt.
     """
     if isinstance(config, Mapping):
         if options is not None:
             raise UsageError("give the pipeline's options in the settings mapping, not as `options`")
         out = config.get("out")
         config, options = make_settings(pipeline, config, resume_from=out if resume and out else None)
-    with out_of_memory_as_error("--batch-size or --image-size"):
+    with out_of_memory_as_error("--batch-size or --image-size"), _torch_settings_kept():
         return Trainer(pipeline, config, options, resume=resume).run()
+
+
+@contextlib.contextmanager
+def _torch_settings_kept() -> Iterator[None]:
+    """torch's thread count and deterministic mode as the caller had them, after training set
+    its own (`threads`, `deterministic`): a notebook goes on as it was."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 class OutOfMemory(I2IError):
