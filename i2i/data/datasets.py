@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i2i.data.bicubic import imresize, modcrop, round_to
-from i2i.data.io import list_images, read_image, to_tensor
+from i2i.data.io import list_images, read_image, stored_channels, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
 from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
@@ -89,6 +89,19 @@ def to_channels(pixels: np.ndarray, channels: int | None) -> np.ndarray:
     if have == 3 and channels == 1:
         return gray(pixels)
     raise UsageError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def folder_channels(files: list[Path]) -> int:
+    """1 when every file is stored gray, else 3: what `--in-channels 0` ("from the data")
+    means for a paired or unpaired folder, so a folder of sketches trains a model that writes
+    gray files, as `--task sketch` does. Headers only; stops at the first colour file."""
+    gray = False
+    for path in files:
+        channels = stored_channels(path)  # None: unreadable, skipped in training
+        if channels == 3:
+            return 3
+        gray = gray or channels == 1
+    return 1 if gray else 3
 
 
 def load_pixels(path: Path | str, channels: int | None = None) -> np.ndarray:
@@ -252,7 +265,9 @@ class UnpairedDataset(_RobustDataset):
     `in_channels` / `out_channels` are the generator's; with `direction="BtoA"` its input is
     the B folder, so A is loaded with `out_channels` and B with `in_channels` (items are not
     swapped: the pipeline does that). A bad B is skipped for another B, drawn from a
-    generator seeded by the sample's seed, so one bad B never costs an A image.
+    generator seeded by the sample's seed, so one bad B never costs an A image. Channels
+    left at 0 come from the data: 1 when both folders are gray, else 3 (the identity loss
+    needs as many input as output channels).
     """
 
     def __init__(
@@ -279,6 +294,9 @@ class UnpairedDataset(_RobustDataset):
                 raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
         self.transform = transform
         self.serial_batches = serial_batches
+        if not (in_channels and out_channels):  # from the data: gray only when both folders are
+            found = folder_channels(self.a_files + self.b_files)
+            in_channels, out_channels = in_channels or found, out_channels or found
         self.in_channels = in_channels  # what the trainer reads: the generator's
         self.out_channels = out_channels
         # what the folders are loaded with: kept apart, so the generator's never undo them
@@ -336,7 +354,8 @@ class PairedDataset(_RobustDataset):
 
     Stems without a partner are one `UsageError` line listing them. Both sides get the
     same random crop/flip. A pair whose sides differ in size is skipped like a bad file.
-    `direction="BtoA"` swaps the sides (in/out channels describe the swapped result).
+    `direction="BtoA"` swaps the sides (in/out channels describe the swapped result); a
+    channel count of 0 is taken from the data (`folder_channels` of that side's files).
     """
 
     def __init__(
@@ -377,6 +396,16 @@ class PairedDataset(_RobustDataset):
                 f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
                 "or A/ and B/ (matched by file name); to derive pairs use --task " + "|".join(TASKS)
             )
+        if not (in_channels and out_channels):
+            self._channels_from_data()
+
+    def _channels_from_data(self) -> None:
+        """Fill the channel counts left at 0 from the files of their side (gray or colour)."""
+        sides = [self.ab_files, self.ab_files] if self.ab_files else [list(s) for s in zip(*self.pairs)]
+        if self.direction == "BtoA":
+            sides.reverse()
+        self.in_channels = self.in_channels or folder_channels(sides[0])
+        self.out_channels = self.out_channels or folder_channels(sides[1])
 
     def __len__(self) -> int:
         return len(self.ab_files) or len(self.pairs)
@@ -428,6 +457,8 @@ class DerivedDataset(_RobustDataset):
         self.files = _images(self.root)
         if not self.files:
             raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
+        if task != "sketch":
+            _warn_gray_photos(self.root, self.files, task)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -449,6 +480,16 @@ class DerivedDataset(_RobustDataset):
         except UsageError as error:  # too small for its blurs: a bad file, skipped like one
             raise ImageReadError(f"{path}: {error}") from None
         return {"A": photo, "B": lines, "A_path": str(path), "B_path": str(path)}
+
+
+def _warn_gray_photos(root: Path, files: list[Path], task: str) -> None:
+    """One line when photos of a colorize folder are gray (old scans beside colour photos):
+    each teaches the model gray -> gray, so it colours less, and no loss shows why."""
+    gray = [path for path in files if stored_channels(path) == 1]
+    if gray:
+        print(f"warning: {len(gray)} of {len(files)} photos in {root}/ are gray (e.g. {gray[0].name}): "
+              f"--task {task} learns gray -> gray from them; move them out for a model that colours",
+              file=sys.stderr, flush=True)
 
 
 def _lr_key(stem: str, scale: int) -> str:

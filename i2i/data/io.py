@@ -130,6 +130,22 @@ def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | Non
     return Image(pixels=pixels, alpha=alpha, path=path)
 
 
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def stored_channels(path: str | os.PathLike) -> int | None:
+    """1 (gray, alpha or not) or 3: the channels `read_image` would give the file, from its
+    header alone (cheap, for a whole folder); None when the header cannot be read, or the
+    path is no regular file (opening a pipe would block)."""
+    try:
+        if not Path(path).is_file():
+            return None
+        with PIL.Image.open(path, formats=_PIL_FORMATS) as pil:
+            return 1 if pil.mode in _GRAY_MODES else 3
+    except Exception:  # a bad file: reading it later names the problem
+        return None
+
+
 def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(pixels HxWxC, alpha HxW or None), upright; raises _Problem for a bad file."""
     if not data:

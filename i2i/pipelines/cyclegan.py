@@ -80,11 +80,10 @@ class CycleGAN(Pipeline):
         if options.direction not in DIRECTIONS:
             raise UsageError(f"direction must be AtoB or BtoA, got {options.direction!r}")
         transform = cpu_transform(config.preprocess, config.resolved_load_size(), config.image_size)
-        # in/out channels are the generator G_A's, which the trainer reads back from the
-        # dataset; with BtoA its input is the trainB folder, which the dataset loads with c_in
-        c_in, c_out = options.channels()
-        return UnpairedDataset(config.data, "train", transform, config.serial_batches, c_in, c_out,
-                               direction=options.direction)
+        # in/out channels are the generator G_A's (0: from the data), which the trainer reads
+        # back from the dataset; with BtoA its input is the trainB folder, loaded with in_channels
+        return UnpairedDataset(config.data, "train", transform, config.serial_batches, options.in_channels,
+                               options.out_channels, direction=options.direction)
 
     def __init__(self, options: CycleGANOptions, config, device: torch.device, **run) -> None:
         super().__init__(options, config, device, **run)

@@ -65,12 +65,14 @@ class Pix2Pix(Pipeline):
             dataset = DerivedDataset(config.data, options.task, transform)
             for side in ("in_channels", "out_channels"):
                 wanted = getattr(options, side)
-                if wanted and wanted != getattr(dataset, side):
-                    raise UsageError(f"--task {options.task} has {side.replace('_', ' ')} "
-                                     f"{getattr(dataset, side)}, not {wanted}")
+                if wanted and wanted != getattr(dataset, side):  # resumed: config.yaml's, not a flag
+                    flag, kind = f"--{side.replace('_', '-')}", side.split("_")[0] + "put"
+                    raise UsageError(f"--task {options.task} makes {getattr(dataset, side)} {kind} channels, not "
+                                     f"the {wanted} of {flag} (a flag, or the run's config.yaml with --resume: "
+                                     "a resumed run keeps its task)")
             return dataset
-        return PairedDataset(config.data, "train", transform, options.direction,
-                             *options.channels())
+        return PairedDataset(config.data, "train", transform, options.direction,  # 0: from the data
+                             options.in_channels, options.out_channels)
 
     def __init__(self, options: Pix2PixOptions, config, device: torch.device, **run) -> None:
         super().__init__(options, config, device, **run)
