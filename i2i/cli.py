@@ -216,7 +216,7 @@ def data_group() -> None:
 @data_group.command("inspect")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=str))
 def data_inspect(folder: str) -> None:
-    """Layout, counts, sizes and modes, bad files and unmatched pairs of FOLDER.
+    """Layout, counts, sizes and modes (of each folder), bad files and unmatched pairs of FOLDER.
 
     Exits 1 if any image fails to decode, or training would skip a file or refuse the folder
     (unmatched pairs, a missing side, an LR image of the wrong size).

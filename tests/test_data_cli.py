@@ -43,7 +43,8 @@ def test_inspect_good_unpaired_folder(tmp_path):
     assert result.exit_code == 0, result.output
     assert "layout unpaired" in result.output
     assert "trainA/: 2 images" in result.output and "trainB/: 4 images" in result.output
-    assert "16x16 RGB 8-bit: 5" in result.output and "12x16 gray 8-bit: 1" in result.output
+    assert "  trainA/:\n    16x16 RGB 8-bit: 2\n  trainB/:\n    16x16 RGB 8-bit: 3\n    12x16 gray 8-bit: 1\n" \
+        in result.output
     assert "ignored 2 non-image files" in result.output and "no bad files" in result.output
 
 
@@ -260,3 +261,20 @@ def test_lr_scale_folders_without_the_asked_scale_say_so(tmp_path):
     assert sr_folders(tmp_path, 2) == (tmp_path / "HR", tmp_path / "LR/X2")
     with pytest.raises(UsageError, match=r"LR/ holds X2/ but no X4/ for scale 4"):
         sr_folders(tmp_path, 4)
+
+
+def test_inspect_shows_sizes_and_modes_of_each_side(tmp_path):
+    """trainA/ and trainB/ (and A/, B/) were one merged table: which domain was gray, RGBA
+    or 16-bit, or of which size, could not be told."""
+    save(tmp_path / "unpaired/trainA/a.png", noise(16, 16))
+    save(tmp_path / "unpaired/trainB/b.png", (noise(8, 12, 1).astype(np.uint16) * 257)[..., 0])
+    save(tmp_path / "unpaired/trainB/c.png", noise(16, 16, 4))
+    result = run("data", "inspect", str(tmp_path / "unpaired"))
+    assert result.exit_code == 0, result.output
+    assert ("sizes and modes:\n  trainA/:\n    16x16 RGB 8-bit: 1\n"
+            "  trainB/:\n    12x8 gray 16-bit: 1\n    16x16 RGBA 8-bit: 1\n") in result.output
+
+    save(tmp_path / "paired/A/x.png", noise(8, 8, 1))
+    save(tmp_path / "paired/B/x.png", noise(8, 8))
+    result = run("data", "inspect", str(tmp_path / "paired"))
+    assert "sizes and modes:\n  A/:\n    8x8 gray 8-bit: 1\n  B/:\n    8x8 RGB 8-bit: 1\n" in result.output

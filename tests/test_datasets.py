@@ -283,3 +283,27 @@ def test_single_folder(tmp_path):
     ds = SingleFolderDataset(tmp_path)
     assert len(ds) == 1 and ds[0]["A"].shape == (3, 8, 6) and ds[0]["A_path"].endswith("x.png")
     assert SingleFolderDataset(tmp_path, channels=None)[0]["A"].shape == (1, 8, 6)
+
+
+def test_images_smaller_than_the_crop_are_named_at_start(tmp_path, capsys):
+    """--preprocess crop pads an image smaller than the crop with its mirror image (the
+    reference raises): training went on without a word about it."""
+    from i2i.data.augment import cpu_transform
+
+    crop = cpu_transform("crop", crop_size=32)
+    save(tmp_path / "unpaired/trainA/a.png", noise(40, 40))
+    save(tmp_path / "unpaired/trainB/b.png", noise(40, 40))
+    save(tmp_path / "unpaired/trainB/small.png", noise(20, 24))
+    UnpairedDataset(tmp_path / "unpaired", transform=cpu_transform("resize_and_crop", 36, 32))
+    assert capsys.readouterr().err == ""  # resized first: any size fits
+    UnpairedDataset(tmp_path / "unpaired", transform=crop)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trainA" not in err
+    assert err.startswith(f"warning: 1 of 2 images in {tmp_path / 'unpaired/trainB'}/ are smaller than "
+                          "--image-size 32 (the smallest: small.png, 24x20): --preprocess crop pads them")
+
+    save(tmp_path / "ab/train/x.png", noise(32, 40))  # halves of 20x32
+    PairedDataset(tmp_path / "ab", transform=crop)
+    assert "1 of 1 images in" in (err := capsys.readouterr().err) and "(the smallest: x.png, 20x32 per half)" in err
+    DerivedDataset(tmp_path / "unpaired/trainB", "colorize", transform=crop)
+    assert "(the smallest: small.png, 24x20)" in capsys.readouterr().err

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i2i.data.bicubic import imresize, modcrop, round_to
-from i2i.data.io import list_images, read_image, stored_channels, to_tensor
+from i2i.data.io import list_images, read_image, shown_path, stored_channels, stored_size, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
 from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
@@ -293,6 +293,8 @@ class UnpairedDataset(_RobustDataset):
             if not files:
                 raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
         self.transform = transform
+        for folder, files in ((self.root / f"{phase}A", self.a_files), (self.b_folder, self.b_files)):
+            _warn_smaller_than_crop(folder, files, transform)
         self.serial_batches = serial_batches
         if not (in_channels and out_channels):  # from the data: gray only when both folders are
             found = folder_channels(self.a_files + self.b_files)
@@ -381,6 +383,7 @@ class PairedDataset(_RobustDataset):
             self.ab_files = _images(self.root / phase)
             if not self.ab_files:
                 raise UsageError(f"{self.root}/{phase}/ is missing or has no images (paired AB layout)")
+            _warn_smaller_than_crop(self.root / phase, self.ab_files, transform, halves=True)
         elif self.layout in ("paired_folders", "unpaired"):
             names = ("A", "B") if self.layout == "paired_folders" else (f"{phase}A", f"{phase}B")
             a_dir, b_dir = self.root / names[0], self.root / names[1]
@@ -391,6 +394,7 @@ class PairedDataset(_RobustDataset):
             self.pairs, a_only, b_only = match_stems(a_dir, b_dir, a_files, b_files)
             if a_only or b_only:
                 raise UsageError(f"{self.root}/: {unmatched_message(a_only, b_only)}")
+            _warn_smaller_than_crop(a_dir, a_files, transform)  # a pair's sides have one size
         else:
             raise UsageError(
                 f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
@@ -459,6 +463,7 @@ class DerivedDataset(_RobustDataset):
             raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
         if task != "sketch":
             _warn_gray_photos(self.root, self.files, task)
+        _warn_smaller_than_crop(self.root, self.files, transform)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -490,6 +495,26 @@ def _warn_gray_photos(root: Path, files: list[Path], task: str) -> None:
         print(f"warning: {len(gray)} of {len(files)} photos in {root}/ are gray (e.g. {gray[0].name}): "
               f"--task {task} learns gray -> gray from them; move them out for a model that colours",
               file=sys.stderr, flush=True)
+
+
+def _warn_smaller_than_crop(folder: Path, files: list[Path], transform: Transform | None, halves: bool = False) -> None:
+    """One line when `--preprocess crop` will pad images smaller than the crop with their mirror
+    image (the reference's RandomCrop raises on them instead): padding makes any image fit, but
+    a much smaller one becomes mirrored tiles the model learns from, so say so. Headers only."""
+    crop = getattr(transform, "crop_size", 0)
+    if getattr(transform, "preprocess", None) != "crop":
+        return
+    sizes = {path: size for path in files if (size := stored_size(path)) is not None}
+    if halves:  # side-by-side AB images: each half is cropped
+        sizes = {path: (w // 2, h) for path, (w, h) in sizes.items()}
+    small = [path for path, size in sizes.items() if min(size) < crop]
+    if small:
+        path = min(small, key=lambda p: min(sizes[p]))
+        (w, h), per_half = sizes[path], " per half" if halves else ""
+        print(f"warning: {len(small)} of {len(files)} images in {folder}/ are smaller than --image-size {crop} "
+              f"(the smallest: {shown_path(path.relative_to(folder))}, {w}x{h}{per_half}): --preprocess crop "
+              f"pads them to {crop}x{crop} with a mirror image; give a smaller --image-size to train on their "
+              "own pixels only", file=sys.stderr, flush=True)
 
 
 def _lr_key(stem: str, scale: int) -> str:

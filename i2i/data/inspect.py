@@ -131,7 +131,7 @@ class InspectReport:
     root: Path
     layout: str
     counts: dict[str, int] = field(default_factory=dict)
-    histogram: Counter = field(default_factory=Counter)
+    histogram: dict[str, Counter] = field(default_factory=dict)  # side -> size and mode -> count
     bad: list[str] = field(default_factory=list)
     unmatched: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -148,10 +148,14 @@ class InspectReport:
         for side, count in self.counts.items():
             name = f"{side}/" if side != "." else "images"
             out.append(f"  {name}: {count} image{'s' if count != 1 else ''}")
-        if self.histogram:
+        if self.histogram:  # per side: which domain is gray, RGBA, 16-bit or of other sizes
             out.append("sizes and modes:")
-            for key, count in sorted(self.histogram.items(), key=lambda kv: (-kv[1], kv[0])):
-                out.append(f"  {key}: {count}")
+            for side, histogram in self.histogram.items():
+                indent = "  " if side == "." else "    "
+                if side != ".":
+                    out.append(f"  {side}/:")
+                for key, count in sorted(histogram.items(), key=lambda kv: (-kv[1], kv[0])):
+                    out.append(f"{indent}{key}: {count}")
         if self.ignored:
             names = ", ".join(p.name for p in self.ignored[:5]) + (", ..." if len(self.ignored) > 5 else "")
             out.append(f"ignored {len(self.ignored)} non-image file{'s' if len(self.ignored) != 1 else ''}: {names}")
@@ -198,7 +202,7 @@ def inspect_folder(root: Path | str) -> InspectReport:
             except Exception as error:  # an I2IError, or an unexpected decoder failure: one line
                 report.bad.append(file_problem(path, error))
                 continue
-            report.histogram[_describe(image)] += 1
+            report.histogram.setdefault(side, Counter())[_describe(image)] += 1
             shapes[path] = image.size
             if report.layout != "paired_ab":
                 continue
