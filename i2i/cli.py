@@ -186,6 +186,11 @@ def _torchrun_rank() -> int:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """i2i: image-to-image translation (CycleGAN, pix2pix, SRGAN)."""
+    try:  # a deleted current folder: torch's MKL dies at import with a line that names a library
+        os.getcwd()
+    except FileNotFoundError:
+        raise I2IError("the current folder no longer exists (deleted or moved); cd to an existing "
+                       "folder and run the command again") from None
     # under torchrun every process would run the whole command, racing over the same files
     if ctx.invoked_subcommand not in (None, "train") and _torchrun_world_size() > 1:
         raise UsageError(f"i2i {ctx.invoked_subcommand} runs as one process; torchrun is for `i2i train` "

@@ -24,6 +24,7 @@ resumed run gets the samples of the run that never stopped).
 """
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -187,6 +188,29 @@ def detect_layout(root: Path | str) -> str:
         f"{root}/ has no trainA/ or trainB/ (unpaired layout), A/ and B/ (paired folders), "
         "train/ (paired AB layout) nor images (plain folder)"
     )
+
+
+_READ_FOLDERS = {"unpaired": ("trainA", "trainB", "testA", "testB"), "paired_folders": ("A", "B"),
+                 "paired_ab": ("train", "val", "test")}
+
+
+def lists_files_under(root: Path | str, path: Path | str) -> bool:
+    """Whether training on `root` lists the images under `path`: a run folder placed there would
+    have its sample grids read as training images (and its --resume refused: the data changed).
+    A plain folder is listed whole; the other layouts only their named folders (SR: HR/, LR/)."""
+    real_root, real_path = Path(os.path.realpath(root)), Path(os.path.realpath(path))
+    if real_path == real_root:
+        return True
+    if real_root not in real_path.parents:
+        return False
+    first = real_path.relative_to(real_root).parts[0]
+    if (real_root / "HR").is_dir():
+        return first in ("HR", "LR")
+    try:
+        layout = detect_layout(real_root)
+    except I2IError:  # no data yet: the dataset's own check says so
+        return False
+    return layout == "plain" or first in _READ_FOLDERS[layout]
 
 
 _LAYOUT_WORDS = {

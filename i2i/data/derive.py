@@ -5,6 +5,7 @@ reported on one line and skipped.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
         raise I2IError(f"{src}/ does not exist or is not a folder")
     if task == "sr" and int(scale) < 2:
         raise UsageError(f"--scale must be 2 or more for sr, got {scale}")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+    real_src, real_dst = Path(os.path.realpath(src)), Path(os.path.realpath(dst))  # a loop of links: no raise
+    if real_dst == real_src or real_src in real_dst.parents:
         raise UsageError(f"{dst}/ is inside {src}/: the pairs would be read as photos next time; "
                          "choose an output folder outside it")
     files = list_images(src)
@@ -59,8 +61,11 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
     if held and not overwrite:
         raise UsageError(f"{dst}/{held[0]} already holds images; pass --overwrite to write into it "
                          "(pairs with the same names are replaced, the others stay)")
-    (dst / "A").mkdir(parents=True, exist_ok=True)
-    (dst / "B").mkdir(parents=True, exist_ok=True)
+    for side in ("A", "B"):
+        try:
+            (dst / side).mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # read-only, a file in the way, a loop of links
+            raise I2IError(f"{dst / side}/: cannot make the folder ({error.strerror or error})") from None
     seen: dict[str, Path] = {}
     problems: list[str] = []
     written = 0

@@ -26,9 +26,11 @@ channel layout exact, since Pillow cannot write 16-bit colour; no extra dependen
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import os
+import stat
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -224,8 +226,18 @@ def _max_pixels(max_pixels: int | None) -> int:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes. A pipe, socket or device (a link to one included) is refused before
+    it is read: a FIFO without a writer would block forever, /dev/zero would never end."""
     try:
-        return path.read_bytes()
+        # O_NONBLOCK: a FIFO opens at once (for a regular file it changes nothing)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as file:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise _Problem("not a regular file (a pipe, socket or device), not an image file")
+            return file.read()
     except FileNotFoundError:
         raise _Problem("no such file") from None
     except IsADirectoryError:
@@ -233,6 +245,8 @@ def _read_bytes(path: Path) -> bytes:
     except PermissionError:
         raise _Problem("permission denied (cannot read the file)") from None
     except OSError as error:
+        if error.errno == errno.ENXIO:  # what opening a socket gives
+            raise _Problem("not a regular file (a pipe, socket or device), not an image file") from None
         raise _Problem(f"cannot read the file: {error.strerror or error}") from None
 
 

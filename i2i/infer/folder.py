@@ -318,6 +318,8 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
     if not src.exists():
         broken = " (a symbolic link to nothing, or a loop of links)" if src.is_symlink() else ""
         raise I2IError(f"{src}: no such file or folder{broken}")
+    if not src.is_dir() and not src.is_file():  # reading it could block forever (a FIFO)
+        raise I2IError(f"{src}: not a regular file or folder (a pipe, socket or device), not an image file")
     if src.is_dir() and _real(src) == _real(dst):
         raise UsageError(f"{dst}: the output folder is the input folder; give another one (a sub-folder works)")
     to_file = src.is_file() and bool(dst.suffix) and not given.endswith(("/", os.sep)) and not dst.is_dir()

@@ -77,8 +77,14 @@ class RunFolder:
                 saved["data"] = str(beside.resolve())
         return saved
 
-    def check_usable(self, pipeline: str, resume: bool) -> None:
-        """Refuse (one line) what would overwrite or mix up runs, before anything is written."""
+    def check_usable(self, pipeline: str, resume: bool, data: str | os.PathLike | None = None) -> None:
+        """Refuse (one line) what would overwrite or mix up runs, before anything is written; and
+        a new run where its `data` is listed (`lists_files_under`)."""
+        from i2i.data.datasets import lists_files_under
+
+        if not resume and data and lists_files_under(data, self.path):
+            raise UsageError(f"{self.path}/ is inside the data folder {data}/, where training reads images: "
+                             "its sample grids would be read as training images; choose an --out outside it")
         if resume:
             self.saved_settings(pipeline)
         elif self.path.exists() and (not self.path.is_dir() or not self._holds_no_work()):

@@ -195,7 +195,7 @@ class Trainer:
         self.world, self.resume = distributed.from_environment(), resume
         self.run_folder = RunFolder(self.config.out)
         if self.world.main:  # the others would see the folder rank 0 is filling
-            self.run_folder.check_usable(pipeline, resume)
+            self.run_folder.check_usable(pipeline, resume, self.config.data)
         self.device = distributed.start(self.world, resolve_device(self.config.device))
         try:
             self.precision = _choose_precision(self.config.precision, self.device, self.world,

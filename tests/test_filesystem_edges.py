@@ -1,0 +1,152 @@
+"""Odd storage under the commands: pipes and sockets among the images, a deleted current
+folder, outputs that cannot be made, a run folder inside its own data. Each is one line
+naming the file and what is wrong: never a hang, a traceback or a run that cannot resume."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import noise, save
+
+from i2i.cli import main
+from i2i.data import io
+from i2i.data.derive import derive_pairs
+from i2i.errors import I2IError, ImageReadError, UsageError
+from i2i.infer import folder
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+
+
+def _identity(images: list[io.Image]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    return [(image.pixels, image.alpha) for image in images]
+
+
+def _release(fifo: Path) -> None:
+    """Give a reader blocked on `fifo` its end of file (a writer opens and closes it)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no reader waits: nothing to release
+        pass
+
+
+@needs_fifo
+def test_a_link_to_a_fifo_in_the_input_folder_fails_one_line_and_does_not_hang(tmp_path):
+    """A link is listed (it may lead to an image); opening a FIFO without a writer blocked the
+    reader thread forever, so `i2i translate` never ended."""
+    src = tmp_path / "in"
+    save(src / "a.png", noise(8, 8))
+    os.mkfifo(src / "pipe")
+    (src / "b.png").symlink_to("pipe")
+    result: dict = {}
+
+    def translate() -> None:
+        result["summary"] = folder.run_folder(src, tmp_path / "out", _identity, ext="png", suffix="", batch_size=1,
+                                              overwrite=False, quality=95, workers=1, default_workers=1,
+                                              split_threads=False, progress=False)
+
+    thread = threading.Thread(target=translate, daemon=True)
+    thread.start()
+    thread.join(20)
+    hung = thread.is_alive()
+    _release(src / "pipe")
+    thread.join(5)
+    assert not hung, "translating a folder with a link to a FIFO hung"
+    summary = result["summary"]
+    assert (summary.done, summary.failed) == (1, 1)
+    assert summary.failures[0].startswith(f"{src / 'b.png'}: not a regular file")
+
+
+def test_a_link_to_a_socket_is_named_as_not_a_regular_file(tmp_path):
+    path = tmp_path / "s"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+    except OSError as error:  # a path too long for AF_UNIX (108 bytes)
+        pytest.skip(f"cannot make a socket here: {error}")
+    try:
+        (tmp_path / "x.png").symlink_to(path)
+        with pytest.raises(ImageReadError, match=r"x\.png: not a regular file \(a pipe, socket or device\)"):
+            io.read_image(tmp_path / "x.png")
+    finally:
+        server.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_a_link_to_a_device_is_refused_before_it_is_read(tmp_path):
+    """/dev/zero never ends: reading it whole filled the memory."""
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        io.read_image(tmp_path / "zero.png")
+
+
+def test_a_folder_is_still_named_as_a_folder(tmp_path):
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(ImageReadError, match=r"d\.png: is a folder"):
+        io.read_image(tmp_path / "d.png")
+
+
+@needs_fifo
+def test_a_fifo_given_as_the_input_is_not_called_missing(tmp_path):
+    """It exists: "no such file or folder" sent the user looking for a typo."""
+    os.mkfifo(tmp_path / "p.png")
+    with pytest.raises(I2IError, match=r"p\.png: not a regular file or folder"):
+        folder.check_paths(tmp_path / "p.png", tmp_path / "out")
+
+
+def test_a_deleted_current_folder_is_one_line(monkeypatch):
+    """torch (its MKL) died at import with "Cannot load libtorch_cpu.so", which names a library."""
+    def gone() -> str:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "getcwd", gone)
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 1, result.output
+    assert "the current folder no longer exists" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_derive_into_a_loop_of_links_is_one_line(tmp_path):
+    """Path.resolve() raised RuntimeError("Symlink loop from ...") as a traceback."""
+    save(tmp_path / "photos" / "a.png", noise(16, 16))
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(I2IError, match=r"loop/A/: cannot make the folder"):
+        derive_pairs("sr", tmp_path / "photos", tmp_path / "loop", scale=2)
+
+
+def test_derive_where_a_file_holds_the_pairs_folder_name_is_one_line(tmp_path):
+    """mkdir's FileExistsError came out as a traceback."""
+    save(tmp_path / "photos" / "a.png", noise(16, 16))
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "A").write_text("not a folder")
+    with pytest.raises(I2IError, match=r"pairs/A/: cannot make the folder \(File exists\)"):
+        derive_pairs("sr", tmp_path / "photos", tmp_path / "pairs", scale=2)
+
+
+def test_a_new_run_inside_its_data_folder_is_refused(tmp_path):
+    """The data is listed recursively: the run's sample grids became training images, and its
+    --resume was then refused because the data had changed length."""
+    import i2i
+
+    photos = tmp_path / "photos"
+    for i in range(2):
+        save(photos / f"{i}.png", noise(32, 32))
+    settings = {"data": str(photos), "task": "sketch", "netG": "unet_32", "width": 4, "ndf": 4, "image_size": 32,
+                "preprocess": "crop", "max_steps": 1, "precision": "fp32", "channels_last": "off",
+                "out": str(photos / "run")}
+    with pytest.raises(UsageError, match=r"is inside the data folder .* where training reads images"):
+        i2i.train("pix2pix", settings)
+    assert not (photos / "run").exists()
+    # beside the folders a layout reads (trainA/ trainB/), a run folder is never listed: it trains
+    unpaired = tmp_path / "horses"
+    for side in ("trainA", "trainB"):
+        save(unpaired / side / "0.png", noise(32, 32))
+    settings = {key: value for key, value in settings.items() if key != "task"}
+    with pytest.raises(UsageError, match=r"inside the data folder"):
+        i2i.train("cyclegan", {**settings, "data": str(unpaired), "out": str(unpaired / "trainA/run")})
+    i2i.train("cyclegan", {**settings, "data": str(unpaired), "out": str(unpaired / "runs/first")})
+    i2i.train("cyclegan", {"out": str(unpaired / "runs/first"), "max_steps": 2}, resume=True)
