@@ -31,5 +31,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    """The lazy names too, so tab completion and help(i2i) show the API without importing it."""
+    """The lazy names too: tab completion shows the API without importing it, and help(i2i) lists it."""
     return sorted({*globals(), *_LAZY})

@@ -23,8 +23,9 @@ def models(tmp_path_factory) -> dict:
     return make_models(tmp_path_factory.mktemp("models"))
 
 
-def test_the_first_call_leaves_the_callers_random_stream_alone(models, monkeypatch):
-    monkeypatch.setattr(speed, "_TUNED", {})  # measure precision and layout again, on random probes
+def test_the_first_call_leaves_the_callers_random_stream_alone(models, monkeypatch, tmp_path):
+    monkeypatch.setattr(speed, "_TUNED", {})  # measure precision and layout again, on random probes,
+    monkeypatch.setenv("I2I_HOME", str(tmp_path))  # with no winner kept by an earlier test
     translator = load_model(models["sr"], device="cpu")
     torch.manual_seed(0)
     expected = torch.rand(4)
@@ -90,10 +91,17 @@ def test_a_path_is_refused_with_a_hint(models, tmp_path):
         sr(str(tmp_path / "photo.png"))
 
 
-def test_a_read_only_float_array_gives_no_torch_warning(models, tmp_path):
+def test_a_read_only_float_array_gives_no_torch_warning(models, tmp_path, monkeypatch):
     sr = load_model(models["sr"], device="cpu", precision="fp32")
     np.save(tmp_path / "image.npy", pattern(8, 8).astype(np.float32) / 255)
     image = np.load(tmp_path / "image.npy", mmap_mode="r")  # read-only
+    from_numpy = torch.from_numpy
+
+    def writeable_only(array: np.ndarray) -> torch.Tensor:  # torch warns once per process: ask directly
+        assert array.flags.writeable, "a read-only array given to torch.from_numpy"
+        return from_numpy(array)
+
+    monkeypatch.setattr(torch, "from_numpy", writeable_only)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out = sr(image)

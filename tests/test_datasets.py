@@ -285,25 +285,37 @@ def test_single_folder(tmp_path):
     assert SingleFolderDataset(tmp_path, channels=None)[0]["A"].shape == (1, 8, 6)
 
 
-def test_images_smaller_than_the_crop_are_named_at_start(tmp_path, capsys):
+def test_images_smaller_than_the_crop_are_named_at_start(tmp_path):
     """--preprocess crop pads an image smaller than the crop with its mirror image (the
-    reference raises): training went on without a word about it."""
+    reference raises): training went on without a word about it. The dataset holds the line
+    for the trainer to print once (not once per torchrun process)."""
     from i2i.data.augment import cpu_transform
 
     crop = cpu_transform("crop", crop_size=32)
     save(tmp_path / "unpaired/trainA/a.png", noise(40, 40))
     save(tmp_path / "unpaired/trainB/b.png", noise(40, 40))
     save(tmp_path / "unpaired/trainB/small.png", noise(20, 24))
-    UnpairedDataset(tmp_path / "unpaired", transform=cpu_transform("resize_and_crop", 36, 32))
-    assert capsys.readouterr().err == ""  # resized first: any size fits
-    UnpairedDataset(tmp_path / "unpaired", transform=crop)
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trainA" not in err
-    assert err.startswith(f"warning: 1 of 2 images in {tmp_path / 'unpaired/trainB'}/ are smaller than "
-                          "--image-size 32 (the smallest: small.png, 24x20): --preprocess crop pads them")
+    assert UnpairedDataset(tmp_path / "unpaired", transform=cpu_transform("resize_and_crop", 36, 32)).notes == []
+    notes = UnpairedDataset(tmp_path / "unpaired", transform=crop).notes
+    assert len(notes) == 1 and notes[0].startswith(
+        f"warning: 1 of 2 images in {tmp_path / 'unpaired/trainB'}/ are smaller than "
+        "--image-size 32 (the smallest: small.png, 24x20): --preprocess crop pads them")
 
     save(tmp_path / "ab/train/x.png", noise(32, 40))  # halves of 20x32
-    PairedDataset(tmp_path / "ab", transform=crop)
-    assert "1 of 1 images in" in (err := capsys.readouterr().err) and "(the smallest: x.png, 20x32 per half)" in err
-    DerivedDataset(tmp_path / "unpaired/trainB", "colorize", transform=crop)
-    assert "(the smallest: small.png, 24x20)" in capsys.readouterr().err
+    [note] = PairedDataset(tmp_path / "ab", transform=crop).notes
+    assert "1 of 1 images in" in note and "(the smallest: x.png, 20x32 per half)" in note
+    [note] = DerivedDataset(tmp_path / "unpaired/trainB", "colorize", transform=crop).notes
+    assert "(the smallest: small.png, 24x20)" in note
+
+
+def test_start_notes_read_a_sample_of_a_big_folder(tmp_path, monkeypatch):
+    """The notes read headers of at most _NOTE_SAMPLE files spread over the folder (a COCO-sized
+    folder would cost seconds before step 1), and say how many they checked."""
+    from i2i.data import datasets
+    from i2i.data.augment import cpu_transform
+
+    monkeypatch.setattr(datasets, "_NOTE_SAMPLE", 2)
+    for i in range(5):
+        save(tmp_path / f"{i}.png", noise(20 if i % 2 == 0 else 40, 40))
+    [note] = DerivedDataset(tmp_path, "sketch", transform=cpu_transform("crop", crop_size=32)).notes
+    assert note.startswith(f"warning: 1 of 2 images checked (of 5) in {tmp_path}/ are smaller"), note  # 0 and 3

@@ -310,9 +310,10 @@ def test_gan_stage_losses_match_an_independent_computation(tmp_path, kind):
 def test_the_start_line_counts_photos_not_their_repeats(tmp_path):
     """A small folder is visited many times an epoch; "1610 images" for 14 photos misled."""
     rng = np.random.default_rng(0)
+    (tmp_path / "hr").mkdir()
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    result = CliRunner().invoke(main, ["train", "srgan", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "hr" / f"{i}.png")
+    result = CliRunner().invoke(main, ["train", "srgan", "--data", str(tmp_path / "hr"), "--out", str(tmp_path / "run"),
                                        "--width", "4", "--num-blocks", "1", "--image-size", "32",
                                        "--max-steps", "1", "--num-workers", "0", "--threads", "1"])
     assert result.exit_code == 0, result.output

@@ -478,8 +478,9 @@ def test_preprocess_none_trains_on_images_of_different_sizes(tmp_path):
     sizes into one tensor: a traceback), a larger batch is one line saying why."""
     rng = np.random.default_rng(0)
     for name, (h, w) in {"wide": (32, 64), "tall": (64, 32), "square": (32, 32)}.items():
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
-    settings = {**TINY_PIX2PIX, "data": tmp_path, "task": "sketch", "preprocess": "none", "max_steps": 2}
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / "photos" / f"{name}.png")
+    settings = {**TINY_PIX2PIX, "data": tmp_path / "photos", "task": "sketch", "preprocess": "none", "max_steps": 2}
     assert (train("pix2pix", {**settings, "out": tmp_path / "run"}) / "model.safetensors").is_file()
     with pytest.raises(UsageError, match="--preprocess none keeps each image's size, and one batch of 3 got"):
         train("pix2pix", {**settings, "out": tmp_path / "run3", "batch_size": 3})

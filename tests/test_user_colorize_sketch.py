@@ -101,16 +101,52 @@ def test_resume_with_another_task_names_the_flag_and_the_resume(tmp_path):
                                       "--task", "sketch"])
     lines = again.output.strip().splitlines()
     assert again.exit_code == 2 and len(lines) == 1, again.output
-    assert "--task sketch" in lines[0] and "--in-channels" in lines[0] and "--resume" in lines[0], lines[0]
+    assert lines[0] == ("error: --task sketch makes models of 3 input channels, not --in-channels 1: drop that "
+                        "setting (a resumed run keeps its own task)"), lines[0]
+    fresh = CliRunner().invoke(main, ["train", "pix2pix", "--data", str(photos), "--task", "sketch",
+                                      "--out-channels", "3", "--out", str(tmp_path / "r2"), "--max-steps", "1", *TINY])
+    assert fresh.exit_code == 2 and fresh.output.strip() == (
+        "error: --task sketch makes models of 1 output channel, not --out-channels 3: drop that setting "
+        "(a resumed run keeps its own task)"), fresh.output
 
 
-def test_colorize_on_a_folder_with_gray_scans_warns_once(tmp_path, capsys):
+def test_colorize_on_a_folder_with_gray_scans_warns_once(tmp_path):
     from i2i.data.datasets import DerivedDataset
 
     photos = _photos(tmp_path / "photos")
     _photos(photos / "old scans", n=2, gray=True)
-    DerivedDataset(photos, "colorize")
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "2 of 5 photos" in lines[0] and "photo 0.png" in lines[0], lines
-    DerivedDataset(photos, "sketch")  # a gray photo still has lines to learn
-    assert capsys.readouterr().err == ""
+    notes = DerivedDataset(photos, "colorize").notes
+    assert len(notes) == 1 and "2 of 5 photos" in notes[0] and "(e.g. old scans/photo 0.png)" in notes[0], notes
+    assert DerivedDataset(photos, "sketch").notes == []  # a gray photo still has lines to learn
+
+
+def test_the_start_notes_are_printed_once_by_the_trainer(tmp_path):
+    photos = _photos(tmp_path / "photos")
+    _photos(photos / "scans", n=1, gray=True)
+    result = CliRunner().invoke(main, ["train", "pix2pix", "--data", str(photos), "--task", "colorize",
+                                       "--out", str(tmp_path / "run"), "--max-steps", "1", *TINY])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("are gray (e.g. scans/photo 0.png)") == 1, result.output
+
+
+def test_a_16_bit_gray_alpha_png_counts_as_gray(tmp_path):
+    """Pillow opens a 16-bit gray+alpha PNG as RGBA; read_image gives it 1 channel, and so does
+    the header rule the channels from the data and the gray-photo note use."""
+    from i2i.data.io import read_header, read_image, write_image
+
+    path = tmp_path / "scan.png"
+    pixels = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64, 1) * 20
+    write_image(path, pixels, alpha=np.full((48, 64), 65535, np.uint16))
+    assert read_image(path).pixels.shape[2] == 1
+    assert read_header(path) == (64, 48, 1)
+
+
+def test_one_channel_flag_on_gray_cyclegan_folders_sets_both(tmp_path):
+    """--in-channels 3 on two gray folders: the other side follows it (3 -> 3, as the reference's
+    flags give), not the data's 1, which the identity loss refused."""
+    gray = tmp_path / "gray"
+    _photos(gray / "trainA", gray=True), _photos(gray / "trainB", gray=True)
+    dataset = CycleGAN.build_dataset(CycleGANOptions(in_channels=3), _config(gray))
+    assert (dataset.in_channels, dataset.out_channels) == (3, 3)
+    dataset = CycleGAN.build_dataset(CycleGANOptions(out_channels=3), _config(gray))
+    assert (dataset.in_channels, dataset.out_channels) == (3, 3)

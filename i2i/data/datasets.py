@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i2i.data.bicubic import imresize, modcrop, round_to
-from i2i.data.io import list_images, read_image, shown_path, stored_channels, stored_size, to_tensor
+from i2i.data.io import list_images, read_header, read_image, shown_path, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
 from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
@@ -98,7 +98,8 @@ def folder_channels(files: list[Path]) -> int:
     gray files, as `--task sketch` does. Headers only; stops at the first colour file."""
     gray = False
     for path in files:
-        channels = stored_channels(path)  # None: unreadable, skipped in training
+        header = read_header(path)  # None: unreadable, skipped in training
+        channels = header.channels if header else None
         if channels == 3:
             return 3
         gray = gray or channels == 1
@@ -317,12 +318,12 @@ class UnpairedDataset(_RobustDataset):
             if not files:
                 raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
         self.transform = transform
-        for folder, files in ((self.root / f"{phase}A", self.a_files), (self.b_folder, self.b_files)):
-            _warn_smaller_than_crop(folder, files, transform)
+        self.notes = [note for folder, files in ((self.root / f"{phase}A", self.a_files), (self.b_folder, self.b_files))
+                      if (note := small_images_note(folder, files, transform))]
         self.serial_batches = serial_batches
         if not (in_channels and out_channels):  # from the data: gray only when both folders are
-            found = folder_channels(self.a_files + self.b_files)
-            in_channels, out_channels = in_channels or found, out_channels or found
+            found = folder_channels(self.a_files + self.b_files)  # one side given: the other the same
+            in_channels, out_channels = in_channels or out_channels or found, out_channels or in_channels or found
         self.in_channels = in_channels  # what the trainer reads: the generator's
         self.out_channels = out_channels
         # what the folders are loaded with: kept apart, so the generator's never undo them
@@ -407,7 +408,7 @@ class PairedDataset(_RobustDataset):
             self.ab_files = _images(self.root / phase)
             if not self.ab_files:
                 raise UsageError(f"{self.root}/{phase}/ is missing or has no images (paired AB layout)")
-            _warn_smaller_than_crop(self.root / phase, self.ab_files, transform, halves=True)
+            note = small_images_note(self.root / phase, self.ab_files, transform, halves=True)
         elif self.layout in ("paired_folders", "unpaired"):
             names = ("A", "B") if self.layout == "paired_folders" else (f"{phase}A", f"{phase}B")
             a_dir, b_dir = self.root / names[0], self.root / names[1]
@@ -418,12 +419,13 @@ class PairedDataset(_RobustDataset):
             self.pairs, a_only, b_only = match_stems(a_dir, b_dir, a_files, b_files)
             if a_only or b_only:
                 raise UsageError(f"{self.root}/: {unmatched_message(a_only, b_only)}")
-            _warn_smaller_than_crop(a_dir, a_files, transform)  # a pair's sides have one size
+            note = small_images_note(a_dir, a_files, transform)  # a pair's sides have one size
         else:
             raise UsageError(
                 f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
                 "or A/ and B/ (matched by file name); to derive pairs use --task " + "|".join(TASKS)
             )
+        self.notes = [note] if note else []  # for the trainer to print, once (not once per process)
         if not (in_channels and out_channels):
             self._channels_from_data()
 
@@ -471,23 +473,24 @@ class DerivedDataset(_RobustDataset):
                       lines on white; `i2i.data.sketch.sketch`, deterministic).
     """
 
-    _CHANNELS = {"colorize": (1, 3), "colorize_lab": (1, 2), "sketch": (3, 1)}
+    CHANNELS = {"colorize": (1, 3), "colorize_lab": (1, 2), "sketch": (3, 1)}
 
     def __init__(self, root: Path | str, task: str = "colorize", transform: Transform | None = None):
-        if task not in self._CHANNELS:
+        if task not in self.CHANNELS:
             raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         self.root = Path(root)
         self.task = task
         self.transform = transform
-        self.in_channels, self.out_channels = self._CHANNELS[task]
+        self.in_channels, self.out_channels = self.CHANNELS[task]
         if not self.root.is_dir():
             raise I2IError(f"{self.root}/ does not exist or is not a folder")
         self.files = _images(self.root)
         if not self.files:
             raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
-        if task != "sketch":
-            _warn_gray_photos(self.root, self.files, task)
-        _warn_smaller_than_crop(self.root, self.files, transform)
+        notes = [small_images_note(self.root, self.files, transform)]
+        if task != "sketch":  # a gray photo still has lines to learn
+            notes.insert(0, gray_photos_note(self.root, self.files, task))
+        self.notes = [note for note in notes if note]  # for the trainer to print, once
 
     def __len__(self) -> int:
         return len(self.files)
@@ -511,34 +514,49 @@ class DerivedDataset(_RobustDataset):
         return {"A": photo, "B": lines, "A_path": str(path), "B_path": str(path)}
 
 
-def _warn_gray_photos(root: Path, files: list[Path], task: str) -> None:
-    """One line when photos of a colorize folder are gray (old scans beside colour photos):
-    each teaches the model gray -> gray, so it colours less, and no loss shows why."""
-    gray = [path for path in files if stored_channels(path) == 1]
-    if gray:
-        print(f"warning: {len(gray)} of {len(files)} photos in {root}/ are gray (e.g. {gray[0].name}): "
-              f"--task {task} learns gray -> gray from them; move them out for a model that colours",
-              file=sys.stderr, flush=True)
+_NOTE_SAMPLE = 1000  # files a start-up note reads the headers of, at most (a note, not a check)
 
 
-def _warn_smaller_than_crop(folder: Path, files: list[Path], transform: Transform | None, halves: bool = False) -> None:
-    """One line when `--preprocess crop` will pad images smaller than the crop with their mirror
+def _sample(files: list[Path]) -> tuple[list[Path], str]:
+    """Files spread evenly over `files`, at most _NOTE_SAMPLE, and what a note adds after
+    counting them when they are a sample (" checked (of 118,287)")."""
+    step = -(-len(files) // _NOTE_SAMPLE)
+    return files[::step], "" if step == 1 else f" checked (of {len(files):,})"
+
+
+def gray_photos_note(root: Path, files: list[Path], task: str) -> str | None:
+    """A line when photos of a colorize folder are gray (old scans beside colour photos): each
+    teaches the model gray -> gray, so it colours less, and no loss shows why."""
+    checked, sampled = _sample(files)
+    gray = [path for path in checked if (header := read_header(path)) and header.channels == 1]
+    if not gray:
+        return None
+    return (f"warning: {len(gray)} of {len(checked)} photos{sampled} in {shown_path(root)}/ are gray (e.g. "
+            f"{shown_path(gray[0].relative_to(root))}): --task {task} learns gray -> gray from them; "
+            "move them out for a model that colours")
+
+
+def small_images_note(folder: Path, files: list[Path], transform: Transform | None,
+                      halves: bool = False) -> str | None:
+    """A line when `--preprocess crop` will pad images smaller than the crop with their mirror
     image (the reference's RandomCrop raises on them instead): padding makes any image fit, but
     a much smaller one becomes mirrored tiles the model learns from, so say so. Headers only."""
     crop = getattr(transform, "crop_size", 0)
     if getattr(transform, "preprocess", None) != "crop":
-        return
-    sizes = {path: size for path in files if (size := stored_size(path)) is not None}
+        return None
+    checked, sampled = _sample(files)
+    sizes = {path: (header.width, header.height) for path in checked if (header := read_header(path))}
     if halves:  # side-by-side AB images: each half is cropped
         sizes = {path: (w // 2, h) for path, (w, h) in sizes.items()}
     small = [path for path, size in sizes.items() if min(size) < crop]
-    if small:
-        path = min(small, key=lambda p: min(sizes[p]))
-        (w, h), per_half = sizes[path], " per half" if halves else ""
-        print(f"warning: {len(small)} of {len(files)} images in {folder}/ are smaller than --image-size {crop} "
-              f"(the smallest: {shown_path(path.relative_to(folder))}, {w}x{h}{per_half}): --preprocess crop "
-              f"pads them to {crop}x{crop} with a mirror image; give a smaller --image-size to train on their "
-              "own pixels only", file=sys.stderr, flush=True)
+    if not small:
+        return None
+    path = min(small, key=lambda p: min(sizes[p]))
+    (w, h), per_half = sizes[path], " per half" if halves else ""
+    return (f"warning: {len(small)} of {len(checked)} images{sampled} in {shown_path(folder)}/ are smaller than --image-size {crop} "
+            f"(the smallest: {shown_path(path.relative_to(folder))}, {w}x{h}{per_half}): --preprocess crop "
+            f"pads them to {crop}x{crop} with a mirror image; give a smaller --image-size to train on their "
+            "own pixels only")
 
 
 def _lr_key(stem: str, scale: int) -> str:

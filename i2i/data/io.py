@@ -35,7 +35,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, NamedTuple
 
 import numpy as np
 import PIL.Image
@@ -135,28 +135,29 @@ def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | Non
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 
 
-def stored_channels(path: str | os.PathLike) -> int | None:
-    """1 (gray, alpha or not) or 3: the channels `read_image` would give the file, from its
-    header alone (cheap, for a whole folder); None when the header cannot be read, or the
-    path is no regular file (opening a pipe would block)."""
+class Header(NamedTuple):
+    """What a file's header says: its size as Pillow reports it, and the channels `read_image`
+    gives it (1: gray, alpha or not; 3: colour)."""
+
+    width: int
+    height: int
+    channels: int
+
+
+def read_header(path: str | os.PathLike) -> Header | None:
+    """The file's `Header`, from its first bytes alone (cheap, for a whole folder), by the
+    decoder's own rules (a 16-bit gray+alpha PNG, which Pillow calls RGBA, is gray); None when
+    the header cannot be read, or the path is no regular file (opening a pipe would block)."""
     try:
         if not Path(path).is_file():
             return None
-        with PIL.Image.open(path, formats=_PIL_FORMATS) as pil:
-            return 1 if pil.mode in _GRAY_MODES else 3
-    except Exception:  # a bad file: reading it later names the problem
-        return None
-
-
-def stored_size(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(width, height) from the header alone, as `stored_channels` reads it (cheap, for a
-    whole folder), before any EXIF rotation (its smaller side is the same); None when the
-    header cannot be read or the path is no regular file."""
-    try:
-        if not Path(path).is_file():
-            return None
-        with PIL.Image.open(path, formats=_PIL_FORMATS) as pil:
-            return pil.size
+        with open(path, "rb") as file:
+            head = file.read(32)
+            file.seek(0)
+            with PIL.Image.open(file, formats=_PIL_FORMATS) as pil:
+                layout = _sixteen_bit_layout(pil, head)
+                gray = layout == "gray" if layout else pil.mode in _GRAY_MODES
+                return Header(pil.width, pil.height, 1 if gray else 3)
     except Exception:  # a bad file: reading it later names the problem
         return None
 

@@ -62,15 +62,13 @@ class Pix2Pix(Pipeline):
         if options.task:
             if options.direction != "AtoB":
                 raise UsageError(f"--task {options.task} sets the direction; drop --direction {options.direction}")
-            dataset = DerivedDataset(config.data, options.task, transform)
-            for side in ("in_channels", "out_channels"):
+            for side, made in zip(("in_channels", "out_channels"), DerivedDataset.CHANNELS[options.task]):
                 wanted = getattr(options, side)
-                if wanted and wanted != getattr(dataset, side):  # resumed: config.yaml's, not a flag
-                    flag, kind = f"--{side.replace('_', '-')}", side.split("_")[0] + "put"
-                    raise UsageError(f"--task {options.task} makes {getattr(dataset, side)} {kind} channels, not "
-                                     f"the {wanted} of {flag} (a flag, or the run's config.yaml with --resume: "
-                                     "a resumed run keeps its task)")
-            return dataset
+                if wanted and wanted != made:  # a flag, a settings file, or a resumed run's config.yaml
+                    raise UsageError(f"--task {options.task} makes models of {made} {side.split('_')[0]}put "
+                                     f"channel{'s' * (made > 1)}, not --{side.replace('_', '-')} {wanted}: drop that "
+                                     "setting (a resumed run keeps its own task)")
+            return DerivedDataset(config.data, options.task, transform)
         return PairedDataset(config.data, "train", transform, options.direction,  # 0: from the data
                              options.in_channels, options.out_channels)
 

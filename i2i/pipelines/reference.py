@@ -44,8 +44,10 @@ class ReferenceOptions:
     init_gain: float = setting(0.02, "Scale of the initial weights.", at_least=0)
     direction: str = setting("AtoB", "BtoA: translate the B images into A's (the same data, the other way).",
                              choices=DIRECTIONS)
-    in_channels: int = setting(0, "Input channels of the generator.", shown="0: from the data", at_least=0)
-    out_channels: int = setting(0, "Output channels of the generator.", shown="0: from the data", at_least=0)
+    in_channels: int = setting(0, "Input channels of the generator (from the data: 1 where every file of "
+                               "that side is gray, else 3).", shown="0: from the data", at_least=0)
+    out_channels: int = setting(0, "Output channels of the generator (as --in-channels).", shown="0: from the data",
+                                at_least=0)
 
     def channels(self) -> tuple[int, int]:
         """(in, out) channels of the generator (A -> B); 3 where the data has not said yet."""

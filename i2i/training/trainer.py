@@ -72,7 +72,7 @@ def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any =
     continue the run in `config.out` from its newest checkpoint: same step count, schedule,
     data order and RNG streams; settings that would change the run are refused with one line.
     Like the reference's train.py it seeds the global random generators (torch, numpy,
-    random); torch's thread count and deterministic mode are given back as they were. Ctrl-C
+    random); torch's thread count, deterministic mode and cuDNN autotuning are given back. Ctrl-C
     ends it with `Interrupted` (an I2IError, after a checkpoint), not KeyboardInterrupt.
     """
     if isinstance(config, Mapping):
@@ -86,15 +86,16 @@ def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any =
 
 @contextlib.contextmanager
 def _torch_settings_kept() -> Iterator[None]:
-    """torch's thread count and deterministic mode as the caller had them, after training set
-    its own (`threads`, `deterministic`): a notebook goes on as it was."""
+    """torch's thread count, deterministic mode and cuDNN autotuning as the caller had them,
+    after training set its own (`threads`, `deterministic`): a notebook goes on as it was."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    warn_only, benchmark = torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark
     try:
         yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark = benchmark
 
 
 class OutOfMemory(I2IError):
@@ -201,6 +202,8 @@ class Trainer:
             self.precision = _choose_precision(self.config.precision, self.device, self.world,
                                                self.run_folder, resume)
             self.dataset = _build_dataset(self.cls, self.options, self.config)  # a wrong layout fails first
+            for note in getattr(self.dataset, "notes", ()):
+                print_main(self.world, note)
             if resume:
                 check_changes(self.run_folder, self._settings(), self.cls.model_options,
                               renamed_settings(TrainConfig, self.cls.Options))
