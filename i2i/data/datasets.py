@@ -553,10 +553,10 @@ def small_images_note(folder: Path, files: list[Path], transform: Transform | No
         return None
     path = min(small, key=lambda p: min(sizes[p]))
     (w, h), per_half = sizes[path], " per half" if halves else ""
-    return (f"warning: {len(small)} of {len(checked)} images{sampled} in {shown_path(folder)}/ are smaller than --image-size {crop} "
-            f"(the smallest: {shown_path(path.relative_to(folder))}, {w}x{h}{per_half}): --preprocess crop "
-            f"pads them to {crop}x{crop} with a mirror image; give a smaller --image-size to train on their "
-            "own pixels only")
+    return (f"warning: {len(small)} of {len(checked)} images{sampled} in {shown_path(folder)}/ are smaller than "
+            f"--image-size {crop} (the smallest: {shown_path(path.relative_to(folder))}, {w}x{h}{per_half}): "
+            f"--preprocess crop pads them to {crop}x{crop} with a mirror image; give a smaller --image-size to "
+            "train on their own pixels only")
 
 
 def _lr_key(stem: str, scale: int) -> str:
