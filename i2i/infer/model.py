@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-import threading
 from typing import Callable
 
 import numpy as np
@@ -50,6 +49,7 @@ from i2i.device import resolve_device
 from i2i.errors import I2IError, UsageError
 from i2i.infer import tiles
 from i2i.infer.alpha import upsampled_alpha_tensor, upsampled_alphas
+from i2i.infer.locks import PicklableLock
 from i2i.infer.images import (ArrayPixels, ArrayResult, Pixels, Result, StreamResult, TensorPixels, TensorResult,
                               check_alpha_upsampler, check_not_empty, check_tensor_input, outscaled_size, resize_output,
                               resize_tensors)
@@ -98,7 +98,7 @@ class ImageModel:
         self._activation: float | None = None  # see _activation_per_pixel
         if self.stochastic:
             use_batch_statistics(net)
-            self._rng_lock = threading.Lock()  # torch's RNG is one per process
+            self._rng_lock = PicklableLock()  # torch's RNG is one per process
             if channels_last is None and self.device.type == "cpu":
                 channels_last = False  # dropout masks follow the memory layout: keep the reference's
         self._note_tiles = self.stochastic or normalises_per_image(net)  # batch or instance statistics
@@ -108,17 +108,6 @@ class ImageModel:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source}, device={self.device}, {self.speed}, scale={self.scale})"
-
-    def __getstate__(self) -> dict:
-        """Picklable (multiprocessing, copy.deepcopy): the lock is not, and is made anew."""
-        state = self.__dict__.copy()
-        state.pop("_rng_lock", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if self.stochastic:
-            self._rng_lock = threading.Lock()
 
     @property
     def net(self) -> nn.Module:
@@ -147,7 +136,7 @@ class ImageModel:
         """NxCxHxW colour in [0,1] (C 1 or 3) -> N x C' x sH x sW in [0,1], on `self.device`.
 
         `alpha` (Nx1xHxW or None) follows the image (`alpha_upsampler`, as `translate_arrays`);
-        `outscale` resizes both at the end (`i2i.infer.images.resize_output`, on float32).
+        `outscale` resizes both at the end (on float32). Inference tensors: a Translator's call clones them.
         """
         if x.dim() != 4 or x.shape[1] not in (1, 3):
             raise UsageError(f"expected an NxCxHxW tensor with 1 or 3 channels, not shape {tuple(x.shape)}")
@@ -257,18 +246,11 @@ class ImageModel:
         small probe (`i2i.infer.tiles.largest_activation`); None if the probe fails (the
         image's own run then says why)."""
         if self._activation is None:
-            probe = self._probe(*self.size.padded(64, 64))
+            probe = _random_probe(self.in_channels, *self.size.padded(64, 64), self.device)
             forward = self._seeded_forward if self.stochastic else self.speed.forward
             measured = tiles.largest_activation(self.net, forward, probe)
             self._activation = -1.0 if measured is None else measured
         return self._activation if self._activation >= 0 else None
-
-    def _probe(self, height: int, width: int) -> torch.Tensor:
-        """A random float32 1 x C x height x width input for measuring, drawn from a generator
-        of its own: the caller's torch random stream stays where it was."""
-        generator = torch.Generator(device=self.device).manual_seed(0)
-        return torch.rand(1, self.in_channels, height, width, generator=generator, device=self.device,
-                          dtype=torch.float32)
 
     def _nan_hint(self) -> str:
         return "" if self.precision == "fp32" else f" (in {self.precision}; does precision fp32 help?)"
@@ -324,7 +306,7 @@ class ImageModel:
         get 128 / scale px (at least 32), where they rank as at full size, at a fraction of
         the probe's cost.
         """
-        probe = self._probe(height, width)
+        probe = _random_probe(self.in_channels, height, width, self.device)
         return self.speed.fastest(
             candidates, lambda: self._seeded_forward(probe) if self.stochastic else self.speed.forward(probe))
 
@@ -358,6 +340,13 @@ def _note_tiles(source: str) -> None:
     tqdm.write(f"note: {source} normalises each image by its own statistics, so in tiles (each normalised "
                "on its own) its output differs from the whole image's; tile only what does not fit whole",
                file=sys.stderr)
+
+
+def _random_probe(channels: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """A random float32 1 x C x height x width input for measuring, drawn from a generator of
+    its own: the caller's torch random stream stays where it was."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    return torch.rand(1, channels, height, width, generator=generator, device=device, dtype=torch.float32)
 
 
 def _gigabytes(size: float) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from i2i.device import autocast, cpu_has_native_bf16, fastest, resolve_precision
+from i2i.infer.locks import PicklableLock
 
 Candidate = tuple[str, bool]  # (precision, channels_last)
 
@@ -42,17 +42,9 @@ class Speed:
         self.device = device
         self.net = net
         self._fp32_net, self._bf16_net = net, None
-        self._lock = threading.Lock()
+        self._lock = PicklableLock()  # a pickled Translator takes a new one
         self.candidates: list[Candidate] = []
         self._choose(precision, channels_last)
-
-    def __getstate__(self) -> dict:
-        """Picklable (a pickled Translator): the lock is not, and is made anew."""
-        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __str__(self) -> str:
         if self.candidates:
