@@ -576,8 +576,10 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
     INPUT is an image or a folder (recursive); OUTPUT mirrors its sub-folders (or, for one
-    image, may name the output file: .png, .jpg, ...). Existing outputs are skipped, so an
-    interrupted run continues. Exit status 1 if any image failed.
+    image, may name the output file: .png, .jpg, ...). Links to sub-folders and hidden
+    sub-folders are not entered (a link can lead back up); links to images are read.
+    Existing outputs are skipped, so an interrupted run continues. Exit status 1 if any
+    image failed.
     """
     from i2i.infer import load_model
     from i2i.infer.folder import check_paths

@@ -130,8 +130,10 @@ def read_state_dict(path: Path, notes: list[str] | None = None) -> State:
     notes = [] if notes is None else notes
     if path.is_dir():
         raise I2IError(_folder_message(path))
-    if not path.is_file():
+    if not path.exists():
         raise I2IError(f"{path}: file not found")
+    if not path.is_file():  # it exists (a FIFO, socket or device): opening a FIFO would block
+        raise I2IError(f"{path}: not a regular file (a pipe, socket or device), not a checkpoint file")
     with open(path, "rb") as f:
         head = f.read(9)
     if not head:

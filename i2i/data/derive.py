@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from i2i.atomic import WriteError, atomic_path, write_errors
 from i2i.data.inspect import progress_bar
 from i2i.errors import I2IError, UsageError
 
@@ -37,8 +38,10 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
 
     Alpha is dropped (the pairs are for training). A file that fails to decode, one too
     small for the task, or a second file with the same stem, is one line in `problems`;
-    the others are written. `dst` must lie outside `src` (the next scan would read the pairs
-    as photos), and its A/ and B/ must hold no images unless `overwrite` (same stems replaced).
+    the others are written. A full or read-only disk stops the run at the first pair it
+    fails (its line, the last in `problems`): every later pair would fail the same way.
+    `dst` must lie outside `src` (the next scan would read the pairs as photos), and its A/
+    and B/ must hold no images unless `overwrite` (same stems replaced).
     """
     from i2i.data.io import file_problem, list_images, read_image
 
@@ -79,21 +82,26 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
             _write_pair(dst, f"{path.stem}.png", a, b)
         except I2IError as error:  # unreadable, too small for the task, or its pair not writable
             problems.append(file_problem(path, error))
+            if isinstance(error, WriteError) and error.no_room:
+                problems[-1] += (f"; stopped after {written} pair{'s' if written != 1 else ''} written (run the "
+                                 "same command again with --overwrite, once there is room)")
+                break
             continue
         written += 1
     return DeriveResult(written, problems)
 
 
 def _write_pair(dst: Path, name: str, a: np.ndarray, b: np.ndarray) -> None:
-    """A/name and B/name, or neither: an A without its B would be paired with nothing."""
-    from i2i.data.io import write_image
+    """A/name and B/name, or neither: both go to temp files, renamed only once both are
+    written, so a failure leaves the pair that was there (an old B never meets a new A)."""
+    from i2i.data.io import encode_image
 
-    write_image(dst / "A" / name, a)
-    try:
-        write_image(dst / "B" / name, b)
-    except I2IError:
-        (dst / "A" / name).unlink(missing_ok=True)
-        raise
+    a_path, b_path = dst / "A" / name, dst / "B" / name
+    a_png, b_png = encode_image(".png", a), encode_image(".png", b)
+    with write_errors(a_path), atomic_path(a_path) as a_tmp:
+        a_tmp.write_bytes(a_png)
+        with write_errors(b_path), atomic_path(b_path) as b_tmp:
+            b_tmp.write_bytes(b_png)
 
 
 def _pair(task: str, pixels: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:

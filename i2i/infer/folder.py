@@ -90,7 +90,7 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     if ab_side not in (None, "A", "B"):
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
-    jobs, collisions = _plan(src, dst, ext, suffix)
+    jobs, unwritable = _plan(src, dst, ext, suffix)
     targets: dict[Path, set[str]] = {}
     for job in jobs:
         targets.setdefault(job.dst.parent, set()).add(temp_stem(job.dst.name))
@@ -101,10 +101,10 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         _check_writable(todo[0].dst.parent)
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
-                    total=len(todo) + len(collisions), ab_side=ab_side, stream=stream, scale=scale,
+                    total=len(todo) + len(unwritable), ab_side=ab_side, stream=stream, scale=scale,
                     outscale=outscale)
     run.summary.skipped = len(jobs) - len(todo)
-    for message in collisions:  # in the total too, as the summary counts them
+    for message in unwritable:  # in the total too, as the summary counts them
         run.fail(message)
     threads = torch.get_num_threads()
     if split_threads:
@@ -317,7 +317,10 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
     given, src, dst = str(dst), Path(src), Path(dst)
     if not src.exists():
         broken = " (a symbolic link to nothing, or a loop of links)" if src.is_symlink() else ""
-        raise I2IError(f"{src}: no such file or folder{broken}")
+        hint = _TILDE_HINT if _unexpanded_tilde(src) else ""
+        raise I2IError(f"{src}: no such file or folder{broken}{hint}")
+    if _unexpanded_tilde(dst):  # it would make a folder named ~ here
+        raise UsageError(f"{dst}: would make a folder named {dst.parts[0]} here{_TILDE_HINT}")
     if not src.is_dir() and not src.is_file():  # reading it could block forever (a FIFO)
         raise I2IError(f"{src}: not a regular file or folder (a pipe, socket or device), not an image file")
     if src.is_dir() and _real(src) == _real(dst):
@@ -333,14 +336,34 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
     return to_file
 
 
+_TILDE_HINT = " (the shell did not expand ~: write it without quotes or use $HOME)"
+
+
+def _unexpanded_tilde(path: Path) -> bool:
+    """A path whose first part is a ~ the shell would have expanded ('~', '~user') had it not
+    been quoted, and which names nothing here: i2i does not expand it, as most tools do not."""
+    first = path.parts[0] if path.parts else ""
+    return first.startswith("~") and os.path.expanduser(first) != first and not os.path.lexists(first)
+
+
 def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
-    """The (input, output) pairs, and one message per input whose output another input takes.
+    """The (input, output) pairs, and one message per input whose output another input takes
+    or whose output name is too long for the file system (known now, not after the compute).
     No output may be an input: the run is refused before anything is written; so is a folder
     without images, where nothing would be done."""
     to_file = check_paths(src, dst, ext, suffix)
     src, dst = Path(src), Path(dst)
-    jobs, collisions = _pairs(src, dst, ext, suffix, to_file)
-    if not jobs and not collisions:
+    jobs, unwritable = _pairs(src, dst, ext, suffix, to_file)
+    limit = _name_max(dst.parent if to_file else dst)
+    fitting: list[_Job] = []
+    for job in jobs:
+        if (size := len(os.fsencode(job.dst.name))) <= limit:
+            fitting.append(job)
+        else:
+            unwritable.append(f"{io.shown_path(job.src)}: {io.shown_path(job.dst)}: cannot write the file "
+                              f"(its name is {size} bytes; the file system allows {limit})")
+    jobs = fitting
+    if not jobs and not unwritable:
         raise I2IError(f"{src}: no images in this folder or its sub-folders "
                        f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
     inputs = {_real(job.src) for job in jobs}
@@ -348,7 +371,7 @@ def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str)
         if _real(job.dst) in inputs:
             raise UsageError(f"{io.shown_path(job.dst)}: this output would overwrite an input image; "
                              "choose another output")
-    return jobs, collisions
+    return jobs, unwritable
 
 
 def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[list[_Job], list[str]]:
@@ -371,6 +394,17 @@ def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[
         taken[out] = path
         jobs.append(_Job(path, out))
     return jobs, collisions
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the file system of `folder`, or of the nearest folder
+    above it that exists, allows; 255 (most file systems) where it does not say."""
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (AttributeError, ValueError, OSError):  # Windows has no pathconf
+        return 255
+    return limit if limit > 0 else 255
 
 
 def _real(path: Path) -> Path:
