@@ -7,18 +7,19 @@
 What users get: `i2i train pix2pix` (the CLI, a fresh process per run, the same seed, the
 reference defaults except `--netG unet_<size>` and `--image-size <size>`), then the model
 file through `i2i.load_model`. The data: 60 photos drawn (with `--seed`) from `--photos`
-(T91 + BSD200), centre-cropped square and resized to the load size (size * 286/256, so the
-random crops of training lose nothing), then `i2i.data.derive.derive_pairs("sketch")`:
-A = photo, B = its XDoG sketch. 50 pairs train, 10 are held out. Held-out L1: the mean
-absolute difference of G(A) and B on the held-out pairs' centre `size` crops, in [0, 1]
-pixel units (fp32 inference, the model's own test mode: pix2pix's train mode with seeded
-dropout). "train L1" is the last logged G_L1 of the run in the same units (on its random
-crop): a gap to the held-out figure is overfitting.
+(default: T91 + BSD200 in ../shared/data/sr), centre-cropped square and resized to the load
+size (size * 286/256, so the random crops of training lose nothing), then
+`i2i.data.derive.derive_pairs("sketch")`: A = photo, B = its XDoG sketch. 50 pairs train,
+10 are held out. Held-out L1: the mean absolute difference of G(A) and B on the held-out
+pairs' centre `size` crops, in [0, 1] pixel units (fp32 inference, the model's own test
+mode: pix2pix's train mode with seeded dropout). "train L1" is the last logged G_L1 of the
+run in the same units (on its random crop): a gap to the held-out figure is overfitting.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -32,16 +33,21 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = "color,translation,cutout"
+SHARED = Path(os.environ.get("I2I_SHARED") or REPO.parent / "shared")
+DEFAULT_PHOTOS = [SHARED / "data" / "sr" / "T91", SHARED / "data" / "sr" / "BSD200"]
 LAMBDA_L1 = 100.0  # pix2pix's default L1 weight: G_L1 in metrics.jsonl is L1 (in [-1, 1]) times this
 
 
-def choose_photos(folder: Path, count: int, min_side: int, seed: int) -> list[Path]:
-    """`count` photos of `folder` at least `min_side` pixels on both sides, drawn with `seed`."""
+def choose_photos(folders: list[Path], count: int, min_side: int, seed: int) -> list[Path]:
+    """`count` photos of `folders` at least `min_side` pixels on both sides, drawn with `seed`
+    (from their files sorted by name, as if they were in one folder)."""
     from i2i.data.io import list_images
 
-    eligible = [p for p in list_images(folder) if min(Image.open(p).size) >= min_side]
+    found = sorted((p for folder in folders for p in list_images(folder)), key=lambda p: (p.name, str(p)))
+    eligible = [p for p in found if min(Image.open(p).size) >= min_side]
     if len(eligible) < count:
-        sys.exit(f"{folder}/ has {len(eligible)} photos of at least {min_side} px, {count} needed")
+        names = ", ".join(f"{folder}/" for folder in folders)
+        sys.exit(f"{names} hold {len(eligible)} photos of at least {min_side} px, {count} needed")
     return random.Random(seed).sample(eligible, count)
 
 
@@ -114,7 +120,9 @@ def train_l1(run: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--photos", type=Path, default=Path("/work/runs/sr291"))
+    parser.add_argument("--photos", type=Path, nargs="+", default=DEFAULT_PHOTOS,
+                        help="photo folders (default: T91 and BSD200 under $I2I_SHARED/data/sr, "
+                             "$I2I_SHARED defaulting to ../shared)")
     parser.add_argument("--work", type=Path, default=None, help="folder for pairs and runs (default: a temp folder)")
     parser.add_argument("--train-pairs", type=int, default=50)
     parser.add_argument("--test-pairs", type=int, default=10)

@@ -1,7 +1,7 @@
 """A real-world x4 SR validation set, and the scores of models and bicubic upscaling on it.
 
     python benchmarks/realworld_sr.py make ../shared/data/sr/Set14 val/Set14_rw       # writes LR images
-    python benchmarks/realworld_sr.py score ../shared/data/sr/Set14 val/Set14_rw srresnet-x4 realesr-x4
+    python benchmarks/realworld_sr.py score ../shared/data/sr/Set14 val/Set14_rw srresnet-x4 srresnet-x4-realworld
     python benchmarks/realworld_sr.py grow MODEL.safetensors DEEPER.safetensors --num-blocks 32
 
 `make` degrades each HR image (mod-cropped to 4) the way an ordinary photo on the web is

@@ -52,4 +52,8 @@ def realworld(src: str, dst: str) -> None:
 
 
 if __name__ == "__main__":
-    {"clean": clean, "realworld": realworld}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    figures = {"clean": clean, "realworld": realworld}
+    if len(sys.argv) != 4 or sys.argv[1] not in figures:
+        print(__doc__, file=sys.stdout if {"-h", "--help"} & set(sys.argv[1:]) else sys.stderr)
+        sys.exit(0 if {"-h", "--help"} & set(sys.argv[1:]) else 2)
+    figures[sys.argv[1]](sys.argv[2], sys.argv[3])

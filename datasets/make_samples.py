@@ -37,4 +37,7 @@ def main(src: Path, dst: Path) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__, file=sys.stdout if {"-h", "--help"} & set(sys.argv[1:]) else sys.stderr)
+        sys.exit(0 if {"-h", "--help"} & set(sys.argv[1:]) else 2)
     main(Path(sys.argv[1]), Path(sys.argv[2]))
