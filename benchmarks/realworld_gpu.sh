@@ -102,4 +102,7 @@ score() {
     done
 }
 
-"$@"
+case "${1:-}" in
+    prepare|run|score) "$@" ;;
+    *) echo "usage: benchmarks/realworld_gpu.sh prepare | run OUT | score MODEL (see the top of this file)" >&2; exit 2 ;;
+esac

@@ -168,12 +168,17 @@ def main() -> None:
     g.add_argument("out", type=Path)
     g.add_argument("--num-blocks", type=int, required=True)
     args = parser.parse_args()
-    if args.command == "make":
-        make(args.hr, args.out, mix(args.preset, blur=args.blur, noise=args.noise, quality=args.quality))
-    elif args.command == "grow":
-        grow(args.model, args.out, args.num_blocks)
-    else:
-        score(args.hr, args.lr, args.models)
+    from i2i.errors import I2IError
+
+    try:
+        if args.command == "make":
+            make(args.hr, args.out, mix(args.preset, blur=args.blur, noise=args.noise, quality=args.quality))
+        elif args.command == "grow":
+            grow(args.model, args.out, args.num_blocks)
+        else:
+            score(args.hr, args.lr, args.models)
+    except I2IError as error:  # a wrong model name or folder: i2i's one line, not a traceback
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

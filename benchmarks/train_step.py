@@ -15,6 +15,7 @@ the rounds' ratios rather than single figures.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from i2i.bench import machine, time_train_steps
 
@@ -24,7 +25,8 @@ def main() -> None:
     parser.add_argument("--pipelines", default="cyclegan,pix2pix")
     parser.add_argument("--precisions", default="fp32,auto")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--size", type=int, default=256,
+                        help="crop size; pix2pix's unet_256 takes multiples of 256 only")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole table, interleaved")
@@ -44,4 +46,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from i2i.errors import I2IError
+
+    try:
+        main()
+    except I2IError as error:  # e.g. a --size the network cannot take: i2i's one line
+        sys.exit(f"error: {error}")
