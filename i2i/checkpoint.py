@@ -68,7 +68,23 @@ def save_model(path: str | os.PathLike, networks: dict[str, nn.Module], spec: Mo
         "networks": json.dumps(archs),
         "spec": json.dumps(spec.to_dict()),
     }
-    write_bytes(path, save(tensors, metadata=metadata))
+    write_bytes(path, _sorted_metadata(save(tensors, metadata=metadata)))
+
+
+def _sorted_metadata(data: bytes) -> bytes:
+    """The safetensors file with its metadata keys in sorted order: safetensors writes them in
+    a random order, so two identical runs gave model files of different sha256. The header is
+    rewritten at its own length (padded with spaces, as the format allows), or left as it was."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        return data
+    text = json.dumps({"__metadata__": dict(sorted(metadata.items())), **header}, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    if len(text) > size:
+        return data
+    return data[:8] + text.ljust(size) + data[8 + size:]
 
 
 #: What to do with foreign weights (reference CycleGAN/pix2pix, BasicSR, Real-ESRGAN) given as a model.

@@ -107,3 +107,17 @@ def test_writes_work_on_a_file_system_without_flock(tmp_path, monkeypatch):
     (tmp_path / ".b.bin.0123456789ab.tmp").write_bytes(b"left by a kill")
     (tmp_path / ".dir.0123456789ab.tmp").mkdir()  # a folder with such a name is not ours
     assert remove_stale_temp_files(tmp_path) == [tmp_path / ".b.bin.0123456789ab.tmp"]
+
+
+def test_the_same_networks_make_the_same_file_bytes(tmp_path):
+    """safetensors writes the metadata keys in a random order: two identical runs gave model
+    files of different sha256 (a checksum could not tell a re-run from another model)."""
+    net = i2i.nn.create("srresnet", width=4, num_blocks=1, scale=2)
+    spec = spec_for_network(net, "srgan", input_range=(0, 1))
+    files = [tmp_path / f"m{i}.safetensors" for i in range(6)]
+    for path in files:
+        save_model(path, {"G": net}, spec)
+    assert len({path.read_bytes() for path in files}) == 1
+    loaded = load_model(files[0])
+    assert all(torch.equal(a, b) for a, b in zip(loaded.networks["G"].state_dict().values(),
+                                                 net.state_dict().values()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,12 +18,15 @@ from i2i.device import PRECISIONS
 from i2i.errors import UsageError, did_you_mean
 from i2i.options import check_ranges, setting
 from i2i.settings_file import read_yaml, underscored
+from i2i.training import distributed
 from i2i.training.run_folder import RunFolder
 
 LR_POLICIES = ("linear", "step", "cosine", "plateau")
 CHANNELS_LAST = ("auto", "on", "off")  # i2i.training.layout
 #: keys config.yaml holds beside the settings: records of the run, ignored when settings are read
-RECORDS = ("pipeline", "precision_resolved", "channels_last_resolved")
+#: (the thread count and the versions change a run's numerics too: written down, not settings)
+RECORDS = ("pipeline", "precision_resolved", "channels_last_resolved", "threads_resolved", "torch_version",
+           "i2i_version")
 
 
 @dataclass
@@ -125,6 +129,7 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
         if from_file.get("pipeline", pipeline) != pipeline:
             raise UsageError(f"{config_file} holds {from_file['pipeline']} settings, not {pipeline}")
         take(from_file, f" in {config_file}")
+        _note_recorded_choices(config_file, from_file, _current_names(underscored(values or {}), renamed))
     take(values or {}, "")
     for record in RECORDS:  # what a run wrote down about itself, not a setting
         merged.pop(record, None)
@@ -135,6 +140,23 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
     _refuse_unused(cls, config, options, given, source)
     cls.check_given(options, {name: source.get(name, "") for name in given})
     return config, options
+
+
+def _note_recorded_choices(path: str | Path, saved: Mapping[str, Any], flags: Mapping[str, Any]) -> None:
+    """A copied config.yaml (`--config runs/x/config.yaml`) says `auto` for the precision and the
+    layout, which this run resolves again (another machine, a layout timing that comes out the
+    other way: other numerics); one line names what runs/x resolved, so a re-run that differs
+    is not silent, and the flags that compute as runs/x did."""
+    chosen = {}
+    if saved.get("precision") == "auto" and "precision" not in flags and saved.get("precision_resolved"):
+        chosen["precision"] = saved["precision_resolved"]
+    layout = saved.get("channels_last_resolved")
+    if saved.get("channels_last") == "auto" and "channels_last" not in flags and isinstance(layout, bool):
+        chosen["channels-last"] = "on" if layout else "off"
+    if chosen and distributed.from_environment().main:  # once, not once per torchrun process
+        print(f"note: {path} records what its run's auto resolved to; this run resolves auto again, which may "
+              f"differ: {' '.join(f'--{key} {value}' for key, value in chosen.items())} computes as it did",
+              file=sys.stderr)
 
 
 def _refuse_unused(cls: type, config: TrainConfig, options: Any, given: set[str], source: Mapping[str, str]) -> None:

@@ -249,9 +249,10 @@ class Trainer:
 
     def _settings(self) -> dict:
         settings = {**settings_dict(self.name, self.config, self.options), "precision_resolved": self.precision}
-        if hasattr(self, "stepper"):  # known once the networks are built
+        if hasattr(self, "stepper"):  # known once the networks are built (and the threads set)
             settings["channels_last_resolved"] = self.stepper.channels_last
-        return settings
+            settings["threads_resolved"] = torch.get_num_threads()
+        return {**settings, **_versions()}
 
     # ------------------------------------------------------------------ state
 
@@ -447,6 +448,14 @@ class _Log:
         if self.bar is not None:
             self.bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items()), refresh=False)
         self.reset()
+
+
+def _versions() -> dict[str, str]:
+    """What config.yaml records of the software: another torch (its kernels) or i2i (its
+    defaults) can change a run's numerics."""
+    from i2i import __version__
+
+    return {"torch_version": str(torch.__version__), "i2i_version": __version__}
 
 
 def seed_everything(seed: int) -> None:
