@@ -373,7 +373,8 @@ def _show_scores(result: dict, json_path: str | None) -> None:
               help="LR images named like DATA's (baby, babyx4, baby_x4) instead of MATLAB bicubic ones.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="fp32",
-              show_default=True, help="fp32 gives the same figures on any hardware (to float rounding, far below the 3 decimals printed).")
+              show_default=True,
+              help="fp32 gives the same figures on any hardware (to float rounding, far below the 3 decimals printed).")
 @click.option("--tile", type=click.IntRange(min=0), default=0, show_default=True,
               help="Run large images in tiles of N LR pixels (0: whole images).")
 @click.option("--lpips", is_flag=True, help="Also LPIPS (needs the lpips package and local weights).")
