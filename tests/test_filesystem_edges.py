@@ -133,27 +133,39 @@ def test_derive_where_a_file_holds_the_pairs_folder_name_is_one_line(tmp_path):
 
 def test_a_new_run_inside_its_data_folder_is_refused(tmp_path):
     """The data is listed recursively: the run's sample grids became training images, and its
-    --resume was then refused because the data had changed length."""
+    --resume was then refused because the data had changed length. Where the dataset lists
+    images (a --task folder whatever its sub-folders, trainA/ through a link, --lr-data) a new
+    run is refused; beside them, or in a hidden folder, it trains and resumes."""
     import i2i
 
     photos = tmp_path / "photos"
     for i in range(2):
-        save(photos / f"{i}.png", noise(32, 32))
+        save(photos / "train" / f"{i}.png", noise(32, 32))  # a sub-folder named as a layout's
     settings = {"data": str(photos), "task": "sketch", "netG": "unet_32", "width": 4, "ndf": 4, "image_size": 32,
                 "preprocess": "crop", "max_steps": 1, "precision": "fp32", "channels_last": "off",
-                "out": str(photos / "run")}
-    with pytest.raises(UsageError, match=r"is inside the data folder .* where training reads images"):
+                "out": str(photos / "runs" / "x")}
+    with pytest.raises(UsageError, match=r"runs/x/ is inside .*photos/, which training reads images from"):
         i2i.train("pix2pix", settings)
-    assert not (photos / "run").exists()
-    # beside the folders a layout reads (trainA/ trainB/), a run folder is never listed: it trains
-    unpaired = tmp_path / "horses"
-    for side in ("trainA", "trainB"):
-        save(unpaired / side / "0.png", noise(32, 32))
+    assert not (photos / "runs").exists()
+    i2i.train("pix2pix", {**settings, "out": str(photos / ".runs" / "x")})  # hidden: never listed
+
+    unpaired, elsewhere = tmp_path / "horses", tmp_path / "elsewhere"
+    save(elsewhere / "0.png", noise(32, 32))
+    save(unpaired / "trainB" / "0.png", noise(32, 32))
+    (unpaired / "trainA").symlink_to(elsewhere, target_is_directory=True)
     settings = {key: value for key, value in settings.items() if key != "task"}
-    with pytest.raises(UsageError, match=r"inside the data folder"):
+    with pytest.raises(UsageError, match=r"inside .*trainA/"):
         i2i.train("cyclegan", {**settings, "data": str(unpaired), "out": str(unpaired / "trainA/run")})
     i2i.train("cyclegan", {**settings, "data": str(unpaired), "out": str(unpaired / "runs/first")})
     i2i.train("cyclegan", {"out": str(unpaired / "runs/first"), "max_steps": 2}, resume=True)
+
+    hr, lr = tmp_path / "hr", tmp_path / "lr"
+    save(hr / "0.png", noise(32, 32))
+    save(lr / "0.png", noise(16, 16))
+    sr = {"data": str(hr), "lr_data": str(lr), "scale": 2, "width": 4, "num_blocks": 1, "image_size": 16,
+          "max_steps": 1, "num_workers": 0}
+    with pytest.raises(UsageError, match=r"inside .*lr/"):
+        i2i.train("srgan", {**sr, "out": str(lr / "run")})
 
 
 @needs_fifo
@@ -181,6 +193,7 @@ def test_a_quoted_tilde_gets_a_hint_and_never_makes_a_folder_named_tilde(tmp_pat
     result = CliRunner().invoke(main, ["translate", "no-such-model", "photos", "~/out/"])
     assert result.exit_code != 0 and "the shell did not expand ~" in result.output, result.output
     assert not (tmp_path / "~").exists()
+    assert folder.check_paths("photos", "./~/o") is False  # asked for by name: not a quoted ~
     (tmp_path / "~").mkdir()  # a folder really named ~ is the user's to write into
     assert folder.check_paths("photos", "~/out/") is False
 
@@ -269,6 +282,16 @@ def test_derive_overwrite_that_fails_on_b_leaves_the_old_pair(tmp_path, monkeypa
     assert result.written == 0 and len(result.problems) == 1
     assert {side: (tmp_path / "pairs" / side / "x.png").read_bytes() for side in ("A", "B")} == old
     assert sorted(p.name for p in (tmp_path / "pairs" / "A").iterdir()) == ["x.png"]  # no temp file left
+
+
+def test_derive_whose_a_rename_fails_leaves_no_b_without_its_a(tmp_path, monkeypatch):
+    """B is renamed into place first: when A's rename then failed, a fresh derive kept a B
+    without its A, which pix2pix refuses as unmatched."""
+    save(tmp_path / "photos" / "x.png", noise(16, 16))
+    _failing_replace(monkeypatch, lambda path: path.parent.name == "A", errno.ENOSPC)
+    result = derive_pairs("colorize", tmp_path / "photos", tmp_path / "pairs")
+    assert result.written == 0 and "writable)" in result.problems[-1]
+    assert [list((tmp_path / "pairs" / side).iterdir()) for side in ("A", "B")] == [[], []]
 
 
 def test_links_to_sub_folders_are_not_walked_and_the_help_says_so(tmp_path):

@@ -69,3 +69,30 @@ def test_config_rerun_names_what_the_run_resolved_auto_to(photos, tmp_path, caps
     again = train("pix2pix", config, options)
     first, second = _weights(run), _weights(again)
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_resume_keeps_how_the_run_started_and_says_what_changed(photos, tmp_path, capsys):
+    """Each resume rewrote the records: a run started under another torch lost that record
+    without a word. They stay as the run started; another torch is named on resume."""
+    run = train("pix2pix", {**TINY, "data": photos, "out": tmp_path / "run"})
+    saved = _config(run)
+    (run / "config.yaml").write_text(yaml.safe_dump({**saved, "torch_version": "2.0.0", "threads_resolved": 16},
+                                                    sort_keys=False))
+    capsys.readouterr()
+    train("pix2pix", {"out": tmp_path / "run", "max_steps": 4}, resume=True)
+    assert "torch_version '2.0.0' -> " in capsys.readouterr().err
+    again = _config(run)
+    assert (again["torch_version"], again["threads_resolved"], again["max_steps"]) == ("2.0.0", 16, 4)
+
+
+def test_the_rerun_note_names_the_threads_and_is_quiet_on_resume(photos, tmp_path, capsys):
+    """threads 0 is one per core of whichever machine: the note names the run's count. A resumed
+    run keeps what it chose, so a --config given with --resume gets no note."""
+    run = train("pix2pix", {**TINY, "data": photos, "out": tmp_path / "x"})
+    copy = tmp_path / "x.yaml"
+    copy.write_text(yaml.safe_dump({**_config(run), "threads": 0, "threads_resolved": 16}, sort_keys=False))
+    capsys.readouterr()
+    make_settings("pix2pix", {"out": str(tmp_path / "y")}, config_file=copy)
+    assert "--threads 16" in capsys.readouterr().err
+    make_settings("pix2pix", {}, config_file=copy, resume_from=run)
+    assert "note" not in capsys.readouterr().err

@@ -191,27 +191,17 @@ def detect_layout(root: Path | str) -> str:
     )
 
 
-_READ_FOLDERS = {"unpaired": ("trainA", "trainB", "testA", "testB"), "paired_folders": ("A", "B"),
-                 "paired_ab": ("train", "val", "test")}
-
-
-def lists_files_under(root: Path | str, path: Path | str) -> bool:
-    """Whether training on `root` lists the images under `path`: a run folder placed there would
-    have its sample grids read as training images (and its --resume refused: the data changed).
-    A plain folder is listed whole; the other layouts only their named folders (SR: HR/, LR/)."""
-    real_root, real_path = Path(os.path.realpath(root)), Path(os.path.realpath(path))
-    if real_path == real_root:
-        return True
-    if real_root not in real_path.parents:
-        return False
-    first = real_path.relative_to(real_root).parts[0]
-    if (real_root / "HR").is_dir():
-        return first in ("HR", "LR")
-    try:
-        layout = detect_layout(real_root)
-    except I2IError:  # no data yet: the dataset's own check says so
-        return False
-    return layout == "plain" or first in _READ_FOLDERS[layout]
+def lists_path(folders: list[Path], path: Path | str) -> Path | None:
+    """The folder of `folders` (the ones a dataset lists, recursively: its `roots`) that `path`
+    lies in, links followed, or None. A run folder there would have its sample grids read as
+    training images (and its --resume refused: the data changed); hidden folders are not listed."""
+    real = Path(os.path.realpath(path))
+    for folder in folders:
+        root = Path(os.path.realpath(folder))
+        if (real == root or root in real.parents) and not any(
+                part.startswith(".") for part in real.relative_to(root).parts):
+            return folder
+    return None
 
 
 _LAYOUT_WORDS = {
@@ -318,7 +308,8 @@ class UnpairedDataset(_RobustDataset):
             if not files:
                 raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
         self.transform = transform
-        self.notes = [note for folder, files in ((self.root / f"{phase}A", self.a_files), (self.b_folder, self.b_files))
+        self.roots = [self.root / f"{phase}A", self.b_folder]  # what it lists
+        self.notes = [note for folder, files in zip(self.roots, (self.a_files, self.b_files))
                       if (note := small_images_note(folder, files, transform))]
         self.serial_batches = serial_batches
         if not (in_channels and out_channels):  # from the data: gray only when both folders are
@@ -409,6 +400,7 @@ class PairedDataset(_RobustDataset):
             if not self.ab_files:
                 raise UsageError(f"{self.root}/{phase}/ is missing or has no images (paired AB layout)")
             note = small_images_note(self.root / phase, self.ab_files, transform, halves=True)
+            self.roots = [self.root / phase]  # what it lists
         elif self.layout in ("paired_folders", "unpaired"):
             names = ("A", "B") if self.layout == "paired_folders" else (f"{phase}A", f"{phase}B")
             a_dir, b_dir = self.root / names[0], self.root / names[1]
@@ -420,6 +412,7 @@ class PairedDataset(_RobustDataset):
             if a_only or b_only:
                 raise UsageError(f"{self.root}/: {unmatched_message(a_only, b_only)}")
             note = small_images_note(a_dir, a_files, transform)  # a pair's sides have one size
+            self.roots = [a_dir, b_dir]
         else:
             raise UsageError(
                 f"{self.root}/ is a plain folder of images; paired data needs {phase}/ (side-by-side AB images) "
@@ -485,6 +478,7 @@ class DerivedDataset(_RobustDataset):
         if not self.root.is_dir():
             raise I2IError(f"{self.root}/ does not exist or is not a folder")
         self.files = _images(self.root)
+        self.roots = [self.root]  # what it lists
         if not self.files:
             raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
         notes = [small_images_note(self.root, self.files, transform)]
@@ -674,6 +668,7 @@ class SRDataset(_RobustDataset):
             raise UsageError(f"{self.root}/ has no images (a folder of HR images is expected)")
         self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
         self.lr_root = lr_root = None if lr_root is None else Path(lr_root)
+        self.roots = [self.root] + ([lr_root] if lr_root is not None else [])  # what it lists
         if lr_root is not None:
             if not lr_root.is_dir():
                 raise I2IError(f"{lr_root}/ does not exist or is not a folder (LR folder)")

@@ -84,7 +84,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
             problems.append(file_problem(path, error))
             if isinstance(error, WriteError) and error.no_room:
                 problems[-1] += (f"; stopped after {written} pair{'s' if written != 1 else ''} written (run the "
-                                 "same command again with --overwrite, once there is room)")
+                                 "same command again with --overwrite once the disk has room and is writable)")
                 break
             continue
         written += 1
@@ -92,16 +92,24 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
 
 
 def _write_pair(dst: Path, name: str, a: np.ndarray, b: np.ndarray) -> None:
-    """A/name and B/name, or neither: both go to temp files, renamed only once both are
-    written, so a failure leaves the pair that was there (an old B never meets a new A)."""
+    """A/name and B/name, or neither: both go to temp files, renamed (B, then A) only once both
+    are written, so a failed write leaves the pair that was there; should A's rename fail after
+    B's, a B that had no A before is removed again (with --overwrite the old A stays beside the
+    new B: a rename in a folder that just took a file is all that can fail there)."""
     from i2i.data.io import encode_image
 
     a_path, b_path = dst / "A" / name, dst / "B" / name
     a_png, b_png = encode_image(".png", a), encode_image(".png", b)
-    with write_errors(a_path), atomic_path(a_path) as a_tmp:
-        a_tmp.write_bytes(a_png)
-        with write_errors(b_path), atomic_path(b_path) as b_tmp:
-            b_tmp.write_bytes(b_png)
+    b_is_new = not b_path.exists()
+    try:
+        with write_errors(a_path), atomic_path(a_path) as a_tmp:
+            a_tmp.write_bytes(a_png)
+            with write_errors(b_path), atomic_path(b_path) as b_tmp:
+                b_tmp.write_bytes(b_png)
+    except I2IError:
+        if b_is_new and not a_path.exists():  # A's rename failed: no B without its A
+            b_path.unlink(missing_ok=True)
+        raise
 
 
 def _pair(task: str, pixels: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:

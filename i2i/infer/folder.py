@@ -314,13 +314,13 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
         raise UsageError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, not {ext!r}")
     if any(part in suffix for part in ("/", "\\", "..")):  # outputs would leave dst or land on each other
         raise UsageError(f"--suffix must not contain '/', '\\' or '..', not {suffix!r}")
-    given, src, dst = str(dst), Path(src), Path(dst)
+    given, src_given, src, dst = str(dst), str(src), Path(src), Path(dst)
     if not src.exists():
         broken = " (a symbolic link to nothing, or a loop of links)" if src.is_symlink() else ""
-        hint = _TILDE_HINT if _unexpanded_tilde(src) else ""
+        hint = _TILDE_HINT if _unexpanded_tilde(src_given) else ""
         raise I2IError(f"{src}: no such file or folder{broken}{hint}")
-    if _unexpanded_tilde(dst):  # it would make a folder named ~ here
-        raise UsageError(f"{dst}: would make a folder named {dst.parts[0]} here{_TILDE_HINT}")
+    if tilde := _unexpanded_tilde(given):  # it would make a folder named ~ here
+        raise UsageError(f"{given}: would make a folder named {tilde} here{_TILDE_HINT}")
     if not src.is_dir() and not src.is_file():  # reading it could block forever (a FIFO)
         raise I2IError(f"{src}: not a regular file or folder (a pipe, socket or device), not an image file")
     if src.is_dir() and _real(src) == _real(dst):
@@ -339,11 +339,13 @@ def check_paths(src: str | os.PathLike, dst: str | os.PathLike, ext: str = "png"
 _TILDE_HINT = " (the shell did not expand ~: write it without quotes or use $HOME)"
 
 
-def _unexpanded_tilde(path: Path) -> bool:
-    """A path whose first part is a ~ the shell would have expanded ('~', '~user') had it not
-    been quoted, and which names nothing here: i2i does not expand it, as most tools do not."""
-    first = path.parts[0] if path.parts else ""
-    return first.startswith("~") and os.path.expanduser(first) != first and not os.path.lexists(first)
+def _unexpanded_tilde(typed: str) -> str:
+    """The first part of a path as typed when it is a ~ the shell would have expanded ('~',
+    '~user') had it not been quoted, and it names nothing here (i2i does not expand it, as most
+    tools do not); else "". './~' is a folder named ~ asked for, not a quoted ~."""
+    first = typed.replace(os.sep, "/").split("/")[0]
+    quoted = first.startswith("~") and os.path.expanduser(first) != first and not os.path.lexists(first)
+    return first if quoted else ""
 
 
 def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:

@@ -206,8 +206,9 @@ def _choose_checkpoint(trainer: Trainer) -> Path | None:
 
 def report_changes(saved: Mapping, now: Mapping) -> None:
     """One line naming the settings this resume changes (`saved`: config.yaml, `now`: this
-    run's), so that a changed --lr or --max-steps, or a moved dataset, is visible."""
-    changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in (*RESUMABLE, *MOVABLE)
+    run's), so that a changed --lr or --max-steps, a moved dataset, or another torch (its
+    kernels: other numerics) is visible."""
+    changed = [f"{key} {saved[key]!r} -> {now[key]!r}" for key in (*RESUMABLE, *MOVABLE, "torch_version", "i2i_version")
                if key in saved and key in now and saved[key] != now[key]]
     if changed:
         print(f"resuming with {', '.join(changed)}", file=sys.stderr)

@@ -37,6 +37,10 @@ def _close_inherited_locks() -> None:
 os.register_at_fork(after_in_child=_close_inherited_locks)
 
 
+#: config.yaml records of how a run started, kept as they were when it is resumed
+STARTED_WITH = ("threads_resolved", "torch_version", "i2i_version")
+
+
 class RunFolder:
     """The files of one run; nothing here knows how training works."""
 
@@ -77,14 +81,8 @@ class RunFolder:
                 saved["data"] = str(beside.resolve())
         return saved
 
-    def check_usable(self, pipeline: str, resume: bool, data: str | os.PathLike | None = None) -> None:
-        """Refuse (one line) what would overwrite or mix up runs, before anything is written; and
-        a new run where its `data` is listed (`lists_files_under`)."""
-        from i2i.data.datasets import lists_files_under
-
-        if not resume and data and lists_files_under(data, self.path):
-            raise UsageError(f"{self.path}/ is inside the data folder {data}/, where training reads images: "
-                             "its sample grids would be read as training images; choose an --out outside it")
+    def check_usable(self, pipeline: str, resume: bool) -> None:
+        """Refuse (one line) what would overwrite or mix up runs, before anything is written."""
         if resume:
             self.saved_settings(pipeline)
         elif self.path.exists() and (not self.path.is_dir() or not self._holds_no_work()):
@@ -147,9 +145,13 @@ class RunFolder:
         self._lock_fd = None
 
     def create(self, settings: Mapping[str, Any]) -> None:
-        """Make the folders and write config.yaml."""
+        """Make the folders and write config.yaml; a resumed run keeps the records of how it
+        started (`STARTED_WITH`: its threads and versions), which a resume reports if changed."""
         import yaml
 
+        if self.config_path.is_file():
+            saved = self.saved_settings()
+            settings = {**settings, **{key: saved[key] for key in STARTED_WITH if key in saved}}
         for folder in (self.path, self.checkpoint_dir, self.samples_dir):
             with write_errors(folder):
                 folder.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,8 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
         if from_file.get("pipeline", pipeline) != pipeline:
             raise UsageError(f"{config_file} holds {from_file['pipeline']} settings, not {pipeline}")
         take(from_file, f" in {config_file}")
-        _note_recorded_choices(config_file, from_file, _current_names(underscored(values or {}), renamed))
+        if not resume_from:  # a resumed run keeps what it chose
+            _note_recorded_choices(config_file, from_file, _current_names(underscored(values or {}), renamed))
     take(values or {}, "")
     for record in RECORDS:  # what a run wrote down about itself, not a setting
         merged.pop(record, None)
@@ -144,15 +145,17 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
 
 def _note_recorded_choices(path: str | Path, saved: Mapping[str, Any], flags: Mapping[str, Any]) -> None:
     """A copied config.yaml (`--config runs/x/config.yaml`) says `auto` for the precision and the
-    layout, which this run resolves again (another machine, a layout timing that comes out the
-    other way: other numerics); one line names what runs/x resolved, so a re-run that differs
-    is not silent, and the flags that compute as runs/x did."""
+    layout (and 0, one per core, for the threads), which this run resolves again (another
+    machine, a layout timing that comes out the other way: other numerics); one line names what
+    runs/x resolved, so a re-run that differs is not silent, and the flags that compute as it did."""
     chosen = {}
     if saved.get("precision") == "auto" and "precision" not in flags and saved.get("precision_resolved"):
         chosen["precision"] = saved["precision_resolved"]
     layout = saved.get("channels_last_resolved")
     if saved.get("channels_last") == "auto" and "channels_last" not in flags and isinstance(layout, bool):
         chosen["channels-last"] = "on" if layout else "off"
+    if not saved.get("threads") and "threads" not in flags and saved.get("threads_resolved"):  # 0: one per core
+        chosen["threads"] = saved["threads_resolved"]
     if chosen and distributed.from_environment().main:  # once, not once per torchrun process
         print(f"note: {path} records what its run's auto resolved to; this run resolves auto again, which may "
               f"differ: {' '.join(f'--{key} {value}' for key, value in chosen.items())} computes as it did",

@@ -196,12 +196,12 @@ class Trainer:
         self.world, self.resume = distributed.from_environment(), resume
         self.run_folder = RunFolder(self.config.out)
         if self.world.main:  # the others would see the folder rank 0 is filling
-            self.run_folder.check_usable(pipeline, resume, self.config.data)
+            self.run_folder.check_usable(pipeline, resume)
         self.device = distributed.start(self.world, resolve_device(self.config.device))
         try:
             self.precision = _choose_precision(self.config.precision, self.device, self.world,
                                                self.run_folder, resume)
-            self.dataset = _build_dataset(self.cls, self.options, self.config)  # a wrong layout fails first
+            self.dataset = _build_dataset(self.cls, self.options, self.config, resume)  # a wrong layout fails first
             for note in getattr(self.dataset, "notes", ()):
                 print_main(self.world, note)
             if resume:
@@ -540,11 +540,17 @@ def _kept_channels_last(config: TrainConfig, device: torch.device, world: distri
     return None
 
 
-def _build_dataset(cls: Any, options: Any, config: TrainConfig) -> Any:
-    """The pipeline's dataset; the settings are final after this (channels from the data)."""
+def _build_dataset(cls: Any, options: Any, config: TrainConfig, resume: bool) -> Any:
+    """The pipeline's dataset; the settings are final after this (channels from the data). A new
+    run folder where the dataset lists images is refused before anything is written."""
+    from i2i.data.datasets import lists_path
+
     dataset = cls.build_dataset(options, config)
     if len(dataset) == 0:
         raise UsageError(f"{config.data}/ has no training images")
+    if not resume and (folder := lists_path(getattr(dataset, "roots", []), config.out)):
+        raise UsageError(f"{config.out}/ is inside {folder}/, which training reads images from: its sample "
+                         "grids would be read as training images; choose an --out outside it")
     for side in ("in_channels", "out_channels"):
         if hasattr(options, side) and not getattr(options, side):
             setattr(options, side, getattr(dataset, side))
