@@ -48,6 +48,7 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
     import torch
 
     from i2i.data.io import list_images
+    from i2i.device import torch_threads
 
     out = Path(out)
     photos = Path(photos) if photos is not None else SAMPLES
@@ -59,14 +60,9 @@ def run_demo(out: str | os.PathLike = "demo", *, photos: str | os.PathLike | Non
         if not overwrite:
             raise UsageError(f"{out}/ exists and is not empty; pass --overwrite or choose another --out")
         shutil.rmtree(out)
-    before = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
+    with torch_threads(threads):
         print(f"[demo] threads: {torch.get_num_threads()}", flush=True)
         return _train_and_translate(out, photos, steps, device, seed, torch.get_num_threads())
-    finally:
-        torch.set_num_threads(before)
 
 
 def _train_and_translate(out: Path, photos: Path, steps: int, device: str, seed: int, threads: int) -> Path:

@@ -1,9 +1,11 @@
 """Device and precision choices, made once here for the trainer and for inference."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import time
+from collections.abc import Iterator
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -168,3 +170,16 @@ def fastest(candidates: list[Choice], use: Callable[[Choice], Any], run: Callabl
             if not rivals:
                 break
     return min(rivals, key=best.__getitem__) if rivals else expected
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int = 0) -> Iterator[None]:
+    """torch's thread count set to `threads` for the block (0: left as it is), and given back
+    after it, whatever the block set: it is one setting for the whole process."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -26,6 +26,7 @@ import torch
 
 from i2i.atomic import WriteError, remove_stale_temp_files, temp_stem
 from i2i.data import io
+from i2i.device import torch_threads
 from i2i.errors import I2IError, UsageError
 from i2i.infer.images import output_size
 
@@ -106,14 +107,11 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     run.summary.skipped = len(jobs) - len(todo)
     for message in unwritable:  # in the total too, as the summary counts them
         run.fail(message)
-    threads = torch.get_num_threads()
-    if split_threads:
-        torch.set_num_threads(max(1, threads // workers))  # model workers start after this
+    split = max(1, torch.get_num_threads() // workers) if split_threads else 0  # model workers start after this
     try:
-        with _Heartbeat(run) if progress and run.bar.disable else contextlib.nullcontext():
+        with torch_threads(split), _Heartbeat(run) if progress and run.bar.disable else contextlib.nullcontext():
             run.run(todo)
     finally:
-        torch.set_num_threads(threads)
         run.bar.close()
     run.summary.seconds = time.perf_counter() - start
     if progress:

@@ -88,12 +88,14 @@ def train(pipeline: str, config: TrainConfig | Mapping[str, Any], options: Any =
 def _torch_settings_kept() -> Iterator[None]:
     """torch's thread count, deterministic mode and cuDNN autotuning as the caller had them,
     after training set its own (`threads`, `deterministic`): a notebook goes on as it was."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    from i2i.device import torch_threads
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only, benchmark = torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark
     try:
-        yield
+        with torch_threads():
+            yield
     finally:
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark = benchmark
 
