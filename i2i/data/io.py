@@ -226,6 +226,9 @@ def _max_pixels(max_pixels: int | None) -> int:
     return int(max_pixels)
 
 
+_NOT_A_FILE = "not a regular file (a pipe, socket or device), not an image file"
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes. A pipe, socket or device (a link to one included) is refused before
     it is read: a FIFO without a writer would block forever, /dev/zero would never end."""
@@ -237,7 +240,7 @@ def _read_bytes(path: Path) -> bytes:
             if stat.S_ISDIR(mode):
                 raise IsADirectoryError
             if not stat.S_ISREG(mode):
-                raise _Problem("not a regular file (a pipe, socket or device), not an image file")
+                raise _Problem(_NOT_A_FILE)
             return file.read()
     except FileNotFoundError:
         raise _Problem("no such file") from None
@@ -247,7 +250,7 @@ def _read_bytes(path: Path) -> bytes:
         raise _Problem("permission denied (cannot read the file)") from None
     except OSError as error:
         if error.errno == errno.ENXIO:  # what opening a socket gives
-            raise _Problem("not a regular file (a pipe, socket or device), not an image file") from None
+            raise _Problem(_NOT_A_FILE) from None
         raise _Problem(f"cannot read the file: {error.strerror or error}") from None
 
 
