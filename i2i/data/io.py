@@ -4,7 +4,8 @@ What a reader gets is an `Image`: pixels H x W x C (C = 1 gray or 3 RGB) as uint
 uint16, the alpha channel apart (or None), EXIF orientation already applied. Nothing is
 lost on the way: 16-bit stays 16-bit, gray stays one channel, alpha is kept, so
 `write_image` can restore all three. Colour profiles (ICC) are not applied: pixel values
-are taken as stored.
+are taken as stored, and the file's profile travels with them (`Image.icc`), so an output
+written with it shows the colours of its input (a Display P3 phone photo stays P3).
 
 Decoders. Pillow, torchvision.io and OpenCV decode at about the same speed (within ~15% for
 PNG and ~35% for JPEG, far below a network's step; benchmarks/README.md), so correctness
@@ -81,6 +82,7 @@ class Image:
     pixels: np.ndarray  # H x W x C, C = 1 (gray) or 3 (RGB), uint8 or uint16; no alpha
     alpha: np.ndarray | None  # H x W, same dtype as pixels, or None
     path: Path | None = None
+    icc: bytes | None = None  # the file's ICC colour profile, as stored; see `fitting_icc`
 
     @property
     def bit_depth(self) -> int:
@@ -126,10 +128,10 @@ def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | Non
     """
     limit = _max_pixels(max_pixels)
     try:
-        pixels, alpha = _decode(data, limit)
+        pixels, alpha, icc = _decode(data, limit)
     except _Problem as problem:
         raise _read_error(path, str(problem)) from None
-    return Image(pixels=pixels, alpha=alpha, path=path)
+    return Image(pixels=pixels, alpha=alpha, path=path, icc=fitting_icc(icc, pixels.shape[2]))
 
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -162,8 +164,9 @@ def read_header(path: str | os.PathLike) -> Header | None:
         return None
 
 
-def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(pixels HxWxC, alpha HxW or None), upright; raises _Problem for a bad file."""
+def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
+    """(pixels HxWxC, alpha HxW or None, ICC profile or None), upright; raises _Problem for a
+    bad file."""
     if not data:
         raise _Problem("empty file (0 bytes)")
     pil = _open_pil(data, max_pixels)
@@ -187,10 +190,24 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
                     raise _Problem(problem)
             pixels, alpha = _pil_to_arrays(pil)
             orientation = _orientation(pil)
+        icc = pil.info.get("icc_profile") or None
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
-    return pixels, alpha
+    return pixels, alpha, icc
+
+
+#: an ICC profile's data colour space (header bytes 16-19) for the pixels it can describe
+_ICC_SPACES = {b"GRAY": 1, b"RGB ": 3}
+
+
+def fitting_icc(icc: bytes | None, channels: int) -> bytes | None:
+    """`icc` if it is a profile for pixels of this many channels (a gray profile for gray, an
+    RGB one for colour), else None: a colorized output drops its input's gray profile, and a
+    CMYK JPEG's profile does not describe the RGB pixels it is read as."""
+    if not icc or len(icc) < 128 or _ICC_SPACES.get(bytes(icc[16:20])) != channels:
+        return None
+    return bytes(icc)
 
 
 def check_environment() -> None:
@@ -547,6 +564,7 @@ def write_image(
     alpha: np.ndarray | None = None,
     *,
     quality: int = 95,
+    icc: bytes | None = None,
 ) -> None:
     """Write an image atomically; the format follows the extension.
 
@@ -556,7 +574,8 @@ def write_image(
     dropped for JPEG and BMP (they cannot hold it). WebP has no gray: gray is stored as
     RGB; 16-bit gray+alpha TIFF is stored as 16-bit RGBA (Pillow cannot read the former).
     `quality` (1-100) is for JPEG (>= 90 also keeps full colour resolution, 4:4:4) and
-    WebP (100 = lossless).
+    WebP (100 = lossless). `icc`: an ICC colour profile (e.g. the input's `Image.icc`),
+    embedded in PNG, JPEG, WebP and TIFF when it fits the channels written (`fitting_icc`).
 
     The file appears complete or not at all: it is written to a temporary file in the
     same folder, then renamed over `path`; on any failure the temporary file is removed
@@ -572,10 +591,10 @@ def write_image(
     pixels, alpha = _check_arrays(pixels, alpha)
     if extension == ".png":  # streamed straight into the file: no second copy of a huge image
         with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
-            write_png(file, pixels, alpha)
+            write_png(file, pixels, alpha, icc=icc)
         return
     try:
-        data = _encode(extension, pixels, alpha, quality)
+        data = _encode(extension, pixels, alpha, quality, icc)
     except I2IError:
         raise
     except Exception as error:  # e.g. WebP is limited to 16383 x 16383
@@ -583,10 +602,11 @@ def write_image(
     write_bytes(path, data)
 
 
-def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95) -> bytes:
+def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95,
+                 icc: bytes | None = None) -> bytes:
     """The bytes `write_image` writes for a file with this extension (e.g. for an HTTP reply)."""
     pixels, alpha = _check_arrays(pixels, alpha)
-    return _encode(extension.lower(), pixels, alpha, quality)
+    return _encode(extension.lower(), pixels, alpha, quality, icc)
 
 
 def native_byte_order(array: np.ndarray) -> np.ndarray:
@@ -630,14 +650,16 @@ def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     raise ValueError(f"alpha must be uint8 or uint16, not {array.dtype}")
 
 
-def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int) -> bytes:
+def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int,
+            icc: bytes | None = None) -> bytes:
     sixteen = pixels.dtype == np.uint16
     if extension == ".png":
-        return encode_png(pixels, alpha)
+        return encode_png(pixels, alpha, icc=icc)
     if extension in (".tif", ".tiff") and sixteen:
         if alpha is not None and pixels.shape[2] == 1:  # Pillow cannot open 16-bit gray+alpha TIFF
             pixels = np.repeat(pixels, 3, axis=2)
-        return encode_tiff16(pixels if alpha is None else np.dstack([pixels, alpha]))
+        return encode_tiff16(pixels if alpha is None else np.dstack([pixels, alpha]),
+                             icc=fitting_icc(icc, pixels.shape[2]))
     if extension in NO_ALPHA_EXTENSIONS:
         alpha = None
     if sixteen:  # formats without 16-bit samples
@@ -645,15 +667,16 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
     if alpha is not None:
         alpha = to_dtype(alpha, pixels.dtype)
     pil = _to_pil(pixels, alpha)
+    profile = {"icc_profile": icc} if (icc := fitting_icc(icc, 3 if extension == ".webp" else pixels.shape[2])) else {}
     buffer = io.BytesIO()
     if extension in (".jpg", ".jpeg"):
-        pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0")
-    elif extension == ".webp":
-        pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100)
-    elif extension == ".bmp":
+        pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0", **profile)
+    elif extension == ".webp":  # gray is stored as RGB: only an RGB profile fits
+        pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100, **profile)
+    elif extension == ".bmp":  # Pillow writes no profile into a BMP
         pil.save(buffer, "BMP")
     else:
-        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate")
+        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate", **profile)
     return buffer.getvalue()
 
 
@@ -663,13 +686,14 @@ def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> PIL.Image.Image:
     return PIL.Image.fromarray(np.dstack([pixels, alpha]))  # LA or RGBA
 
 
-def write_png(file: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, *, band: int = 256) -> None:
+def write_png(file: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, *, band: int = 256,
+              icc: bytes | None = None) -> None:
     """PNG (gray, gray+alpha, RGB or RGBA; 8 or 16 bits as the dtype) written to `file` a band
     of rows at a time, so a huge image never exists a second time in memory (Pillow copies it
     and then holds the whole compressed file). `alpha`, of the pixels' dtype, is interleaved band
-    by band."""
+    by band. `icc`: a colour profile, kept when it fits (`fitting_icc`)."""
     height, width, channels = pixels.shape
-    png = PngWriter(file, height, width, channels + (alpha is not None), pixels.dtype, band=band)
+    png = PngWriter(file, height, width, channels + (alpha is not None), pixels.dtype, band=band, icc=icc)
     for top in range(0, height, band):
         rows = pixels[top:top + band]
         png.write(rows if alpha is None else np.dstack([rows, alpha[top:top + band]]))
@@ -686,7 +710,7 @@ class PngWriter:
     """
 
     def __init__(self, file: BinaryIO, height: int, width: int, channels: int, dtype: np.dtype, *,
-                 band: int = 256) -> None:
+                 band: int = 256, icc: bytes | None = None) -> None:
         self.file, self.height, self.width, self.band = file, height, width, band
         self.depth = np.dtype(dtype).itemsize  # 1 or 2 bytes a sample
         self.stride = channels * self.depth  # bytes a pixel: Sub subtracts the byte this far to the left
@@ -695,6 +719,8 @@ class PngWriter:
         header = width.to_bytes(4, "big") + height.to_bytes(4, "big")
         file.write(file_formats.PNG_SIGNATURE)
         self._chunk(b"IHDR", header + bytes([8 * self.depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0]))
+        if (icc := fitting_icc(icc, 1 if channels <= 2 else 3)) is not None:  # name, method 0, zlib data
+            self._chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
 
     def write(self, rows: np.ndarray) -> None:
         """The next rows, h x W x C (alpha, if any, as the last channel), filtered and compressed
@@ -734,44 +760,45 @@ class PngRows:
     """The rows of one image handed over top to bottom with the image's full height (see
     `i2i.infer.images.StreamResult`), written to an open file: the header at the first rows."""
 
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
+    def __init__(self, file: BinaryIO, icc: bytes | None = None) -> None:
+        self.file, self.icc = file, icc
         self.png: PngWriter | None = None
 
     def __call__(self, rows: np.ndarray, height: int) -> None:
         if self.png is None:
-            self.png = PngWriter(self.file, height, rows.shape[1], rows.shape[2], rows.dtype)
+            self.png = PngWriter(self.file, height, rows.shape[1], rows.shape[2], rows.dtype, icc=self.icc)
         self.png.write(rows)
 
 
 @contextlib.contextmanager
-def stream_png(path: str | os.PathLike) -> Iterator[PngRows]:
+def stream_png(path: str | os.PathLike, icc: bytes | None = None) -> Iterator[PngRows]:
     """Write a PNG as its rows are computed, atomically as `write_image`: the file appears
-    complete or not at all, and a failed write is one line naming it."""
+    complete or not at all, and a failed write is one line naming it. `icc` as `write_image`'s."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise I2IError(f"{path}: only PNG files can be written a band at a time")
     with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
-        rows = PngRows(file)
+        rows = PngRows(file, icc)
         yield rows
         if rows.png is None:
             raise I2IError(f"{path}: no rows were computed for the file")
         rows.png.close()
 
 
-def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
+def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None, *, icc: bytes | None = None) -> bytes:
     """`write_png` into memory (H x W x C, C 1-4, uint8 or uint16)."""
     buffer = io.BytesIO()
-    write_png(buffer, pixels, alpha)
+    write_png(buffer, pixels, alpha, icc=icc)
     return buffer.getvalue()
 
 
-def encode_tiff16(samples: np.ndarray) -> bytes:
+def encode_tiff16(samples: np.ndarray, *, icc: bytes | None = None) -> bytes:
     """A 16-bit TIFF (gray, gray+alpha, RGB or RGBA by channel count) from H x W x C uint16.
 
     Pillow cannot write 16-bit colour TIFF. This is a baseline little-endian TIFF: one
     Deflate-compressed strip with the horizontal-differencing predictor, alpha marked as
-    unassociated (ExtraSamples = 2), readable by libtiff, Pillow, OpenCV and tifffile.
+    unassociated (ExtraSamples = 2), readable by libtiff, Pillow, OpenCV and tifffile. `icc`:
+    an ICC profile stored as it is (InterColorProfile tag); the caller checks that it fits.
     """
     height, width, channels = samples.shape
     predicted = samples.astype("<u2")
@@ -780,8 +807,10 @@ def encode_tiff16(samples: np.ndarray) -> bytes:
     if len(strip) > 2**32 - 1024:
         raise I2IError("image too large for a classic TIFF (over 4 GiB compressed); use PNG")
     bits_offset = 8 + len(strip)  # BitsPerSample array after the strip, when > 4 bytes
-    ifd_offset = bits_offset + 2 * channels
-    ifd_offset += ifd_offset % 2  # the IFD starts on a word boundary
+    icc_offset = bits_offset + 2 * channels
+    icc_offset += icc_offset % 2  # the profile and the IFD start on word boundaries
+    ifd_offset = icc_offset + len(icc or b"")
+    ifd_offset += ifd_offset % 2
 
     def short(value: int) -> bytes:
         return value.to_bytes(2, "little") + b"\0\0"
@@ -806,13 +835,15 @@ def encode_tiff16(samples: np.ndarray) -> bytes:
     ]
     if channels in (2, 4):
         entries.append((338, 3, 1, short(2)))  # ExtraSamples: unassociated alpha
+    if icc:
+        entries.append((34675, 7, len(icc), long(icc_offset)))  # InterColorProfile, UNDEFINED bytes
     ifd = len(entries).to_bytes(2, "little")
     ifd += b"".join(
         tag.to_bytes(2, "little") + kind.to_bytes(2, "little") + long(count) + value
         for tag, kind, count, value in entries
     )
     header = b"II" + (42).to_bytes(2, "little") + long(ifd_offset)
-    body = header + strip + (bits if channels > 2 else b"")
+    body = (header + strip + (bits if channels > 2 else b"")).ljust(icc_offset, b"\0") + (icc or b"")
     return body.ljust(ifd_offset, b"\0") + ifd + long(0)
 
 

@@ -242,7 +242,7 @@ class FolderRun:
     def _stream_to_file(self, job: _Job, image: io.Image) -> None:
         """Translate one huge image straight into its PNG file; None: nothing left to write."""
         assert self.stream is not None
-        with io.stream_png(job.dst) as write_rows:
+        with io.stream_png(job.dst, image.icc) as write_rows:
             self.stream(image, write_rows)
 
     def _finish(self, limit: int) -> None:
@@ -259,15 +259,16 @@ class FolderRun:
             if outputs is None:  # streamed to its file already
                 self._done()
                 continue
-            for (job, _), (pixels, alpha) in zip(group, outputs):
+            for (job, image), (pixels, alpha) in zip(group, outputs):
                 if job.dst in self.alpha_dropped:
                     self.summary.alpha_dropped += 1
-                write = self._write_pool.submit(self._write, job.dst, pixels, alpha)
+                write = self._write_pool.submit(self._write, job.dst, pixels, alpha, image.icc)
                 self.writes.append((job, write))
             self._collect(limit=4 * self.batch_size * self.workers)
 
-    def _write(self, path: Path, pixels: np.ndarray, alpha: np.ndarray | None) -> None:
-        io.write_image(path, pixels, alpha, quality=self.quality)
+    def _write(self, path: Path, pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None) -> None:
+        """Write one output with its input's colour profile (where it fits the output's channels)."""
+        io.write_image(path, pixels, alpha, quality=self.quality, icc=icc)
         self._done()
 
     def _collect(self, limit: int) -> None:

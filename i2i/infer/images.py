@@ -333,9 +333,11 @@ def _translate_pil(image: Any, translate: TensorCall, translate_arrays: ArrayCal
     out = _translate_array(pixels if alpha is None else np.dstack([pixels, alpha]), translate, translate_arrays)
     if out.dtype == np.uint16 and out.shape[2] > 1:  # Pillow holds 16 bits only as gray ("I;16")
         out = io.to_dtype(out, np.uint8)
-    if out.shape[2] == 1:
-        return PIL.Image.fromarray(out[..., 0])  # "L", or "I;16" for uint16
-    return PIL.Image.fromarray(out)  # LA, RGB, RGBA by channel count
+    result = PIL.Image.fromarray(out[..., 0] if out.shape[2] == 1 else out)  # L or I;16, LA, RGB, RGBA
+    icc = io.fitting_icc(image.info.get("icc_profile"), 1 if out.shape[2] <= 2 else 3)
+    if icc is not None:  # where Image.open puts it: PNG and TIFF saves keep it, JPEG/WebP take it as icc_profile=
+        result.info["icc_profile"] = icc
+    return result
 
 
 def _with_alpha(x: torch.Tensor, translate: TensorCall) -> torch.Tensor:

@@ -79,7 +79,7 @@ class Engine:
                 translate = functools.partial(translator.translate_arrays, tile=tile, tile_pad=TILE_PAD)
                 ((pixels, alpha),) = translate_batch([image], translate=translate)
             self._set(job, "encoding")
-            return _png(pixels, alpha)
+            return _png(pixels, alpha, image.icc)
         finally:
             with self._state:
                 self._jobs.pop(job, None)
@@ -133,8 +133,9 @@ def _reason(error: I2IError, entry: ModelEntry) -> str:
     return one_line(error).removeprefix(f"{path}: ").replace(path, "its file")
 
 
-def _png(pixels: Any, alpha: Any) -> bytes:
-    """The PNG `io.write_image` writes (the reader's only encoder), as bytes."""
+def _png(pixels: Any, alpha: Any, icc: bytes | None) -> bytes:
+    """The PNG `io.write_image` writes (the reader's only encoder), as bytes, with the upload's
+    colour profile where it fits."""
     from i2i.data import io
 
-    return io.encode_image(".png", pixels, alpha)
+    return io.encode_image(".png", pixels, alpha, icc=icc)

@@ -1,0 +1,126 @@
+"""Colour profiles (ICC) travel from an input file to its output: a Display P3 phone photo or an
+Adobe RGB camera file upscaled by i2i shows the same colours as the original, instead of being
+read as sRGB by every viewer (what Real-ESRGAN's cv2 round trip does; Upscayl issue #565)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import PIL.ImageCms
+import pytest
+from click.testing import CliRunner
+from test_infer import SR_RANGES, pattern, tiny_sr
+
+import i2i.cli
+import i2i.nn
+from i2i.checkpoint import save_model
+from i2i.data import io
+from i2i.infer import Translator
+from i2i.spec import spec_for_network
+
+RGB_PROFILE = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
+# A profile's data colour space is header bytes 16-19; i2i carries profiles as they are, so a
+# gray one is made by relabelling (viewers are not involved here).
+GRAY_PROFILE = RGB_PROFILE[:16] + b"GRAY" + RGB_PROFILE[20:]
+CMYK_PROFILE = RGB_PROFILE[:16] + b"CMYK" + RGB_PROFILE[20:]
+
+
+def stored_profile(path: Path) -> bytes | None:
+    """The profile in the file, as another program (Pillow) reads it."""
+    with PIL.Image.open(path) as pil:
+        return pil.info.get("icc_profile")
+
+
+@pytest.mark.parametrize("name", ["a.png", "a.jpg", "a.webp", "a.tif"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_profile_written_with_an_image_is_read_back(tmp_path, name, bits):
+    pixels = pattern(12, 20) if bits == 8 else pattern(12, 20).astype(np.uint16) * 257
+    io.write_image(tmp_path / name, pixels, icc=RGB_PROFILE)
+    assert stored_profile(tmp_path / name) == RGB_PROFILE
+    assert io.read_image(tmp_path / name).icc == RGB_PROFILE
+
+
+def test_a_16_bit_tiff_with_alpha_and_profile_stays_readable(tmp_path):
+    pixels = pattern(9, 7).astype(np.uint16) * 257
+    alpha = np.full((9, 7), 40000, np.uint16)
+    io.write_image(tmp_path / "a.tif", pixels, alpha, icc=RGB_PROFILE)
+    image = io.read_image(tmp_path / "a.tif")
+    np.testing.assert_array_equal(image.pixels, pixels)
+    np.testing.assert_array_equal(image.alpha, alpha)
+    assert image.icc == RGB_PROFILE
+
+
+def test_only_a_profile_that_describes_the_written_pixels_is_kept(tmp_path):
+    gray, rgb = pattern(8, 8, channels=1), pattern(8, 8)
+    io.write_image(tmp_path / "gray.png", gray, icc=GRAY_PROFILE)
+    assert io.read_image(tmp_path / "gray.png").icc == GRAY_PROFILE
+    io.write_image(tmp_path / "colorized.png", rgb, icc=GRAY_PROFILE)  # a gray input's profile on colour
+    io.write_image(tmp_path / "sketch.jpg", gray, icc=RGB_PROFILE)  # a colour input's profile on gray
+    io.write_image(tmp_path / "cmyk.tif", rgb, icc=CMYK_PROFILE)
+    io.write_image(tmp_path / "a.bmp", rgb, icc=RGB_PROFILE)  # BMP holds none
+    for name in ("colorized.png", "sketch.jpg", "cmyk.tif", "a.bmp"):
+        assert stored_profile(tmp_path / name) is None, name
+
+
+def test_a_cmyk_jpeg_is_read_as_rgb_without_its_cmyk_profile(tmp_path):
+    PIL.Image.new("CMYK", (8, 8), (10, 200, 30, 0)).save(tmp_path / "print.jpg", icc_profile=CMYK_PROFILE)
+    image = io.read_image(tmp_path / "print.jpg")
+    assert image.pixels.shape == (8, 8, 3) and image.icc is None
+
+
+def _sr_translator() -> Translator:
+    net = tiny_sr().eval()
+    return Translator(net, spec_for_network(net, "srgan", task="sr", **SR_RANGES), device="cpu",
+                      precision="fp32", channels_last=False)
+
+
+def test_i2i_translate_keeps_each_input_s_profile(tmp_path):
+    net = tiny_sr()
+    save_model(tmp_path / "sr.safetensors", {"G": net}, spec_for_network(net, "srgan", task="sr", **SR_RANGES))
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(pattern(16, 16)).save(tmp_path / "in/p3.jpg", icc_profile=RGB_PROFILE)
+    PIL.Image.fromarray(pattern(16, 16, seed=1)).save(tmp_path / "in/plain.png")
+    PIL.Image.fromarray(pattern(16, 16, seed=2)).save(tmp_path / "in/tagged.tif", icc_profile=RGB_PROFILE)
+    result = CliRunner().invoke(i2i.cli.main, ["translate", str(tmp_path / "sr.safetensors"), str(tmp_path / "in"),
+                                               str(tmp_path / "out"), "--device", "cpu", "--ext", "same"])
+    assert result.exit_code == 0, result.output
+    assert stored_profile(tmp_path / "out/p3.jpg") == RGB_PROFILE
+    assert stored_profile(tmp_path / "out/tagged.tif") == RGB_PROFILE
+    assert stored_profile(tmp_path / "out/plain.png") is None
+
+
+def test_a_streamed_output_keeps_its_profile(tmp_path, monkeypatch):
+    from i2i.infer import folder
+
+    monkeypatch.setattr(folder, "STREAM_PIXELS", 40 * 30)
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(pattern(40, 30)).save(tmp_path / "in/big.png", icc_profile=RGB_PROFILE)
+    summary = _sr_translator().translate_folder(tmp_path / "in", tmp_path / "out", tile=16, tile_pad=4,
+                                                progress=False)
+    assert summary.done == 1 and stored_profile(tmp_path / "out/big.png") == RGB_PROFILE
+
+
+def test_a_pil_image_comes_back_with_its_profile():
+    pil = PIL.Image.fromarray(pattern(8, 8))
+    pil.info["icc_profile"] = RGB_PROFILE  # as Image.open gives it
+    out = _sr_translator()(pil)
+    assert out.info.get("icc_profile") == RGB_PROFILE
+    assert "icc_profile" not in _sr_translator()(PIL.Image.fromarray(pattern(8, 8))).info
+
+
+def test_i2i_serve_answers_with_the_upload_s_profile(tmp_path):
+    from i2i.serve.catalog import Catalog
+    from i2i.serve.engine import Engine
+
+    net = tiny_sr()
+    (tmp_path / "models").mkdir()
+    save_model(tmp_path / "models/sr.safetensors", {"G": net},
+               spec_for_network(net, "srgan", task="sr", **SR_RANGES))
+    entry = Catalog([str(tmp_path / "models")]).model("sr")
+    assert entry is not None
+    upload = io.encode_image(".jpg", pattern(8, 8), icc=RGB_PROFILE)
+    png = Engine(device="cpu", precision="fp32").translate(entry, upload, direction=entry.default_direction,
+                                                          tile=0, job="profile")
+    (tmp_path / "answer.png").write_bytes(png)
+    assert stored_profile(tmp_path / "answer.png") == RGB_PROFILE
