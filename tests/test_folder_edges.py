@@ -144,6 +144,26 @@ def test_an_output_too_large_for_its_format_fails_before_the_compute(tmp_path):
     assert "its output would be 65502x2 px; JPEG holds at most 65500 px a side" in summary.failures[0]
 
 
+def test_avif_photos_are_translated_to_avif_and_a_side_over_its_limit_fails_first(tmp_path):
+    """AVIF, the web's newer format, goes through `--ext same` as an AVIF file; libavif opens
+    no side over 32768 px, so a larger output is refused before the compute."""
+    src = tmp_path / "in"
+    io.write_image(src / "web.avif", pattern(16, 12))
+    io.write_image(src / "wide.avif", pattern(1, 16385))  # x2: 32770 wide
+    computed: list[tuple[int, ...]] = []
+
+    def twice(images: list[io.Image]) -> list[tuple[np.ndarray, None]]:
+        computed.extend(image.pixels.shape for image in images)
+        return [(image.pixels.repeat(2, 0).repeat(2, 1), None) for image in images]
+
+    summary = folder.run_folder(src, tmp_path / "out", twice, ext="same", suffix="", batch_size=1, overwrite=False,
+                                quality=90, workers=1, default_workers=1, split_threads=False, progress=False,
+                                scale=2)
+    assert computed == [(16, 12, 3)] and (summary.done, summary.failed) == (1, 1)
+    assert "AVIF holds at most 32768 px a side" in summary.failures[0]
+    assert io.read_image(tmp_path / "out/web.avif").pixels.shape == (32, 24, 3)
+
+
 def test_translate_refuses_a_jpg_too_wide_in_one_line(tmp_path, models):
     io.write_image(tmp_path / "wide.png", pattern(4, 65501))
     result = translate(models["cyclegan"], tmp_path / "wide.png", tmp_path / "o.jpg", *FP32)

@@ -83,7 +83,7 @@ def test_fuzz_image_decoding(tmp_path, image_seeds, data):
         blob = seed[:cut] + data.draw(st.binary(max_size=64)) + seed[cut:]
     else:
         blob = data.draw(st.binary(max_size=256))
-    path = tmp_path / f"x{data.draw(st.sampled_from(['.png', '.jpg', '.tif', '.bmp', '.webp']))}"
+    path = tmp_path / f"x{data.draw(st.sampled_from(['.png', '.jpg', '.tif', '.bmp', '.webp', '.avif']))}"
     path.write_bytes(blob)
     try:
         image = read_image(path)

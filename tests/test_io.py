@@ -273,7 +273,7 @@ def test_16bit_colour_png_orientation_without_a_second_decode(monkeypatch: pytes
 
 
 def test_one_pixel_image(tmp_path: Path) -> None:
-    for extension in (".png", ".jpg", ".webp", ".bmp", ".tif"):
+    for extension in (".png", ".jpg", ".webp", ".bmp", ".tif", ".avif"):
         path = tmp_path / f"one{extension}"
         iio.write_image(path, np.array([[[10, 200, 30]]], np.uint8))
         image = iio.read_image(path)
@@ -320,7 +320,7 @@ def test_truncated_images_are_not_silently_accepted() -> None:
 
 def valid_bytes(extension: str) -> bytes:
     buffer = io.BytesIO()
-    formats = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF"}
+    formats = {".png": "PNG", ".jpg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".avif": "AVIF"}
     PIL.Image.fromarray(smooth_rgb(32, 32)).save(buffer, formats[extension])
     return buffer.getvalue()
 
@@ -350,6 +350,31 @@ def test_empty_file(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError) as error:
         iio.read_image(path)
     assert_one_line_error(error, path, "empty")
+
+
+@pytest.mark.parametrize("name, head, kind", [
+    ("IMG_0001.HEIC", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", "heic"),  # an iPhone photo
+    ("anim.gif", b"GIF89a\x08\0\x08\0", "gif"),
+    ("layers.psd", b"8BPS\0\x01", "photoshop"),
+    ("photo.jxl", b"\xff\x0a\xfa", "jpeg xl"),
+])
+def test_an_image_in_a_format_i2i_does_not_read_is_named_as_such(tmp_path: Path, name: str, head: bytes,
+                                                                 kind: str) -> None:
+    """Not "not an image": the user knows it is one, and needs to hear what to do with it."""
+    path = tmp_path / name
+    path.write_bytes(head + bytes(64))
+    with pytest.raises(ImageReadError) as error:
+        iio.read_image(path)
+    assert_one_line_error(error, path, kind, "does not read", "convert it")
+
+
+def test_a_truncated_avif_is_named_corrupt(tmp_path: Path) -> None:
+    data = valid_bytes(".avif")
+    path = tmp_path / "cut.avif"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError) as error:
+        iio.read_image(path)
+    assert_one_line_error(error, path, "corrupt avif")
 
 
 def test_text_file_named_png(tmp_path: Path) -> None:
@@ -435,6 +460,7 @@ FORMAT_CASES = [  # extension, exact?, keeps 16 bits?, keeps alpha?, keeps gray?
     (".tiff", True, True, True, True),
     (".bmp", True, False, False, True),
     (".webp", False, False, True, False),
+    (".avif", False, False, True, True),
     (".jpg", False, False, False, True),
     (".jpeg", False, False, False, True),
 ]
@@ -460,8 +486,8 @@ def test_write_read_round_trip(
     if not keeps_gray and channels == 1:
         assert image.pixels.shape == (H, W, 3)  # WebP has no gray: stored as RGB
         pixels = np.repeat(pixels, 3, axis=2)
-    if extension in (".tif", ".tiff") and depth == 16 and channels == 1 and with_alpha:
-        assert image.pixels.shape == (H, W, 3)  # 16-bit gray+alpha TIFF is stored as RGBA
+    if (extension in (".tif", ".tiff") and depth == 16 or extension == ".avif") and channels == 1 and with_alpha:
+        assert image.pixels.shape == (H, W, 3)  # 16-bit gray+alpha TIFF and gray+alpha AVIF are stored as RGBA
         pixels = np.repeat(pixels, 3, axis=2)
     assert image.pixels.shape == pixels.shape
     expected = pixels if image.bit_depth == depth else iio.to_dtype(pixels, np.uint8)
@@ -589,7 +615,7 @@ def test_a_broken_link_with_an_image_name_is_listed_and_reading_it_says_so(tmp_p
 
 
 def test_extensions_constant() -> None:
-    assert iio.IMAGE_EXTENSIONS == {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+    assert iio.IMAGE_EXTENSIONS == {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif"}
     assert iio.DEFAULT_MAX_PIXELS >= 100_000_000
 
 
@@ -642,7 +668,7 @@ def test_fuzz_random_bytes(tmp_path: Path, data: bytes) -> None:
 
 
 def seeds() -> dict[str, bytes]:
-    buffers = {extension: valid_bytes(extension) for extension in (".png", ".jpg", ".webp", ".bmp", ".tif")}
+    buffers = {extension: valid_bytes(extension) for extension in (".png", ".jpg", ".webp", ".bmp", ".tif", ".avif")}
     buffers[".png16"] = iio.encode_png(random_u16(12, 12, 4))
     buffers[".tif16"] = iio.encode_tiff16(random_u16(12, 12, 3))
     palette, _, _ = palette_image()

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, NamedTuple
 
 import numpy as np
+import PIL.features
 import PIL.Image
 import torch
 
@@ -46,8 +47,10 @@ from i2i.atomic import atomic_path, write_bytes, write_errors
 from i2i.data import file_formats
 from i2i.errors import I2IError, ImageReadError, UsageError, one_line
 
+#: AVIF, the web's newer photo format, where this Pillow was built with libavif (its wheels are)
+AVIF = PIL.features.check("avif")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+    {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"} | ({".avif"} if AVIF else set())
 )
 NO_ALPHA_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".bmp"})  # written without the alpha
 
@@ -58,8 +61,8 @@ NO_ALPHA_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".bmp"})  # wr
 DEFAULT_MAX_PIXELS: int = 178_956_970
 MAX_PIXELS_ENV = "I2I_MAX_PIXELS"
 
-_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
-_FORMAT_NAMES = "PNG, JPEG, WebP, BMP, TIFF"
+_PIL_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF") + (("AVIF",) if AVIF else ())
+_FORMAT_NAMES = "PNG, JPEG, WebP, BMP, TIFF" + (", AVIF" if AVIF else "")
 _EXIF_ORIENTATION = 0x0112
 
 # Our own limit replaces Pillow's warning (which fires at half of Pillow's limit and
@@ -282,8 +285,11 @@ def _open_pil(data: bytes, max_pixels: int) -> PIL.Image.Image:
         pil = PIL.Image.open(io.BytesIO(data), formats=_PIL_FORMATS)
     except PIL.UnidentifiedImageError:
         kind = _sniff(data)
-        if kind is not None:  # Pillow says "cannot identify" for a damaged header too
+        if kind in _PIL_FORMATS or kind == "WebP":  # Pillow says "cannot identify" for a damaged header too
             raise _Problem(f"corrupt {kind} file (its header cannot be parsed)") from None
+        if kind is not None:
+            raise _Problem(f"an image in {kind} format, which i2i does not read (it reads {_FORMAT_NAMES}): "
+                           "convert it to PNG or JPEG first") from None
         raise _Problem(f"not an image (or not a format i2i reads: {_FORMAT_NAMES})") from None
     except PIL.Image.DecompressionBombError:
         raise _Problem(f"image too large (over {max_pixels:,} pixels); {_how_to_raise()}") from None
@@ -302,8 +308,13 @@ def _open_pil(data: bytes, max_pixels: int) -> PIL.Image.Image:
     return pil
 
 
+#: ISO-BMFF brands (bytes 8-12 of the `ftyp` box) of HEIF files: what iPhones save (.heic)
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
 def _sniff(data: bytes) -> str | None:
-    """The format a file's first bytes announce, to tell "damaged" from "not an image"."""
+    """The format a file's first bytes announce, to tell "damaged" from "not an image", and
+    an image in a format i2i does not read (HEIC, GIF, ...) from "not an image"."""
     if data.startswith(file_formats.PNG_SIGNATURE):
         return "PNG"
     if data.startswith(b"\xff\xd8\xff"):
@@ -314,6 +325,12 @@ def _sniff(data: bytes) -> str | None:
         return "TIFF"
     if data.startswith(b"BM") and len(data) >= 26:
         return "BMP"
+    if data[4:8] == b"ftyp":
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIC" if data[8:12] in _HEIF_BRANDS else None
+    for signature, kind in ((b"GIF8", "GIF"), (b"8BPS", "Photoshop (PSD)"), (b"\xff\x0a", "JPEG XL"),
+                            (b"\0\0\0\x0cJXL ", "JPEG XL"), (b"\0\0\0\x0cjP  ", "JPEG 2000")):
+        if data.startswith(signature):
+            return kind
     return None
 
 
@@ -572,7 +589,8 @@ def write_image(
     are taken as gray/RGB + alpha when `alpha` is None). Depth: uint16 is kept in PNG and
     TIFF and rounded to 8 bits for JPEG, WebP and BMP. Alpha: kept in PNG, WebP and TIFF,
     dropped for JPEG and BMP (they cannot hold it). WebP has no gray: gray is stored as
-    RGB; 16-bit gray+alpha TIFF is stored as 16-bit RGBA (Pillow cannot read the former).
+    RGB; 16-bit gray+alpha TIFF and gray+alpha AVIF are stored as RGBA (Pillow cannot read the
+    former, AVIF has no such layout). AVIF (where Pillow has it) is 8-bit, as WebP.
     `quality` (1-100) is for JPEG (>= 90 also keeps full colour resolution, 4:4:4) and
     WebP (100 = lossless). `icc`: an ICC colour profile (e.g. the input's `Image.icc`),
     embedded in PNG, JPEG, WebP and TIFF when it fits the channels written (`fitting_icc`).
@@ -666,6 +684,8 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         pixels = to_dtype(pixels, np.uint8)
     if alpha is not None:
         alpha = to_dtype(alpha, pixels.dtype)
+        if extension == ".avif" and pixels.shape[2] == 1:  # AVIF has no gray+alpha: Pillow would store RGBA
+            pixels = np.repeat(pixels, 3, axis=2)
     pil = _to_pil(pixels, alpha)
     profile = {"icc_profile": icc} if (icc := fitting_icc(icc, 3 if extension == ".webp" else pixels.shape[2])) else {}
     buffer = io.BytesIO()
@@ -675,6 +695,8 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100, **profile)
     elif extension == ".bmp":  # Pillow writes no profile into a BMP
         pil.save(buffer, "BMP")
+    elif extension == ".avif":
+        pil.save(buffer, "AVIF", quality=quality, **profile)
     else:
         pil.save(buffer, "TIFF", compression="tiff_adobe_deflate", **profile)
     return buffer.getvalue()

@@ -41,9 +41,11 @@ BatchCall = Callable[[list[io.Image]], list[tuple[np.ndarray, np.ndarray | None]
 StreamCall = Callable[[io.Image, Callable[[np.ndarray, int], None]], None]
 
 # The most pixels a side that the encoders behind these extensions take (libjpeg-turbo's
-# JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION): a larger output is refused before it is
+# JPEG_MAX_DIMENSION, libwebp's WEBP_MAX_DIMENSION; AVIF: what libavif decodes by default, so
+# the file can be opened again): a larger output is refused before it is
 # computed. PNG has no such limit (TIFF and BMP stop at 4 GiB of data, not at a side).
-MAX_SIDE: dict[str, tuple[str, int]] = {".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500), ".webp": ("WebP", 16383)}
+MAX_SIDE: dict[str, tuple[str, int]] = {".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500), ".webp": ("WebP", 16383),
+                                         ".avif": ("AVIF", 32768)}
 
 # Inputs this large (4096 x 4096) whose output is a PNG go to their file a row of tiles at a
 # time (io.stream_png): the result of a huge image never exists whole in memory.
