@@ -53,9 +53,20 @@ class ModelFile:
 
 
 def save_model(path: str | os.PathLike, networks: dict[str, nn.Module], spec: ModelSpec) -> None:
-    """Write networks (each built by `i2i.nn.create`, so it has `.arch`) and their spec atomically."""
+    """Write networks (each built by `i2i.nn.create`, so it has `.arch`) and their spec atomically.
+    A file `load_model` could not read back (a network without `.arch`, a spec naming a network
+    not given) is refused before anything is written."""
     from safetensors.torch import save
 
+    for name, net in networks.items():
+        if not isinstance(getattr(net, "arch", None), dict):
+            raise I2IError(f"network {name!r} ({type(net).__name__}) has no .arch: build it with i2i.nn.create "
+                           "(a network of your own: register it with @i2i.nn.register), so the file can rebuild it")
+    missing = sorted(set(spec.directions.values()) - set(networks))
+    if missing:
+        raise I2IError(f"the spec's directions {dict(spec.directions)} name network {missing[0]!r}, which is not "
+                       f"among those given ({', '.join(networks) or 'none'}); pass it, or a spec with "
+                       "dataclasses.replace(spec, directions=..., default_direction=...)")
     tensors: dict[str, torch.Tensor] = {}
     archs: dict[str, dict] = {}
     for name, net in networks.items():

@@ -10,11 +10,17 @@ PSNR of identical images is `math.inf` (not capped, as BasicSR): that is the tru
 about the image. `i2i.evaluate.summarize` takes the PSNR mean over the finite values and
 counts the exact images it leaves out, so one flat image does not make a set's mean inf;
 `i2i.evaluate.write_json` stores a non-finite value as null.
+
+Images: numpy arrays HxWxC (or HxW), uint8, uint16 or float in [0, 1]; torch tensors CxHxW
+(torch's layout, as `i2i.Translator` takes them), detached and moved to the CPU here. One
+image per call: a batch, a CxHxW array or floats outside [0, 1] (0..255, a network's [-1, 1])
+are refused, since each would score the wrong pixels without a word.
 """
 from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -28,17 +34,46 @@ _SSIM_K1 = 0.01
 _SSIM_K2 = 0.03
 
 
-def rgb_to_y(x: np.ndarray) -> np.ndarray:
-    """Y of an HxWxC (or HxW) image as float64 in [0, 255] units.
+def _numpy(x: Any) -> np.ndarray:
+    """`x` as a numpy array; a torch tensor detached, on the CPU, half floats as float32."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor (torch is not imported here)
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            x = x.float()
+        return x.numpy()
+    return np.asarray(x)
+
+
+def as_image(x: Any) -> np.ndarray:
+    """One image as an HxW or HxWxC numpy array (C <= 4): a CxHxW torch tensor transposed,
+    a numpy array taken as it is; a batch, a CxHxW array or floats outside [0, 1] refused."""
+    is_tensor = hasattr(x, "detach")
+    x = _numpy(x)
+    if is_tensor and x.ndim == 3:
+        x = x.transpose(1, 2, 0)
+    layout = "CxHxW tensor" if is_tensor else "HxWxC array"
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected one image (an HxW or {layout}), got shape {x.shape}")
+    if x.ndim == 3 and x.shape[2] > 4:
+        raise ValueError(f"expected an {layout} of 1 to 4 channels, got shape {x.shape}"
+                         + ("; a CxHxW array? pass x.transpose(1, 2, 0)" if x.shape[0] <= 4 and not is_tensor else ""))
+    if np.issubdtype(x.dtype, np.floating) and x.size:
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if not (lo >= 0.0 and hi <= 1.0):  # NaN fails too
+            raise ValueError(f"float images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]: divide 0..255 "
+                             "floats by 255, map a network's [-1, 1] with (x + 1) / 2, clip an overshoot to [0, 1]")
+    return x
+
+
+def rgb_to_y(x: Any) -> np.ndarray:
+    """Y of an HxWxC (or HxW) image as float64 in [0, 255] units (`as_image` for what it takes).
 
     Integer images are scaled by their type's maximum (255 for uint8, 65535 for uint16),
-    float images are taken to be in [0, 1]. RGB (C >= 3, extra channels such as alpha
+    float images must be in [0, 1]. RGB (C >= 3, extra channels such as alpha
     ignored) gives 16 + 65.481 R + 128.553 G + 24.966 B; a gray image (HxW, C = 1, or
     C = 2 gray + alpha) is its own Y, only scaled to [0, 255].
     """
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"expected an HxW or HxWxC image, got shape {x.shape}")
+    x = as_image(x)
     if np.issubdtype(x.dtype, np.integer):
         max_value = float(np.iinfo(x.dtype).max)
     elif np.issubdtype(x.dtype, np.floating):
@@ -70,10 +105,11 @@ def crop_border(x: np.ndarray, crop: int) -> np.ndarray:
     return x[crop:-crop, crop:-crop]
 
 
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """10 log10(data_range^2 / MSE) over all pixels, in float64; inf for identical images."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+def psnr(a: Any, b: Any, data_range: float = 255.0) -> float:
+    """10 log10(data_range^2 / MSE) over all pixels, in float64; inf for identical images.
+    `data_range` is the values' full scale: 255 for [0, 255] (Y planes), 1.0 for [0, 1] images."""
+    a = _numpy(a).astype(np.float64)
+    b = _numpy(b).astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.size == 0:
@@ -108,10 +144,11 @@ def _filter_valid(stack: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
-    """Mean SSIM of two 2-D images, as Wang et al.'s MATLAB `ssim_index` computes it."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+def ssim(a: Any, b: Any, data_range: float = 255.0) -> float:
+    """Mean SSIM of two 2-D images, as Wang et al.'s MATLAB `ssim_index` computes it
+    (`data_range` as in `psnr`)."""
+    a = _numpy(a).astype(np.float64)
+    b = _numpy(b).astype(np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.ndim != 2:
@@ -132,21 +169,23 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     return float(np.mean(ssim_map))
 
 
-def y_pair(sr: np.ndarray, hr: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def y_pair(sr: Any, hr: Any, crop: int) -> tuple[np.ndarray, np.ndarray]:
     """The Y planes PSNR-Y and SSIM-Y compare: (Y of SR, Y of HR), `crop` border pixels
     dropped. One call serves both scores, so Y is computed once."""
+    sr, hr = as_image(sr), as_image(hr)
     if sr.shape != hr.shape:
         raise ValueError(f"SR {sr.shape} and HR {hr.shape} differ in shape")
     return crop_border(rgb_to_y(sr), crop), crop_border(rgb_to_y(hr), crop)
 
 
-def psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
-    """PSNR on Y (BT.601, [0, 255] units) of two uint8/uint16 HxWxC images, border cropped."""
+def psnr_y(sr: Any, hr: Any, crop: int) -> float:
+    """PSNR on Y (BT.601, [0, 255] units) of two images (uint8/uint16 HxWxC as the literature
+    scores them, or as `as_image` takes), `crop` border pixels dropped (the SR scale)."""
     return psnr(*y_pair(sr, hr, crop))
 
 
-def ssim_y(sr: np.ndarray, hr: np.ndarray, crop: int) -> float:
-    """SSIM on Y (BT.601, [0, 255] units) of two uint8/uint16 HxWxC images, border cropped."""
+def ssim_y(sr: Any, hr: Any, crop: int) -> float:
+    """SSIM on Y (BT.601, [0, 255] units) of two images as `psnr_y` takes them, border cropped."""
     return ssim(*y_pair(sr, hr, crop))
 
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from i2i.errors import UsageError
+
 if TYPE_CHECKING:
     import torch
 
@@ -167,6 +169,8 @@ class GpuAugment:
         generator: "torch.Generator | None" = None,
         independent: bool = False,
     ):
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
+            raise UsageError(f"crop must be a whole number of pixels >= 1 (or None), got {crop!r}")
         self.flip = flip
         self.rot90 = rot90
         self.independent = independent
@@ -184,6 +188,10 @@ class GpuAugment:
         return (torch.rand(n, generator=self.generator) < 0.5).to(device, non_blocking=True)
 
     def __call__(self, a: "torch.Tensor", b: "torch.Tensor | None" = None) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        for side in (a, b):  # a CxHxW image would get a flip per channel
+            if side is not None and getattr(side, "ndim", None) != 4:
+                raise UsageError(f"GpuAugment takes NxCxHxW tensors, got {getattr(side, 'shape', type(side).__name__)}"
+                                 " (one image: x[None])")
         n = a.shape[0]
         if b is not None and b.shape[0] != n:
             raise ValueError(f"batch sizes differ: {n} vs {b.shape[0]}")

@@ -12,7 +12,23 @@ A created module carries:
 
 State-dict keys are the reference implementations' (junyanz pytorch-CycleGAN-and-pix2pix,
 BasicSR), so their checkpoints load with strict=True. A new network is one function decorated
-with `@register("name")` whose keyword arguments are the network's options.
+with `@register("name")` whose keyword arguments are the network's options; the module it
+returns must set the four attributes above (`create` refuses one that does not: the trainer,
+model files and inference read them). Your own generator, trained by a pipeline:
+
+    @i2i.nn.register("my_unet")
+    def my_unet(*, in_channels: int = 3, out_channels: int = 3, width: int = 64, norm: str = "instance",
+                dropout: bool = False, init: str | None = "normal", init_gain: float = 0.02) -> nn.Module:
+        net = MyUnet(in_channels, out_channels, width)   # sets in_channels, out_channels, scale, size_multiple
+        return net if init is None else i2i.nn.init_weights(net, init, init_gain)
+
+    i2i.train("pix2pix", {"netG": "my_unet", ...})
+
+CycleGAN and pix2pix pass a generator exactly these options (srgan: in_channels, out_channels,
+width, scale and its --arch's own); `init=None` is how a model file rebuilds it before loading
+its weights. The registry lives in the process: a model file of your own network loads only
+where the module that registers it was imported first (`i2i.load_model(...).translate_folder`
+in your script; the `i2i` command does not know it).
 """
 from __future__ import annotations
 
@@ -62,8 +78,24 @@ def create(name: str, **kwargs: Any) -> nn.Module:
         raise UsageError(f"{name} has no option {', '.join(map(repr, unknown))}; "
                          f"{hint + ' ' if hint else ''}valid options: {', '.join(valid)}")
     net = builder(**kwargs)
+    _check_built(name, net)
     net.arch = {"name": name, **kwargs}
     return net
+
+
+#: What every created network carries (the module docstring): the trainer sizes its crops and
+#: model files their contract by them, so a builder that forgets one fails here, not after training.
+REQUIRED_ATTRIBUTES = ("in_channels", "out_channels", "scale", "size_multiple")
+
+
+def _check_built(name: str, net: object) -> None:
+    """A one-line UsageError for a builder that returned no module or one without the attributes."""
+    if not isinstance(net, nn.Module):
+        raise UsageError(f"network {name!r}: its builder returned {type(net).__name__}, not a torch.nn.Module")
+    missing = [attr for attr in REQUIRED_ATTRIBUTES if not isinstance(getattr(net, attr, None), int)]
+    if missing:
+        raise UsageError(f"network {name!r}: its builder returned a {type(net).__name__} without integer "
+                         f"{', '.join(missing)}; set {', '.join(REQUIRED_ATTRIBUTES)} on it (see i2i.nn)")
 
 
 def rebuild(arch: dict[str, Any]) -> nn.Module:
@@ -80,7 +112,9 @@ def rebuild(arch: dict[str, Any]) -> nn.Module:
 
 def _builder(name: str) -> Builder:
     if name not in _REGISTRY:
-        raise UsageError(f"unknown network {name!r}; available: {', '.join(available())}")
+        hint = did_you_mean(name, available()) if isinstance(name, str) else ""
+        own = "" if hint else " (a network of your own: import the module that registers it first)"
+        raise UsageError(f"unknown network {name!r}{own}; {hint + ' ' if hint else ''}available: {', '.join(available())}")
     return _REGISTRY[name]
 
 

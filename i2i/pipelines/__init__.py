@@ -3,7 +3,9 @@
 The trainer (`i2i.training`) knows a pipeline only through the small protocol below and finds
 it through `PIPELINES`, a name -> "module:Class" table imported lazily. A new pipeline is
 one new file and one line here; nothing else imports a pipeline by name, so a broken
-pipeline cannot break the others (or `i2i --help`).
+pipeline cannot break the others (or `i2i --help`). A pipeline of your own, without editing
+i2i: `i2i.pipelines.PIPELINES["mine"] = "my_module:Mine"`, then `i2i.train("mine", {...})`
+(the `i2i` command, a separate process, lists only the pipelines written here).
 
 The protocol (`Pipeline` is the base class with the shared parts):
 
@@ -16,7 +18,11 @@ The protocol (`Pipeline` is the base class with the shared parts):
                                        #   TrainConfig (config.yaml holds both side by side).
                                        #   Fields are `i2i.options.setting(default,
                                        #   help, choices=...)`: `i2i train mine` gets a flag for
-                                       #   each (`--n-layers-D` for n_layers_D), nothing else to write
+                                       #   each (`--n-layers-D` for n_layers_D), nothing else to write.
+                                       #   Image-to-image: `in_channels`/`out_channels` fields (0:
+                                       #   from the data) and `channels() -> (in, out)` (3 for 0), as
+                                       #   `i2i.pipelines.reference.ReferenceOptions`; SR: `scale` and an
+                                       #   int `channels`: the trainer makes its probe batch from them
         model_options = ("netG", ...)  # options that change the networks: --resume refuses
                                        #   to change them
         config_defaults = {}           # TrainConfig defaults this pipeline changes

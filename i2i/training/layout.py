@@ -39,9 +39,18 @@ def example_batch(options: Any, config: Any, device: torch.device, seed: int = 0
         c = options.channels
         shapes = {"A": (n, c, size // options.scale, size // options.scale), "B": (n, c, size, size)}
     else:
-        c_in, c_out = options.channels()
+        c_in, c_out = _channels(options)
         shapes = {"A": (n, c_in, size, size), "B": (n, c_out, size, size)}
     return {k: torch.rand(shape, generator=generator, device=device) for k, shape in shapes.items()}
+
+
+def _channels(options: Any) -> tuple[int, int]:
+    """(in, out) channels of an image-to-image generator: its Options' `channels()` (CycleGAN,
+    pix2pix), else, for a pipeline of one's own, its in_channels / out_channels fields (0 or
+    none: 3), rather than an AttributeError after the dataset was read."""
+    if callable(getattr(options, "channels", None)):
+        return options.channels()
+    return getattr(options, "in_channels", 0) or 3, getattr(options, "out_channels", 0) or 3
 
 
 def use_layout(networks: Mapping[str, nn.Module], channels_last: bool) -> None:
