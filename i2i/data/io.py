@@ -86,6 +86,7 @@ class Image:
     alpha: np.ndarray | None  # H x W, same dtype as pixels, or None
     path: Path | None = None
     icc: bytes | None = None  # the file's ICC colour profile, as stored; see `fitting_icc`
+    exif: bytes | None = None  # the file's EXIF block (JPEG, PNG, WebP, AVIF), as stored; see `upright_exif`
 
     @property
     def bit_depth(self) -> int:
@@ -131,10 +132,10 @@ def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | Non
     """
     limit = _max_pixels(max_pixels)
     try:
-        pixels, alpha, icc = _decode(data, limit)
+        pixels, alpha, icc, exif = _decode(data, limit)
     except _Problem as problem:
         raise _read_error(path, str(problem)) from None
-    return Image(pixels=pixels, alpha=alpha, path=path, icc=fitting_icc(icc, pixels.shape[2]))
+    return Image(pixels=pixels, alpha=alpha, path=path, icc=fitting_icc(icc, pixels.shape[2]), exif=exif)
 
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -167,9 +168,9 @@ def read_header(path: str | os.PathLike) -> Header | None:
         return None
 
 
-def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
-    """(pixels HxWxC, alpha HxW or None, ICC profile or None), upright; raises _Problem for a
-    bad file."""
+def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bytes | None]:
+    """(pixels HxWxC, alpha HxW or None, ICC profile or None, EXIF block or None), upright;
+    raises _Problem for a bad file."""
     if not data:
         raise _Problem("empty file (0 bytes)")
     pil = _open_pil(data, max_pixels)
@@ -194,10 +195,11 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
             pixels, alpha = _pil_to_arrays(pil)
             orientation = _orientation(pil)
         icc = pil.info.get("icc_profile") or None
+        exif = pil.info.get("exif") if pil.format != "TIFF" else None  # a TIFF's tags are no EXIF block
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
-    return pixels, alpha, icc
+    return pixels, alpha, icc, exif if isinstance(exif, bytes) and exif else None
 
 
 #: an ICC profile's data colour space (header bytes 16-19) for the pixels it can describe
@@ -211,6 +213,30 @@ def fitting_icc(icc: bytes | None, channels: int) -> bytes | None:
     if not icc or len(icc) < 128 or _ICC_SPACES.get(bytes(icc[16:20])) != channels:
         return None
     return bytes(icc)
+
+
+_EXIF_IFD, _PIXEL_X, _PIXEL_Y = 0x8769, 0xA002, 0xA003  # the Exif sub-IFD and its image size tags
+
+
+def upright_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
+    """An input's EXIF block made true of an output of `width` x `height` whose pixels are
+    already upright: the orientation set to 1 (or an output would be turned twice), the
+    pixel size tags updated, the thumbnail dropped (Pillow does not write IFD1); the date,
+    camera and GPS tags kept. None for a block Pillow cannot parse."""
+    if not exif:
+        return None
+    try:
+        tags = PIL.Image.Exif()
+        tags.load(exif)
+        if _EXIF_ORIENTATION in tags:
+            tags[_EXIF_ORIENTATION] = 1
+        sub = tags.get_ifd(_EXIF_IFD)
+        for tag, value in ((_PIXEL_X, width), (_PIXEL_Y, height)):
+            if tag in sub:
+                sub[tag] = value
+        return tags.tobytes()
+    except Exception:  # a damaged block: the output goes without it
+        return None
 
 
 def check_environment() -> None:
@@ -582,6 +608,7 @@ def write_image(
     *,
     quality: int = 95,
     icc: bytes | None = None,
+    exif: bytes | None = None,
 ) -> None:
     """Write an image atomically; the format follows the extension.
 
@@ -593,7 +620,9 @@ def write_image(
     former, AVIF has no such layout). AVIF (where Pillow has it) is 8-bit, as WebP.
     `quality` (1-100) is for JPEG (>= 90 also keeps full colour resolution, 4:4:4) and
     WebP (100 = lossless). `icc`: an ICC colour profile (e.g. the input's `Image.icc`),
-    embedded in PNG, JPEG, WebP and TIFF when it fits the channels written (`fitting_icc`).
+    embedded in PNG, JPEG, WebP, AVIF and TIFF when it fits the channels written (`fitting_icc`).
+    `exif`: an input's EXIF block (`Image.exif`), written true of this image (`upright_exif`)
+    into PNG, JPEG, WebP and AVIF files.
 
     The file appears complete or not at all: it is written to a temporary file in the
     same folder, then renamed over `path`; on any failure the temporary file is removed
@@ -607,12 +636,13 @@ def write_image(
             f"use one of {', '.join(sorted(IMAGE_EXTENSIONS))}"
         )
     pixels, alpha = _check_arrays(pixels, alpha)
+    exif = upright_exif(exif, pixels.shape[1], pixels.shape[0])
     if extension == ".png":  # streamed straight into the file: no second copy of a huge image
         with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
-            write_png(file, pixels, alpha, icc=icc)
+            write_png(file, pixels, alpha, icc=icc, exif=exif)
         return
     try:
-        data = _encode(extension, pixels, alpha, quality, icc)
+        data = _encode(extension, pixels, alpha, quality, icc, exif)
     except I2IError:
         raise
     except Exception as error:  # e.g. WebP is limited to 16383 x 16383
@@ -621,10 +651,10 @@ def write_image(
 
 
 def encode_image(extension: str, pixels: np.ndarray, alpha: np.ndarray | None = None, *, quality: int = 95,
-                 icc: bytes | None = None) -> bytes:
+                 icc: bytes | None = None, exif: bytes | None = None) -> bytes:
     """The bytes `write_image` writes for a file with this extension (e.g. for an HTTP reply)."""
     pixels, alpha = _check_arrays(pixels, alpha)
-    return _encode(extension.lower(), pixels, alpha, quality, icc)
+    return _encode(extension.lower(), pixels, alpha, quality, icc, upright_exif(exif, pixels.shape[1], pixels.shape[0]))
 
 
 def native_byte_order(array: np.ndarray) -> np.ndarray:
@@ -669,10 +699,11 @@ def to_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int,
-            icc: bytes | None = None) -> bytes:
+            icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """`exif`: already made true of these pixels (`upright_exif`)."""
     sixteen = pixels.dtype == np.uint16
     if extension == ".png":
-        return encode_png(pixels, alpha, icc=icc)
+        return encode_png(pixels, alpha, icc=icc, exif=exif)
     if extension in (".tif", ".tiff") and sixteen:
         if alpha is not None and pixels.shape[2] == 1:  # Pillow cannot open 16-bit gray+alpha TIFF
             pixels = np.repeat(pixels, 3, axis=2)
@@ -688,6 +719,8 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
             pixels = np.repeat(pixels, 3, axis=2)
     pil = _to_pil(pixels, alpha)
     profile = {"icc_profile": icc} if (icc := fitting_icc(icc, 3 if extension == ".webp" else pixels.shape[2])) else {}
+    if exif and extension in (".webp", ".avif") or exif and extension in (".jpg", ".jpeg") and len(exif) <= _JPEG_MAX_EXIF:
+        profile["exif"] = exif
     buffer = io.BytesIO()
     if extension in (".jpg", ".jpeg"):
         pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0", **profile)
@@ -702,6 +735,9 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
     return buffer.getvalue()
 
 
+_JPEG_MAX_EXIF = 65533  # what one APP1 segment holds; Pillow refuses a longer block
+
+
 def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> PIL.Image.Image:
     if alpha is None:
         return PIL.Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
@@ -709,13 +745,15 @@ def _to_pil(pixels: np.ndarray, alpha: np.ndarray | None) -> PIL.Image.Image:
 
 
 def write_png(file: BinaryIO, pixels: np.ndarray, alpha: np.ndarray | None = None, *, band: int = 256,
-              icc: bytes | None = None) -> None:
+              icc: bytes | None = None, exif: bytes | None = None) -> None:
     """PNG (gray, gray+alpha, RGB or RGBA; 8 or 16 bits as the dtype) written to `file` a band
     of rows at a time, so a huge image never exists a second time in memory (Pillow copies it
     and then holds the whole compressed file). `alpha`, of the pixels' dtype, is interleaved band
-    by band. `icc`: a colour profile, kept when it fits (`fitting_icc`)."""
+    by band. `icc`: a colour profile, kept when it fits (`fitting_icc`); `exif`: an EXIF block,
+    written as it is."""
     height, width, channels = pixels.shape
-    png = PngWriter(file, height, width, channels + (alpha is not None), pixels.dtype, band=band, icc=icc)
+    png = PngWriter(file, height, width, channels + (alpha is not None), pixels.dtype, band=band, icc=icc,
+                    exif=exif)
     for top in range(0, height, band):
         rows = pixels[top:top + band]
         png.write(rows if alpha is None else np.dstack([rows, alpha[top:top + band]]))
@@ -732,7 +770,7 @@ class PngWriter:
     """
 
     def __init__(self, file: BinaryIO, height: int, width: int, channels: int, dtype: np.dtype, *,
-                 band: int = 256, icc: bytes | None = None) -> None:
+                 band: int = 256, icc: bytes | None = None, exif: bytes | None = None) -> None:
         self.file, self.height, self.width, self.band = file, height, width, band
         self.depth = np.dtype(dtype).itemsize  # 1 or 2 bytes a sample
         self.stride = channels * self.depth  # bytes a pixel: Sub subtracts the byte this far to the left
@@ -743,6 +781,8 @@ class PngWriter:
         self._chunk(b"IHDR", header + bytes([8 * self.depth, {1: 0, 2: 4, 3: 2, 4: 6}[channels], 0, 0, 0]))
         if (icc := fitting_icc(icc, 1 if channels <= 2 else 3)) is not None:  # name, method 0, zlib data
             self._chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc))
+        if exif:  # the TIFF structure, without the "Exif\0\0" a JPEG's APP1 starts with
+            self._chunk(b"eXIf", exif.removeprefix(b"Exif\0\0"))
 
     def write(self, rows: np.ndarray) -> None:
         """The next rows, h x W x C (alpha, if any, as the last channel), filtered and compressed
@@ -782,35 +822,38 @@ class PngRows:
     """The rows of one image handed over top to bottom with the image's full height (see
     `i2i.infer.images.StreamResult`), written to an open file: the header at the first rows."""
 
-    def __init__(self, file: BinaryIO, icc: bytes | None = None) -> None:
-        self.file, self.icc = file, icc
+    def __init__(self, file: BinaryIO, icc: bytes | None = None, exif: bytes | None = None) -> None:
+        self.file, self.icc, self.exif = file, icc, exif
         self.png: PngWriter | None = None
 
     def __call__(self, rows: np.ndarray, height: int) -> None:
         if self.png is None:
-            self.png = PngWriter(self.file, height, rows.shape[1], rows.shape[2], rows.dtype, icc=self.icc)
+            self.png = PngWriter(self.file, height, rows.shape[1], rows.shape[2], rows.dtype, icc=self.icc,
+                                 exif=upright_exif(self.exif, rows.shape[1], height))
         self.png.write(rows)
 
 
 @contextlib.contextmanager
-def stream_png(path: str | os.PathLike, icc: bytes | None = None) -> Iterator[PngRows]:
+def stream_png(path: str | os.PathLike, icc: bytes | None = None, exif: bytes | None = None) -> Iterator[PngRows]:
     """Write a PNG as its rows are computed, atomically as `write_image`: the file appears
-    complete or not at all, and a failed write is one line naming it. `icc` as `write_image`'s."""
+    complete or not at all, and a failed write is one line naming it. `icc`, `exif` as
+    `write_image`'s."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise I2IError(f"{path}: only PNG files can be written a band at a time")
     with write_errors(path), atomic_path(path) as tmp, open(tmp, "wb") as file:
-        rows = PngRows(file, icc)
+        rows = PngRows(file, icc, exif)
         yield rows
         if rows.png is None:
             raise I2IError(f"{path}: no rows were computed for the file")
         rows.png.close()
 
 
-def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None, *, icc: bytes | None = None) -> bytes:
+def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None, *, icc: bytes | None = None,
+               exif: bytes | None = None) -> bytes:
     """`write_png` into memory (H x W x C, C 1-4, uint8 or uint16)."""
     buffer = io.BytesIO()
-    write_png(buffer, pixels, alpha, icc=icc)
+    write_png(buffer, pixels, alpha, icc=icc, exif=exif)
     return buffer.getvalue()
 
 
@@ -896,6 +939,34 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
                 if candidate.is_file() or candidate.is_symlink():
                     found.append(candidate)
     return sorted(found)
+
+
+#: image files i2i does not read, by extension: what a folder of them is told instead of "no images"
+UNREAD_EXTENSIONS: frozenset[str] = frozenset(
+    {".heic", ".heif", ".gif", ".psd", ".jxl", ".jp2", ".j2k", ".ico", ".svg", ".exr", ".hdr", ".tga",
+     ".ppm", ".pgm", ".pbm", ".pnm", ".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf", ".raw"}
+    | ({".avif"} if not AVIF else set())
+)
+
+
+def unread_images_note(root: str | os.PathLike, *, recursive: bool = True) -> str:
+    """What `list_images` left out of `root` as image files i2i does not read, e.g. "12 .heic
+    files i2i does not read (convert them to PNG or JPEG)"; "" when there are none. An
+    iPhone's folder of HEIC photos is otherwise "no images", which the user knows is false."""
+    counts: dict[str, int] = {}
+    root = Path(root)
+    if not root.is_dir():
+        return ""
+    for _, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if recursive and not name.startswith(".")]
+        for name in files:
+            extension = os.path.splitext(name)[1].lower()
+            if extension in UNREAD_EXTENSIONS and not name.startswith("."):
+                counts[extension] = counts.get(extension, 0) + 1
+    if not counts:
+        return ""
+    found = ", ".join(f"{n} {ext} file{'s' if n > 1 else ''}" for ext, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"{found} i2i does not read (convert them to PNG or JPEG)"
 
 
 # ----------------------------------------------------------------------------- tensors

@@ -1,6 +1,10 @@
-"""Colour profiles (ICC) travel from an input file to its output: a Display P3 phone photo or an
+"""What a photo file carries besides its pixels, through i2i.
+
+Colour profiles (ICC) travel from an input file to its output: a Display P3 phone photo or an
 Adobe RGB camera file upscaled by i2i shows the same colours as the original, instead of being
-read as sRGB by every viewer (what Real-ESRGAN's cv2 round trip does; Upscayl issue #565)."""
+read as sRGB by every viewer (what Real-ESRGAN's cv2 round trip does; Upscayl issue #565).
+EXIF (date taken, camera, GPS) goes along on request (`--keep-metadata`), made true of the
+output (upright, its size); files in formats i2i does not read are named, not "no images"."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -124,3 +128,44 @@ def test_i2i_serve_answers_with_the_upload_s_profile(tmp_path):
                                                           tile=0, job="profile")
     (tmp_path / "answer.png").write_bytes(png)
     assert stored_profile(tmp_path / "answer.png") == RGB_PROFILE
+
+
+def _camera_exif(orientation: int = 6) -> bytes:
+    tags = PIL.Image.Exif()
+    tags[0x0112], tags[0x010F] = orientation, "Apple"  # Orientation, Make
+    sub = tags.get_ifd(0x8769)
+    sub[0x9003], sub[0xA002], sub[0xA003] = "2024:05:01 10:00:00", 20, 10  # DateTimeOriginal, pixel size
+    return tags.tobytes()
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".avif"])
+def test_exif_written_with_an_output_is_true_of_it(tmp_path, extension):
+    """Date and camera kept; the orientation 1 (the pixels are upright already: a viewer would turn
+    the output a second time) and the size tags the output's."""
+    PIL.Image.fromarray(pattern(10, 20)).save(tmp_path / "camera.jpg", exif=_camera_exif())
+    image = io.read_image(tmp_path / "camera.jpg")
+    assert image.pixels.shape == (20, 10, 3) and image.exif is not None
+    io.write_image(tmp_path / f"out{extension}", np.repeat(np.repeat(image.pixels, 2, 0), 2, 1), exif=image.exif)
+    with PIL.Image.open(tmp_path / f"out{extension}") as pil:
+        tags = pil.getexif()
+        assert pil.size == (20, 40) and tags.get(0x0112, 1) == 1 and tags.get(0x010F) == "Apple"
+        sub = tags.get_ifd(0x8769)
+        assert (sub.get(0x9003), sub.get(0xA002), sub.get(0xA003)) == ("2024:05:01 10:00:00", 20, 40)
+    assert io.read_image(tmp_path / f"out{extension}").pixels.shape == (40, 20, 3)  # not turned again
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's "Corrupt EXIF data" notes
+@pytest.mark.parametrize("block", [b"Exif\0\0MM\0*garbage", b"Exif\0\0II*\0\xff\xff\xff\x7f", b"\0" * 3])
+def test_a_damaged_exif_block_does_not_fail_the_write(tmp_path, block):
+    for extension in (".jpg", ".png", ".webp"):
+        io.write_image(tmp_path / f"out{extension}", pattern(8, 8), exif=block)
+        assert io.read_image(tmp_path / f"out{extension}").pixels.shape == (8, 8, 3)
+
+
+def test_image_files_i2i_does_not_read_are_counted_by_extension(tmp_path):
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "sub/anim.gif", ".hidden.heic", "notes.txt", "ok.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert io.unread_images_note(tmp_path) == "2 .heic files, 1 .gif file i2i does not read (convert them to PNG or JPEG)"
+    assert io.unread_images_note(tmp_path, recursive=False) == "2 .heic files i2i does not read (convert them to PNG or JPEG)"
+    assert io.unread_images_note(tmp_path / "sub/anim.gif") == ""
