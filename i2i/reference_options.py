@@ -13,6 +13,8 @@ it that i2i spells otherwise has one, as "--ext auto" (the CLI's choices name it
 """
 from __future__ import annotations
 
+import re
+
 #: The commands the table speaks for: the reference's train.py per model, and its test.py.
 COMMANDS = ("train cyclegan", "train pix2pix", "translate")
 
@@ -141,6 +143,79 @@ REALESRGAN_OPTIONS: dict[str, dict[str, str]] = {
     "--denoise_strength": {"translate": _DENOISE},
 }
 
+_NESTED = (f"{_NO_EQUIVALENT}: i2i's settings are flat, one name a line, named as i2i train srgan's "
+           "help shows them; BasicSR's dataroot_gt is data, dataroot_lq lr_data, gt_size "
+           "image_size, total_iter max_steps, pretrain_network_g pretrained")
+_NO_VAL = (f"{_NO_EQUIVALENT}: no validation during training; the run folder's model file is written every "
+           "--checkpoint-every steps: score it with i2i eval RUN VAL_HR --scale N (PSNR-Y, SSIM-Y)")
+
+#: BasicSR's (and Real-ESRGAN's) training options, its YAML names, for `i2i train srgan` and
+#: `i2i eval`: what a BasicSR user types as flags or writes in a --config file.
+BASICSR_OPTIONS: dict[str, dict[str, str]] = {
+    # layout of a BasicSR options file
+    "--datasets": {"train srgan": _NESTED}, "--network_g": {"train srgan": _NESTED},
+    "--network_d": {"train srgan": _NESTED}, "--path": {"train srgan": _NESTED},
+    "--train": {"train srgan": _NESTED}, "--val": {"train srgan": _NESTED}, "--logger": {"train srgan": _NESTED},
+    "--model_type": {"train srgan": "--stage: psnr is SRModel, gan SRGANModel (--gan relativistic: ESRGANModel)"},
+    "--num_gpu": {"train srgan": f"{_DEVICE}; several GPUs: run under torchrun"},
+    "--manual_seed": {"train srgan": "--seed"},
+    # datasets.train
+    "--dataroot_gt": {"train srgan": "--data", "eval": "the DATA argument"},
+    "--dataroot_lq": {"train srgan": "--lr-data", "eval model": "--lr"},
+    "--meta_info_file": {"train srgan": f"{_NO_EQUIVALENT}: every image in --data is used; give a folder of just "
+                                       "those images", "eval": f"{_NO_EQUIVALENT}: every image in DATA is scored"},
+    "--filename_tmpl": {"train srgan": f"{_NO_EQUIVALENT}: LR files match HR ones by name, with or without the "
+                                       "scale's suffix (0001, 0001x4, 0001_x4)",
+                        "eval": f"{_NO_EQUIVALENT}: LR files match HR ones by name (0001, 0001x4, 0001_x4)"},
+    "--io_backend": {"train srgan": f"{_NO_EQUIVALENT}: images are read from folders (no LMDB); give the image "
+                                    "folder the LMDB was made from", "eval": f"{_NO_EQUIVALENT}: image folders only"},
+    "--gt_size": {"train srgan": "--image-size: the HR patch"},
+    "--use_hflip": {"train srgan": "--augment flip: with use_rot too, --augment dihedral, the default"},
+    "--use_rot": {"train srgan": "--augment dihedral: flips and 90-degree rotations, the default"},
+    "--use_shuffle": {"train srgan": "--serial-batches: off (shuffled) by default"},
+    "--num_worker_per_gpu": {"train srgan": "--num-workers"},
+    "--batch_size_per_gpu": {"train srgan": "--batch-size: per process under torchrun"},
+    "--dataset_enlarge_ratio": {"train srgan": "--repeat"},
+    # network_g
+    "--num_feat": {"train srgan": "--width"},
+    "--num_block": {"train srgan": "--num-blocks"},
+    "--num_grow_ch": {"train srgan": "--growth"},
+    "--num_in_ch": {"train srgan": "--channels"},
+    "--num_out_ch": {"train srgan": "--channels"},
+    "--upscale": {"train srgan": "--scale"},
+    # path
+    "--pretrain_network_g": {"train srgan": "--pretrained: an i2i model (i2i models import makes one of a "
+                                            "BasicSR net_g_N.pth, params_ema preferred)"},
+    "--param_key_g": {"train srgan": f"{_NO_EQUIVALENT}: i2i models import takes params_ema where the file has it"},
+    "--strict_load_g": {"train srgan": f"{_NO_EQUIVALENT}: a --pretrained model always loads strictly"},
+    "--resume_state": {"train srgan": "--resume: it continues an i2i run in --out; a BasicSR run continues here "
+                                      "only as a new run from its net_g with --pretrained"},
+    # train
+    "--ema_decay": {"train srgan": "--ema"},
+    "--total_iter": {"train srgan": "--max-steps"},
+    "--optim_g": {"train srgan": "--lr, --beta1 and --beta2 (Adam)"},
+    "--scheduler": {"train srgan": "--lr-policy: cosine (CosineAnnealingRestartLR without restarts), step"},
+    "--warmup_iter": {"train srgan": f"{_NO_EQUIVALENT}: no warm-up"},
+    "--pixel_opt": {"train srgan": "--pixel-loss and --pixel-weight"},
+    "--perceptual_opt": {"train srgan": "--perceptual-weight and --vgg-weights"},
+    "--gan_opt": {"train srgan": "--gan and --gan-weight"},
+    "--l1_gt_usm": {"train srgan": "--degradation-settings: usm_weight 0 trains on the plain HR"},
+    "--percep_gt_usm": {"train srgan": "--degradation-settings: usm_weight 0 trains on the plain HR"},
+    "--high_order_degradation": {"train srgan": "--degradation realesrgan"},
+    "--queue_size": {"train srgan": f"{_NO_EQUIVALENT}: each batch is degraded on its own"},
+    # val and logger
+    "--val_freq": {"train srgan": _NO_VAL}, "--save_img": {"train srgan": _NO_VAL},
+    "--crop_border": {"eval": f"{_NO_EQUIVALENT}: i2i eval crops the scale's border, as BasicSR's crop_border: "
+                              "scale", "train srgan": _NO_VAL},
+    "--test_y_channel": {"eval": f"{_NO_EQUIVALENT}: i2i eval scores Y (BT.601), as BasicSR's test_y_channel: true",
+                         "train srgan": _NO_VAL},
+    "--print_freq": {"train srgan": "--log-every"},
+    "--save_checkpoint_freq": {"train srgan": "--checkpoint-every"},
+    "--use_tb_logger": {"train srgan": f"{_NO_EQUIVALENT}: --out's metrics.jsonl and index.html log the run"},
+}
+#: BASICSR_OPTIONS's commands.
+BASICSR_COMMANDS = ("train srgan", "eval model", "eval bicubic")
+
 #: Whose names, in the message: the tables above.
 SOURCES = (("the reference's", REFERENCE_OPTIONS), ("Real-ESRGAN's", REALESRGAN_OPTIONS))
 
@@ -168,14 +243,33 @@ def _lookup(flag: str, command: str) -> tuple[str, str, str]:
     return found[0] if found else ("", "", "")
 
 
+def _basicsr_lookup(flag: str, command: str) -> tuple[str, str, str]:
+    """("BasicSR's", its name, i2i's equivalent) for a BasicSR option in `command`, else ("", "", "")."""
+    for name, entry in BASICSR_OPTIONS.items():
+        value = entry.get(command) or entry.get(command.split()[0], "")
+        if _spelling(name) == _spelling(flag) and value:
+            return "BasicSR's", name, value
+    return "", "", ""
+
+
 def reference_hint(flag: str, command: str) -> str:
     """"the reference's --ngf is --width here" for an option of the reference code (or of
-    Real-ESRGAN) in `command`, or "". Real-ESRGAN's -dn comes as the -d Click reports: the
-    hint names -dn, and says why Click said -d."""
-    whose, name, value = _lookup(flag, command)
+    Real-ESRGAN, or BasicSR's for train srgan and eval) in `command`, or "". Real-ESRGAN's -dn
+    comes as the -d Click reports: the hint names -dn, and says why Click said -d."""
+    whose, name, value = _lookup(flag, command) if command in COMMANDS else _basicsr_lookup(flag, command)
     if not value:
         return ""
     what, _, why = value.partition(": ")
     said = "has no equivalent here" if what == _NO_EQUIVALENT else f"is {what} here"
     named = flag if _spelling(name) == _spelling(flag) else f"{name} (read as {flag})"
     return f"{whose} {named} {said}" + (f": {why}" if why else "")
+
+
+def basicsr_setting_hint(key: str, command: str = "train srgan") -> str:
+    """The hint for a BasicSR name met as a settings-file key ("gt_size"), i2i's flags written
+    as the file's keys: "BasicSR's gt_size is image_size here: the HR patch"."""
+    hint = reference_hint(f"--{key}", command)
+    if not hint.startswith("BasicSR's"):
+        return ""
+    hint = hint.replace(f"BasicSR's --{key} ", f"BasicSR's {key} ", 1)
+    return re.sub(r"(?<![\w-])--([a-z][\w-]*)", lambda m: m.group(1).replace("-", "_"), hint)

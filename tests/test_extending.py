@@ -13,6 +13,7 @@ from torch import nn
 import i2i.nn
 from i2i.checkpoint import save_model
 from i2i.data.augment import GpuAugment
+from i2i.data.degradations import RealESRGANDegradation
 from i2i.errors import I2IError, UsageError
 from i2i.metrics import psnr, psnr_y, ssim_y
 from i2i.spec import ModelSpec, spec_for_network
@@ -151,3 +152,22 @@ def test_gpu_augment_refuses_an_unbatched_image_and_a_bad_crop() -> None:
     for crop in (0, 8.5, True):
         with pytest.raises(UsageError, match="crop must be"):
             GpuAugment(crop=crop)
+
+
+@pytest.mark.parametrize("hr, scale, message", [
+    (torch.rand(3, 16, 16), 4, "NxCxHxW"),
+    (torch.rand(1, 4, 16, 16), 4, "1 or 3 channels"),
+    ((torch.rand(1, 3, 16, 16) * 255).to(torch.uint8), 4, "uint8"),  # came out all white
+    (torch.rand(1, 3, 16, 16) * 255, 4, r"\[0, 1\]"),
+    (torch.rand(1, 3, 16, 16), 3, "not multiples of the scale"),  # LR 5x5 for a 16x16 HR
+    (torch.rand(1, 3, 16, 16), 0, "scale must be"),
+])
+def test_degradation_refuses_what_it_would_turn_into_a_wrong_lr(hr, scale, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        RealESRGANDegradation(generator=torch.Generator().manual_seed(0))(hr, scale)
+
+
+def test_degradation_still_makes_lr_hr_pairs() -> None:
+    degrade = RealESRGANDegradation(generator=torch.Generator().manual_seed(0))
+    hr = degrade.sharpen(torch.rand(2, 3, 32, 32))
+    assert degrade(hr, 4).shape == (2, 3, 8, 8)

@@ -25,6 +25,7 @@ resumed run gets the samples of the run that never stopped).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -130,6 +131,15 @@ def split_ab(ab: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _images(folder: Path) -> list[Path]:
     return list_images(folder) if folder.is_dir() else []
+
+
+def lmdb_note(folder: Path) -> str:
+    """" (an LMDB database, BasicSR's io_backend: lmdb, which i2i does not read: ...)" for a
+    folder holding data.mdb, else "": said where a folder has no images."""
+    if not (folder / "data.mdb").is_file():
+        return ""
+    return (" (an LMDB database, BasicSR's io_backend: lmdb, which i2i does not read: give the folder of "
+            "image files it was made from)")
 
 
 def _key(path: Path, folder: Path) -> str:
@@ -586,8 +596,20 @@ def pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, lr_files: 
     lr_only, hr_only = sorted(set(found) - set(hr_keys)), sorted(set(hr_keys) - set(found))
     if lr_only or hr_only:
         raise UsageError(f"{hr_root}/ and {lr_root}/: " + unmatched_message(lr_only, hr_only)
-                         .replace("A only", "LR only").replace("B only", "HR only"))
+                         .replace("A only", "LR only").replace("B only", "HR only") + _other_scale(lr_only, scale))
     return [(hr_keys[key], found[key]) for key in sorted(hr_keys)]
+
+
+def _other_scale(lr_only: list[str], scale: int) -> str:
+    """"; their names say x2: these are the LR images of scale 2, not 4" when every unmatched LR
+    name carries one other scale's suffix (DIV2K's X2/0001x2.png given for x4), else ""."""
+    found = {int(m.group(1)) for key in lr_only if (m := re.search(r"[xX](\d+)$", key))}
+    if len(found) != 1 or len(lr_only) != sum(bool(re.search(r"[xX]\d+$", key)) for key in lr_only):
+        return ""
+    other = found.pop()
+    if other == scale:
+        return ""
+    return f"; their names say x{other}: these are the LR images of scale {other}, not {scale}"
 
 
 def lr_size_problem(lr_size: tuple[int, ...], hr_size: tuple[int, ...], lr_path: Path, hr_path: Path,
@@ -609,8 +631,9 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
     `lr_flag`: the caller's flag that names an LR folder (`i2i train srgan`'s --lr-data,
     `i2i eval`'s --lr), offered when LR/ lacks the scale's X<scale>/; None: it has none."""
     root = Path(root)
-    if lr_root is not None:
-        return root, Path(lr_root)
+    if lr_root is not None:  # DIV2K_train_LR_bicubic/ itself: its X<scale>/, as LR/ is read
+        lr_root = Path(lr_root)
+        return root, lr_root / f"X{scale}" if (lr_root / f"X{scale}").is_dir() else lr_root
     for hr_name, lr_name in (("HR", "LR"), ("B", "A")):
         if (root / hr_name).is_dir():
             lr = root / lr_name
@@ -621,7 +644,29 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
                 raise UsageError(f"{lr}/ holds {', '.join(o + '/' for o in others)} but no X{scale}/ for "
                                  f"scale {scale}; give the scale of one of them{or_flag}")
             return root / hr_name, (lr if lr.is_dir() else None)
+    _refuse_basicsr_root(root, scale, lr_flag)
     return root, None
+
+
+_LR_NAME = re.compile(r"(^|[_-])LR([_-]|$)", re.IGNORECASE)
+
+
+def _refuse_basicsr_root(root: Path, scale: int, lr_flag: str | None) -> None:
+    """A UsageError for a DIV2K/BasicSR dataset root (DIV2K_train_HR/ beside
+    DIV2K_train_LR_bicubic/): read as a folder of HR images, its LR images would silently
+    train (and score) as HR ones. The line names the folders to give instead."""
+    if not root.is_dir():
+        return
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    low = [name for name in folders if _LR_NAME.search(name)]
+    if not low:
+        return
+    high = [name for name in folders if name not in low] or ["NAME_HR"]
+    lr = root / low[0] / f"X{scale}" if (root / low[0] / f"X{scale}").is_dir() else root / low[0]
+    with_lr = f" with {lr_flag} {lr}" if lr_flag else ""
+    raise UsageError(f"{root}/ holds LR folders ({', '.join(low)}) beside {', '.join(high)}: read as one folder of "
+                     f"HR images, its LR images would be HR ones; give the HR folder itself ({root / high[0]}){with_lr}"
+                     f", or a folder with HR/ and LR/ (LR/X{scale}/) in it")
 
 
 class SRDataset(_RobustDataset):
@@ -665,7 +710,7 @@ class SRDataset(_RobustDataset):
             raise I2IError(f"{self.root}/ does not exist or is not a folder")
         hr_files = _images(self.root)
         if not hr_files:
-            raise UsageError(f"{self.root}/ has no images (a folder of HR images is expected)")
+            raise UsageError(f"{self.root}/ has no images{lmdb_note(self.root) or ' (a folder of HR images is expected)'}")
         self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
         self.lr_root = lr_root = None if lr_root is None else Path(lr_root)
         self.roots = [self.root] + ([lr_root] if lr_root is not None else [])  # what it lists
@@ -674,7 +719,7 @@ class SRDataset(_RobustDataset):
                 raise I2IError(f"{lr_root}/ does not exist or is not a folder (LR folder)")
             lr_files = _images(lr_root)
             if not lr_files:
-                raise UsageError(f"{lr_root}/ has no images (LR folder)")
+                raise UsageError(f"{lr_root}/ has no images{lmdb_note(lr_root) or ' (LR folder)'}")
             self.items = pair_lr_files(self.root, hr_files, lr_root, lr_files, self.scale)
         self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         if cache:
@@ -718,7 +763,8 @@ class SRDataset(_RobustDataset):
         """Why every image (or pair) was skipped, in one line; the warnings name the files."""
         if "lr_size" not in reasons:
             smallest = self.patch_size or self.scale
-            return UsageError(f"{self.root}/ has no readable HR image of at least {smallest}x{smallest} pixels")
+            smaller = " (the HR patch: give a smaller --image-size)" if "small" in reasons and self.patch_size else ""
+            return UsageError(f"{self.root}/ has no readable HR image of at least {smallest}x{smallest} pixels{smaller}")
         words = {"lr_size": f"an LR image whose size is not HR/{self.scale} after mod-crop",
                  "small": f"an HR image smaller than {self._smallest()}", "unreadable": "an unreadable file"}
         why = ", ".join(f"{count} with {words[reason]}" for reason, count in reasons.most_common())

@@ -81,10 +81,99 @@ class RealESRGANSettings:
 def settings_from_mapping(values: Mapping[str, Any], source: str = "degradation settings") -> RealESRGANSettings:
     """RealESRGANSettings with the fields `values` names replaced (nested for blur1, round1,
     blur2, round2; lists for ranges), every name, length and value checked: a YAML block's typo
-    or a value the chain cannot use is a one-line error, not an ignored key or a crash at step 1."""
+    or a value the chain cannot use is a one-line error, not an ignored key or a crash at step 1.
+    Real-ESRGAN's own flat names (`blur_sigma`, `jpeg_range2`, ...) are read as i2i's
+    (`from_realesrgan_names`), so its options file's block can be pasted as it is."""
+    values, _ = from_realesrgan_names(values, source)
     settings = _replaced(RealESRGANSettings(), values, source, "")
     _check(settings, source, "")
     return settings
+
+
+# Real-ESRGAN's option names (train_realesrgan_x4plus.yml: flat, "2" for the second round) ->
+# (i2i's group, i2i's field); kernel_list and blur_kernel_size are read by `_kernel_names`
+_BLUR_NAMES = {"kernel_prob": "kernel_prob", "sinc_prob": "sinc_prob", "blur_sigma": "sigma",
+               "betag_range": "beta_gaussian", "betap_range": "beta_plateau"}
+_ROUND_NAMES = ("resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+                "gray_noise_prob", "jpeg_range")
+REALESRGAN_NAMES: dict[str, tuple[str, str]] = {
+    **{f"{name}{end}": (f"blur{n}", field) for name, field in _BLUR_NAMES.items() for n, end in ((1, ""), (2, "2"))},
+    **{f"{name}{end}": (f"round{n}", name) for name in _ROUND_NAMES for n, end in ((1, ""), (2, "2"))},
+}
+_PUBLISHED_KERNEL_SIZE = 21  # Real-ESRGAN's blur_kernel_size: odd sizes 7..21 drawn, as here
+
+
+def from_realesrgan_names(values: Any, source: str = "degradation settings") -> tuple[Any, list[str]]:
+    """(`values` with Real-ESRGAN's flat names moved to i2i's nested ones, "blur_sigma -> blur1.sigma"
+    for each), so a user's Real-ESRGAN YAML block reads as it is. A name given both ways is one
+    line; i2i's own names pass through unchanged (a mapping of them comes back as it was)."""
+    from i2i.errors import UsageError
+
+    if not isinstance(values, Mapping):
+        return values, []  # `_replaced` says what is wrong with it
+    out = {name: (dict(value) if isinstance(value, Mapping) else value) for name, value in values.items()
+           if name not in REALESRGAN_NAMES and _kernel_option(name) is None}
+    renamed: list[str] = []
+    for name, value in values.items():
+        if name not in REALESRGAN_NAMES:
+            continue
+        group, field = REALESRGAN_NAMES[name]
+        nested = out.setdefault(group, {})
+        if not isinstance(nested, dict):
+            raise UsageError(f"{source}: {group} must be a mapping of name: value, got {nested!r}")
+        if field in nested:
+            raise UsageError(f"{source}: {name} (Real-ESRGAN's name) and {group}.{field} (i2i's) are the same "
+                             "setting; give one")
+        nested[field] = value
+        renamed.append(f"{name} -> {group}.{field}")
+    renamed += _kernel_names(values, out, source)
+    return out, renamed
+
+
+def _kernel_option(name: Any) -> tuple[str, str] | None:
+    """("kernel_list" or "blur_kernel_size", "blur1" or "blur2") for those Real-ESRGAN names, else None."""
+    for option in ("kernel_list", "blur_kernel_size"):
+        for end, group in (("", "blur1"), ("2", "blur2")):
+            if name == option + end:
+                return option, group
+    return None
+
+
+def _kernel_names(values: Mapping[str, Any], out: dict, source: str) -> list[str]:
+    """Real-ESRGAN's kernel_list (the kernel_prob's order) folded into i2i's kernel_prob over
+    KERNELS; its blur_kernel_size taken only at the published 21 (i2i draws 7..21 taps)."""
+    from i2i.errors import UsageError
+
+    renamed = []
+    for name, value in values.items():
+        option = _kernel_option(name)
+        if option is None:
+            continue
+        kind, group = option
+        if kind == "blur_kernel_size":
+            if _number(value) != _PUBLISHED_KERNEL_SIZE:
+                raise UsageError(f"{source}: {name} {value!r}: i2i's kernels are {_PUBLISHED_KERNEL_SIZE} taps at most "
+                                 f"(odd sizes 7..21 drawn, the published {name}: {_PUBLISHED_KERNEL_SIZE}); "
+                                 "other sizes are not supported")
+            renamed.append(f"{name} {_PUBLISHED_KERNEL_SIZE}: i2i's own")
+            continue
+        if not isinstance(value, (list, tuple)) or any(kernel not in KERNELS for kernel in value):
+            raise UsageError(f"{source}: {name} must be a list of kernel names ({', '.join(KERNELS)}), got {value!r}")
+        blur = out.setdefault(group, {})
+        probs = blur.get("kernel_prob") if isinstance(blur, dict) else None
+        if probs is None:
+            if list(value) != list(KERNELS):
+                raise UsageError(f"{source}: {name} in another order than {', '.join(KERNELS)} needs its kernel_prob "
+                                 f"beside it")
+            continue
+        if not isinstance(probs, (list, tuple)) or len(probs) != len(value):
+            raise UsageError(f"{source}: {name} names {len(value)} kernels but its kernel_prob is {probs!r}")
+        numbers = [_number(p) for p in probs]
+        if any(p is None for p in numbers):
+            raise UsageError(f"{source}: {group}.kernel_prob must be numbers, got {probs!r}")
+        blur["kernel_prob"] = [sum(p for k, p in zip(value, numbers) if k == kernel) for kernel in KERNELS]
+        renamed.append(f"{name} + its kernel_prob -> {group}.kernel_prob (in i2i's order)")
+    return renamed
 
 
 def _number(value: Any) -> float | None:
@@ -111,9 +200,11 @@ def _replaced(settings: Any, values: Any, source: str, prefix: str) -> Any:
     for name, value in values.items():
         here = f"{source}: {prefix}{name}"
         if name not in fields:
-            hint = did_you_mean(str(name), fields)
+            theirs = [] if prefix else [*REALESRGAN_NAMES, "kernel_list", "blur_kernel_size"]
+            hint = did_you_mean(str(name), [*fields, *theirs])
+            also = "; Real-ESRGAN's flat names too, e.g. blur_sigma, jpeg_range2" if theirs else ""
             raise UsageError(f"{source}: unknown setting {prefix + str(name)!r} "
-                             f"({hint + ' ' if hint else ''}known: {', '.join(fields)})")
+                             f"({hint + ' ' if hint else ''}known: {', '.join(fields)}{also})")
         current = getattr(settings, name)
         if dataclasses.is_dataclass(current):
             changes[name] = _replaced(current, value, source, f"{prefix}{name}.")
@@ -359,6 +450,29 @@ def _usm_blur(x: torch.Tensor) -> torch.Tensor:
     return (band(h).T @ (padded @ band(w))).reshape(n, c, h, w)
 
 
+def _check_batch(hr: Any, scale: Any) -> None:
+    """One UsageError line for a batch the chain would turn into a wrong LR without a word: not NxCxHxW
+    floats in [0, 1] of 1 or 3 channels (uint8 or 0..255 would come out white), or sides that
+    are not multiples of the integer `scale` (the LR would not line up with the HR)."""
+    from i2i.errors import UsageError
+
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise UsageError(f"scale must be an integer >= 1, got {scale!r}")
+    if not isinstance(hr, torch.Tensor) or hr.ndim != 4 or hr.shape[1] not in (1, 3):
+        shape = tuple(hr.shape) if isinstance(hr, torch.Tensor) else type(hr).__name__
+        raise UsageError(f"the degradation takes NxCxHxW tensors of 1 or 3 channels, got {shape} "
+                         "(one image: x[None]; RGBA: degrade x[:, :3] and resize the alpha)")
+    if not hr.is_floating_point():
+        raise UsageError(f"the degradation takes floats in [0, 1], got {hr.dtype} (uint8: x.float() / 255)")
+    if hr.device.type == "cpu" and hr.numel():  # on a GPU this check would cost a sync per training step
+        lo, hi = torch.aminmax(hr)
+        if not (-1e-3 <= float(lo) and float(hi) <= 1 + 1e-3):  # rounding of a sharpened HR passes
+            raise UsageError(f"the degradation takes floats in [0, 1], got values in [{float(lo):.4g}, {float(hi):.4g}]")
+    if hr.shape[-2] % scale or hr.shape[-1] % scale:
+        raise UsageError(f"HR sides {hr.shape[-1]}x{hr.shape[-2]} are not multiples of the scale {scale}: crop them "
+                         "first, or the LR does not line up with the HR")
+
+
 class RealESRGANDegradation:
     """`degrade(hr, scale)`: the LR of a batch of HR patches, as Real-ESRGAN synthesises it."""
 
@@ -378,6 +492,7 @@ class RealESRGANDegradation:
         """The LR of `hr` (already `sharpen`ed: the caller keeps it as the target).
         `clean`: the batch's bicubic LR, kept for a `clean_prob` share of the samples; made from
         the plain HR, so with usm_weight those samples learn to sharpen clean images too."""
+        _check_batch(hr, scale)
         s, n = self.settings, hr.shape[0]
         height, width = hr.shape[-2] // scale, hr.shape[-1] // scale
         out = filter2d(hr.float(), self._kernels(lambda: random_blur_kernel(s.blur1, self.draw), n))

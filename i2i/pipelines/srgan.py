@@ -186,9 +186,8 @@ class SRGAN(Pipeline):
         _choice("degradation", o.degradation, DEGRADATIONS)
         if o.degradation == "realesrgan" and o.lr_data:
             raise UsageError("--degradation realesrgan makes its own LR images; drop --lr-data")
-        o.degradation_settings = _degradation_mapping(o)
-        if o.stage == "gan" or o.pretrained:
-            pretrained = _adopt_pretrained(o)
+        o.degradation_settings = _degradation_mapping(o, quiet)
+        pretrained = _adopt_pretrained(o, resumed=_has_checkpoints(config)) if o.stage == "gan" or o.pretrained else None
         if o.stage == "gan":
             path = _vgg_path(o)
             if o.perceptual_weight > 0 and not path.is_file():
@@ -211,7 +210,7 @@ class SRGAN(Pipeline):
         if o.stage == "gan" and patch not in (128, 256):
             raise UsageError(f"stage gan: the vgg128 discriminator takes 128x128 (or 256x256) HR patches; "
                              f"--image-size {patch} is neither")
-        if o.pretrained and not quiet:
+        if pretrained and not quiet:
             print(f"srgan {o.stage}: generator from {pretrained}: {o.arch}, width {o.width}, "
                   f"{o.num_blocks or 'default'} blocks, x{o.scale}, {o.channels} channels", file=sys.stderr)
 
@@ -219,9 +218,10 @@ class SRGAN(Pipeline):
     def build_dataset(cls, options: SRGANOptions, config):
         from i2i.data.datasets import SRDataset
 
-        hr_root, lr_root = _layout(Path(config.data), options)
+        hr_root, lr_root, notes = _layout(Path(config.data), options)
         dataset = SRDataset(hr_root, options.scale, config.image_size, lr_root,
                             cache=True, channels=options.channels)
+        dataset.notes = notes
         n = len(dataset.items)
         dataset.repeat = options.repeat or max(1, math.ceil(MIN_BATCHES_PER_EPOCH * config.batch_size / n))
         return dataset
@@ -243,7 +243,7 @@ class SRGAN(Pipeline):
         self.pixel_weight = o.pixel_weight if o.pixel_weight is not None else DEFAULT_PIXEL_WEIGHT[o.stage]
         self.networks = {"G": self.G}
         self.optimizers = {"G": self.adam(self.G)}
-        if o.pretrained:
+        if o.pretrained and not (_has_checkpoints(config) and not _pretrained_found(o)):  # a resume: its checkpoint
             from i2i.checkpoint import load_model
 
             pretrained = load_model(_pretrained_path(o.pretrained), names=["G"]).networks["G"]
@@ -372,12 +372,13 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
-def _degradation_mapping(options: SRGANOptions) -> dict | None:
+def _degradation_mapping(options: SRGANOptions, quiet: bool = False) -> dict | None:
     """--degradation-settings as the mapping config.yaml records (a file or inline YAML),
-    checked against RealESRGANSettings; for realesrgan, usm_weight always spelt out."""
+    checked against RealESRGANSettings, Real-ESRGAN's flat names moved to i2i's (one note
+    says how); for realesrgan, usm_weight always spelt out."""
     import yaml
 
-    from i2i.data.degradations import settings_from_mapping
+    from i2i.data.degradations import from_realesrgan_names, settings_from_mapping
     from i2i.settings_file import read_yaml
 
     value = options.degradation_settings
@@ -397,7 +398,10 @@ def _degradation_mapping(options: SRGANOptions) -> dict | None:
             if not isinstance(value, dict):
                 raise UsageError(f"--degradation-settings {options.degradation_settings!r}: no such file, "
                                  "nor an inline YAML mapping") from None
+    value, renamed = from_realesrgan_names(value, "degradation_settings")
     settings_from_mapping(value, "degradation_settings")
+    if renamed and not quiet:  # config.yaml records i2i's names; say how Real-ESRGAN's were read
+        print(f"note: degradation settings: Real-ESRGAN's names read as i2i's: {'; '.join(renamed)}", file=sys.stderr)
     return _with_usm_weight(value)
 
 
@@ -422,11 +426,32 @@ def _pretrained_path(text: str) -> Path:
     return resolve_model_path(text)
 
 
-def _adopt_pretrained(options: SRGANOptions) -> Path:
-    """Check `pretrained` is an srgan model and take its generator's architecture."""
+def _has_checkpoints(config) -> bool:
+    """Whether --out holds checkpoints: a resume (a new run there is refused), whose weights and
+    architecture (config.yaml) come from the run itself, not from --pretrained."""
+    from i2i.run_layout import CHECKPOINTS, by_step
+
+    folder = Path(config.out) / CHECKPOINTS if config.out else None
+    return bool(folder and folder.is_dir() and by_step(folder, ".pt"))
+
+
+def _pretrained_found(options: SRGANOptions) -> bool:
+    """Whether --pretrained still names a model file (a resumed run's may have been moved since)."""
+    try:
+        return _pretrained_path(options.pretrained).is_file()
+    except I2IError:
+        return False
+
+
+def _adopt_pretrained(options: SRGANOptions, resumed: bool = False) -> Path | None:
+    """Check `pretrained` is an srgan model and take its generator's architecture; None for a
+    resumed run whose --pretrained file is gone (BasicSR's resume_state needs no
+    pretrain_network_g either: the checkpoint has the weights)."""
     if not options.pretrained:
         raise UsageError("stage gan starts from a psnr model: give --pretrained RUN (a psnr run folder "
                          "or its model.safetensors)")
+    if resumed and not _pretrained_found(options):
+        return None
     path, adopted = _pretrained_architecture(options)
     defaults = SRGANOptions()
     set_otherwise = {name: "" for name in ARCHITECTURE_SETTINGS if getattr(options, name) != getattr(defaults, name)}
@@ -471,10 +496,15 @@ def _refuse_other_architecture(options: SRGANOptions, path: Path, adopted: dict,
                          "architecture, so drop the flag or train from scratch")
 
 
-def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None]:
-    """(HR folder, LR folder or None): `lr_data`, DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A, or DATA."""
+def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None, list[str]]:
+    """(HR folder, LR folder or None, notes): `lr_data`, DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A,
+    or DATA. --degradation realesrgan reads no LR folder (its files would be read and unused)."""
     from i2i.data.datasets import sr_folders
 
     if not root.is_dir():
         raise I2IError(f"{root}/ does not exist or is not a folder")
-    return sr_folders(root, options.scale, options.lr_data or None)
+    hr_root, lr_root = sr_folders(root, options.scale, options.lr_data or None)
+    if options.degradation != "realesrgan" or lr_root is None:
+        return hr_root, lr_root, []
+    return hr_root, None, [f"note: {lr_root}/ is not read: --degradation realesrgan makes the LR images from "
+                           f"{hr_root}/ (--degradation bicubic trains on the LR files)"]

@@ -136,11 +136,31 @@ def make_settings(pipeline: str, values: Mapping[str, Any] | None = None, *,
         merged.pop(record, None)
     if {"no_flip", "augment"} <= given and merged["no_flip"] and merged["augment"] != "none":
         raise UsageError(f"--no-flip turns augmentation off, but --augment {merged['augment']} asks for it; give one")
+    _refuse_foreign_names(pipeline, merged, source, renamed)
     config = _to_dataclass(TrainConfig, merged, source)
     options = _to_dataclass(cls.Options, merged, source, TrainConfig)
     _refuse_unused(cls, config, options, given, source)
     cls.check_given(options, {name: source.get(name, "") for name in given})
     return config, options
+
+
+def _refuse_foreign_names(pipeline: str, merged: Mapping[str, Any], source: Mapping[str, str],
+                          renamed: Mapping[str, str]) -> None:
+    """A BasicSR options key in srgan's settings (gt_size, total_iter, a nested datasets: block
+    from a BasicSR YAML) is one line naming i2i's setting, not Click's look-alikes of it
+    (gt_size: batch_size?, use_hflip: no_flip?, the opposite)."""
+    from i2i.pipelines import get_pipeline
+    from i2i.reference_options import basicsr_setting_hint
+
+    known = {f.name for cls in (TrainConfig, get_pipeline(pipeline).Options) for f in dataclasses.fields(cls)}
+    same: dict[str, list[str]] = {}  # what the hint says -> the keys it says it of (a file's blocks: once)
+    for key in (str(key) for key in merged if key not in known and key not in renamed):
+        if hint := basicsr_setting_hint(key, f"train {pipeline}"):
+            same.setdefault(hint.removeprefix(f"BasicSR's {key} "), []).append(key)
+    if same:
+        where = source.get(next(iter(same.values()))[0], "")
+        hints = [f"BasicSR's {', '.join(keys)} {says}" for says, keys in same.items()]
+        raise UsageError(f"unknown setting{'s' if len(hints) > 1 else ''}{where}: {'; '.join(hints)}")
 
 
 def _note_recorded_choices(path: str | Path, saved: Mapping[str, Any], flags: Mapping[str, Any]) -> None:
