@@ -70,7 +70,10 @@ class _Group(_SuggestingGroup):
             _name_reference_option(error)
         except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
             _interrupted()
+        except BrokenPipeError:  # click would exit 1, as for an error: `i2i models list | head -1`
+            _pipe_closed()
         except Exception as error:
+            _no_temp_folder(error)
             # Ctrl-C inside an import can leave a half-made module that fails next; an error that
             # reports the interrupt itself (the trainer's "stopped at step N", exit 128 + signal) stays
             if watch.seen and getattr(error, "exit_code", 0) < 128:
@@ -130,6 +133,23 @@ def _missing_dependency(error: Exception) -> None:
     if isinstance(error, ModuleNotFoundError) and name and name.split(".")[0] != "i2i":
         click.echo(f"error: i2i needs the Python package {name.split('.')[0]!r}, which cannot be imported "
                    f"({error}); reinstall i2i's dependencies: pip install -e . (or pip install i2i)", err=True)
+        sys.exit(1)
+
+
+def _pipe_closed() -> None:
+    """The reader of stdout has gone (`| head`): exit silently with 141 (128 + SIGPIPE), as
+    `yes | head -1` does, not with 1, which says the command failed. Later writes go nowhere."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
+
+
+def _no_temp_folder(error: Exception) -> None:
+    """No writable temp folder (a read-only container without a tmpfs): torch needs one as it
+    imports its compiler, and Python's tempfile says so with a traceback."""
+    if isinstance(error, FileNotFoundError) and "No usable temporary directory" in str(error):
+        click.echo("error: no writable temporary folder (TMPDIR, /tmp, /var/tmp and the current folder "
+                   "are not writable); set TMPDIR to a writable folder (in Docker: --tmpfs /tmp)", err=True)
         sys.exit(1)
 
 
@@ -318,15 +338,16 @@ def eval_group() -> None:
     """Score super-resolution on a folder of HR images (PSNR/SSIM on Y, border cropped).
 
     \b
-    i2i eval MODEL DATA [--scale N] [--json F]   a model (file, run folder or name)
-    i2i eval bicubic DATA --scale N              the bicubic baseline
+    i2i eval MODEL DATA [--scale N] [--json F|-]  a model (file, run folder or name)
+    i2i eval bicubic DATA --scale N               the bicubic baseline
     """
 
 
 @eval_group.command(name="bicubic")
 @click.argument("data", type=click.Path())
 @click.option("--scale", type=click.IntRange(min=2), required=True, help="SR factor (2, 3, 4).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the figures here (-: as JSON to stdout, the table to stderr).")
 @click.option(
     "--protocol",
     type=click.Choice(["vdsr", "default"]),
@@ -347,17 +368,23 @@ def eval_bicubic(data: str, scale: int, json_path: str | None, protocol: str) ->
 
 
 def _check_json_path(json_path: str | None) -> None:
-    """--json must name a .json file: an earlier figures file is replaced, never an image or a model."""
+    """--json must name a .json file: an earlier figures file is replaced, never an image or a model.
+    `-` is stdout (for `| jq`)."""
     from i2i.atomic import check_output_file
 
-    if json_path:
+    if json_path and json_path != "-":
         check_output_file(json_path, ".json", overwrite=True)
 
 
 def _show_scores(result: dict, json_path: str | None) -> None:
-    """The eval commands' output: the table, and the JSON file when asked for."""
-    from i2i.evaluate import format_table, write_json
+    """The eval commands' output: the table, and the JSON file when asked for. With `--json -`
+    the JSON alone goes to stdout and the table to stderr, so a script can pipe it to jq."""
+    from i2i.evaluate import format_table, json_text, write_json
 
+    if json_path == "-":
+        click.echo(format_table(result), err=True)
+        click.echo(json_text(result), nl=False)
+        return
     click.echo(format_table(result))
     if json_path:
         write_json(result, json_path)
@@ -368,7 +395,8 @@ def _show_scores(result: dict, json_path: str | None) -> None:
 @click.argument("model")
 @click.argument("data", type=click.Path())
 @click.option("--scale", type=click.IntRange(min=1), help="SR factor; must be the model's.  [default: the model's]")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the figures here (-: as JSON to stdout, the table to stderr).")
 @click.option("--lr", "lr_dir", type=click.Path(file_okay=False),
               help="LR images named like DATA's (baby, babyx4, baby_x4) instead of MATLAB bicubic ones.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")

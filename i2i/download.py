@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -157,14 +158,17 @@ def _receive(url: str, out, partial: Path, label: str, timeout: float, progress:
             else:  # a whole file: the server ignored the range (or none was asked for)
                 out.truncate(0)
                 received, total = 0, _int(response.headers.get("Content-Length"))
+            on_terminal = progress and sys.stderr.isatty()
+            log = _LogLines(label, total) if progress and not on_terminal else None
             with tqdm(total=total, initial=received, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                      disable=not progress, file=sys.stderr, dynamic_ncols=True, leave=False,
-                      mininterval=0.1 if sys.stderr.isatty() else 10) as bar:  # a log gets a line per 10 s
+                      disable=not on_terminal, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
                 read = getattr(response, "read1", response.read)  # what has arrived: a stall loses nothing
                 while chunk := read(CHUNK):
                     _write(out, chunk, partial, label)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    if log is not None:
+                        log.update(received)
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
             return True
@@ -187,6 +191,25 @@ def _receive(url: str, out, partial: Path, label: str, timeout: float, progress:
         raise I2IError(f"cannot download {label}: the connection closed after {_bytes(received)} of {_bytes(total)}; "
                        "run again to resume")
     return False
+
+
+class _LogLines:
+    """Download progress for a log or a pipe (stderr not a terminal): whole lines, one at the
+    start and one every `every` seconds, where a progress bar would write carriage returns."""
+
+    def __init__(self, label: str, total: int | None, every: float = 10.0) -> None:
+        self.label, self.total, self.every = label, total, every
+        self.start = self.last = time.monotonic()
+        sys.stderr.write(f"{label}: downloading {_bytes(total)}\n")
+        sys.stderr.flush()
+
+    def update(self, received: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            sys.stderr.write(f"{self.label}: {_bytes(received)} of {_bytes(self.total)} "
+                             f"after {now - self.start:.0f} s\n")
+            sys.stderr.flush()
 
 
 def _write(out, chunk: bytes, partial: Path, label: str) -> None:

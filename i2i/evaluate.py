@@ -182,11 +182,16 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def json_text(result: dict[str, Any]) -> str:
+    """A result dict as strict JSON (an infinite PSNR as null), what `--json` writes."""
+    return json.dumps(_finite_or_none(result), indent=2) + "\n"
+
+
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> None:
     """Write a result dict as strict JSON, atomically (temp file + rename)."""
     from i2i.atomic import write_text
 
-    write_text(path, json.dumps(_finite_or_none(result), indent=2) + "\n")
+    write_text(path, json_text(result))
 
 
 # ----------------------------------------------------------------------------- a model's figures

@@ -26,6 +26,7 @@ so that neither silently wins (an unknown name suggests the close ones).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,7 +34,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 from urllib.parse import urlsplit
 
 from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
@@ -151,15 +152,60 @@ def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progre
     """The verified local model file of a registered name, downloaded (and converted) on first use."""
     entry = lookup(name, registry_path)
     place, file = _located(entry)
-    if file is None:
-        return pull(entry, progress=progress, timeout=timeout)
-    if place == "cached":
+    if place == "shipped":
+        if entry.sha256:
+            _verify(file, entry.sha256, entry, "the registry")
+        return file
+    with _cache_lock(entry, progress):  # another process may be downloading or converting it now
+        place, file = _located(entry)
+        if file is None:
+            return pull(entry, progress=progress, timeout=timeout)
         _verify_cached(entry, file)
         if entry.format == "pth":
             _reconvert_if_stale(entry, file, progress=progress, timeout=timeout)
-    elif entry.sha256:
-        _verify(file, entry.sha256, entry, "the registry")
     return file
+
+
+@contextlib.contextmanager
+def _cache_lock(entry: ZooEntry, progress: bool) -> Iterator[None]:
+    """Hold `$I2I_HOME/models/.<file>.lock` while a model is downloaded, converted or checked, so
+    that jobs started together (a SLURM array, two cron jobs) wait for the one that fetches it
+    and then use its file, instead of failing. The holder deletes the lock file as it lets go (a
+    waiter then finds its file gone and makes a new one): the cache keeps no lock files. A cache
+    folder where none can be made (a read-only shared cache) is used unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the downloader's own lock still refuses a second writer
+        yield
+        return
+    path, waited = cache_dir() / f".{entry.file}.lock", False
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not waited:
+                _say(progress, f"{entry.name}: another process is fetching it into {cache_dir()}; waiting for it")
+                waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock: as without the lock
+            pass
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # the lock file is still the one at `path`
+        except OSError:  # deleted by the holder we waited for
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def pull(entry: ZooEntry, *, progress: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Path:

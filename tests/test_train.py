@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import random
 import shutil
 from pathlib import Path
@@ -297,14 +298,27 @@ def test_resume_writes_the_model_of_the_checkpoint_it_resumes(tmp_path, damage):
     assert restored.keys() == final.keys() and all(torch.equal(final[k], restored[k]) for k in final)
 
 
-def test_the_progress_bar_counts_the_steps(tmp_path, capsys):
-    """The bar on stderr moves with each step (it stayed at 0/N after the trainer moved to
-    its own module: only its loss text was updated)."""
+def test_the_progress_bar_counts_the_steps(tmp_path, capsys, monkeypatch):
+    """On a terminal, the bar on stderr moves with each step (it stayed at 0/N after the trainer
+    moved to its own module: only its loss text was updated)."""
     config, options = make_settings("pix2pix", {"data": str(paired(tmp_path / "data")), **TINY_PIX2PIX,
                                                 "max_steps": 3, "out": str(tmp_path / "run")})
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     train("pix2pix", config, options)
     bar = capsys.readouterr().err.split("\r")[-1]
     assert "3/3 [" in bar and "100%" in bar, bar
+
+
+def test_a_log_gets_a_line_per_logged_step_not_a_bar(tmp_path, capsys):
+    """Under SLURM or nohup (stderr a file) the bar's carriage returns made the whole run one
+    line of a log, its losses only in the bar: each logged step is a whole line instead."""
+    config, options = make_settings("pix2pix", {"data": str(paired(tmp_path / "data")), **TINY_PIX2PIX,
+                                                "max_steps": 3, "log_every": 1, "out": str(tmp_path / "run")})
+    train("pix2pix", config, options)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    steps = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["1/3", "2/3", "3/3"] and "G_L1" in steps[-1], err
 
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):

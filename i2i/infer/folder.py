@@ -113,6 +113,12 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     try:
         with torch_threads(split), _Heartbeat(run) if progress and run.bar.disable else contextlib.nullcontext():
             run.run(todo)
+    except KeyboardInterrupt:  # Ctrl-C: a log should say what is there, and that a rerun continues
+        run.bar.close()
+        if progress:
+            sys.stderr.write(f"stopped after {run.summary.done} of {len(todo)} images were written to {dst}; "
+                             "run the same command again to continue (written images are skipped)\n")
+        raise
     finally:
         run.bar.close()
     run.summary.seconds = time.perf_counter() - start

@@ -335,8 +335,8 @@ class Trainer:
         self.log = _Log(folder, config.batch_size * world.size)
         epoch_of_step = self.epoch
         data = iter(loader)
-        with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                  mininterval=1.0, file=sys.stderr, disable=not world.main) as self.log.bar:
+        with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=1.0,
+                  file=sys.stderr, disable=not world.main or not sys.stderr.isatty()) as self.log.bar:  # log: lines
             stopped = False
             while self.step < self.total_steps:
                 stopped = distributed.any_rank(stop.name is not None, world)
@@ -447,8 +447,12 @@ class _Log:
             "step": step, "epoch": epoch + 1, **{k: round(v, 6) for k, v in losses.items()},
             "lr": self.lr, "sec_per_step": round(sec, 4), "data_sec": round(self.data / steps, 4),
             "images_per_sec": round(self.batch_size / sec, 3) if sec > 0 else None})
-        if self.bar is not None:
-            self.bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in losses.items()), refresh=False)
+        shown = " ".join(f"{k} {v:.3g}" for k, v in losses.items())
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_postfix_str(shown, refresh=False)
+        elif self.bar is not None:  # stderr is a log or a pipe (SLURM, nohup): a whole line per log step
+            sys.stderr.write(f"step {step}/{self.bar.total} {shown} ({sec:.3g} s/step)\n")
+            sys.stderr.flush()
         self.reset()
 
 
