@@ -597,10 +597,14 @@ def train_group() -> None:
 @click.option("--alpha-upsampler", type=_ReferenceChoice(["model", "resize"]), default="model", show_default=True,
               help="SR models: 'model' runs the alpha channel through the network too (Real-ESRGAN's default); "
                    "'resize' resizes it bicubically (cheaper). Scale-1 models keep the alpha as it is.")
+@click.option("--keep-metadata", is_flag=True,
+              help="Copy each input's EXIF (date taken, camera, GPS) into its output (PNG, JPEG, WebP, AVIF), "
+                   "as the output's: upright, its size. Off: written without (the reference's way); "
+                   "colour profiles are kept either way.")
 def translate(model: str, input: str, output: str, direction: str | None, ext: str, suffix: str, tile: int,
               tile_pad: int, batch_size: int, workers: int | None, device: str, precision: str,
               overwrite: bool, quality: int, eval_mode: bool, seed: int, ab_split: bool, outscale: float | None,
-              alpha_upsampler: str) -> None:
+              alpha_upsampler: str, keep_metadata: bool) -> None:
     """Translate an image or a folder tree with MODEL into OUTPUT.
 
     MODEL is a .safetensors model file, a training run folder or a pretrained model name.
@@ -624,6 +628,7 @@ def translate(model: str, input: str, output: str, direction: str | None, ext: s
         input, output, ext=ext, suffix=suffix, batch_size=batch_size, tile=tile, tile_pad=tile_pad,
         overwrite=overwrite, quality=quality, workers=workers, progress=True,
         ab_side=translator.direction[0] if ab_split else None, outscale=outscale, alpha_upsampler=alpha_upsampler,
+        keep_metadata=keep_metadata,
     )
     if summary.failed:
         sys.exit(1)

@@ -73,7 +73,9 @@ def _hr_images(data_dir: str | os.PathLike) -> list[Path]:
         raise I2IError(f"{root}: not a folder")
     paths = list_images(root, recursive=False)
     if not paths:
-        raise I2IError(f"{root}: no images found")
+        from i2i.data.io import no_images_hint
+
+        raise I2IError(f"{root}: no images found{no_images_hint(root, recursive=False)}")
     return paths
 
 
@@ -267,8 +269,8 @@ def evaluate_model(
         scale = translator.scale
     if scale != translator.scale:
         raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
-    if lr_dir is None:  # DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A: the layouts `i2i train srgan` reads
-        data_dir, lr_dir = sr_folders(data_dir, scale, lr_flag="--lr")
+    # DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A, --lr DIV2K_train_LR_bicubic[/X<s>]: as `i2i train srgan` reads them
+    data_dir, lr_dir = sr_folders(data_dir, scale, lr_dir, lr_flag="--lr")
     hr_paths = _hr_images(data_dir)
     lr_files = _lr_images(lr_dir, scale, data_dir, hr_paths) if lr_dir is not None else None
 

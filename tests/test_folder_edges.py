@@ -62,7 +62,7 @@ def test_a_line_break_or_two_spaces_in_a_name_give_one_line_naming_it_once(tmp_p
     assert result.exit_code == 1, result.output
     lines = result.stderr.splitlines()
     assert all(line.startswith(("failed: ", "done ", "measuring ")) for line in lines), result.stderr
-    not_an_image = "not an image (or not a format i2i reads: PNG, JPEG, WebP, BMP, TIFF)"
+    not_an_image = "not an image (or not a format i2i reads: PNG, JPEG, WebP, BMP, TIFF, AVIF)"
     assert failed_lines(result.stderr) == [f"failed: {d}/bad\\nname.png: {not_an_image}",
                                            f"failed: {d}/two  spaces.png: {not_an_image}"]
     assert "done 1, skipped 0, failed 2" in result.stderr

@@ -166,6 +166,67 @@ def test_image_files_i2i_does_not_read_are_counted_by_extension(tmp_path):
     for name in ("IMG_1.HEIC", "IMG_2.heic", "sub/anim.gif", ".hidden.heic", "notes.txt", "ok.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert io.unread_images_note(tmp_path) == "2 .heic files, 1 .gif file i2i does not read (convert them to PNG or JPEG)"
-    assert io.unread_images_note(tmp_path, recursive=False) == "2 .heic files i2i does not read (convert them to PNG or JPEG)"
+    assert io.unread_images_note(tmp_path) == "2 .heic files, 1 .gif file i2i does not read: convert them to PNG or JPEG"
+    assert io.unread_images_note(tmp_path, recursive=False) == "2 .heic files i2i does not read: convert them to PNG or JPEG"
     assert io.unread_images_note(tmp_path / "sub/anim.gif") == ""
+
+
+def test_a_folder_of_heic_photos_is_told_so_by_every_command(tmp_path):
+    """An iPhone's folder: "no images" would deny what the user sees; every command that lists a
+    folder names the files it does not read, and a mixed folder's run says it left them out."""
+    heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(64)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("IMG_1.HEIC", "IMG_2.heic"):
+        (photos / name).write_bytes(heic)
+    said = "2 .heic files i2i does not read: convert them to PNG or JPEG"
+    net = tiny_sr()
+    save_model(tmp_path / "sr.safetensors", {"G": net}, spec_for_network(net, "srgan", task="sr", **SR_RANGES))
+    commands = [["translate", str(tmp_path / "sr.safetensors"), str(photos), str(tmp_path / "out")],
+                ["train", "pix2pix", "--data", str(photos), "--task", "sketch", "--out", str(tmp_path / "run")],
+                ["train", "srgan", "--data", str(photos), "--out", str(tmp_path / "sr")],
+                ["data", "derive", "sr", str(photos), str(tmp_path / "pairs")],
+                ["eval", "bicubic", str(photos), "--scale", "4"],
+                ["data", "inspect", str(photos)]]
+    for command in commands:
+        result = CliRunner().invoke(i2i.cli.main, command)
+        assert result.exit_code != 0 and said in result.output, (command, result.output)
+    PIL.Image.fromarray(pattern(8, 8)).save(photos / "ok.png")
+    result = CliRunner().invoke(i2i.cli.main, ["translate", str(tmp_path / "sr.safetensors"), str(photos),
+                                               str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 0 and f"note: {said}; translating the other 1" in result.output, result.output
+
+
+def test_i2i_translate_keeps_exif_only_when_asked(tmp_path):
+    """Real-ESRGAN writes outputs without metadata, and so does i2i by default (GPS tags stay
+    home); `--keep-metadata` carries date and camera, the orientation made 1 since the pixels
+    are written upright, for outputs written whole and for those streamed a row of tiles at a time."""
+    net = tiny_sr()
+    save_model(tmp_path / "sr.safetensors", {"G": net}, spec_for_network(net, "srgan", task="sr", **SR_RANGES))
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(pattern(10, 20)).save(tmp_path / "in/camera.jpg", exif=_camera_exif())
+    command = ["translate", str(tmp_path / "sr.safetensors"), str(tmp_path / "in"), "--device", "cpu"]
+    result = CliRunner().invoke(i2i.cli.main, [*command, str(tmp_path / "plain"), "--ext", "jpg"])
+    assert result.exit_code == 0, result.output
+    with PIL.Image.open(tmp_path / "plain/camera.jpg") as pil:
+        assert pil.size == (20, 40) and not pil.getexif()
+    for out, ext in (("kept", "jpg"), ("kept_png", "png")):
+        result = CliRunner().invoke(i2i.cli.main, [*command, str(tmp_path / out), "--ext", ext, "--keep-metadata"])
+        assert result.exit_code == 0, result.output
+        with PIL.Image.open(tmp_path / f"{out}/camera.{ext}") as pil:
+            tags = pil.getexif()
+            assert pil.size == (20, 40) and tags.get(0x0112) == 1 and tags.get(0x010F) == "Apple"
+            assert tags.get_ifd(0x8769).get(0xA003) == 40
+
+
+def test_a_streamed_output_keeps_exif_when_asked(tmp_path, monkeypatch):
+    from i2i.infer import folder
+
+    monkeypatch.setattr(folder, "STREAM_PIXELS", 20 * 10)
+    (tmp_path / "in").mkdir()
+    PIL.Image.fromarray(pattern(10, 20)).save(tmp_path / "in/camera.jpg", exif=_camera_exif())
+    summary = _sr_translator().translate_folder(tmp_path / "in", tmp_path / "out", tile=16, tile_pad=4,
+                                                progress=False, keep_metadata=True)
+    assert summary.done == 1
+    with PIL.Image.open(tmp_path / "out/camera.png") as pil:
+        assert pil.size == (20, 40) and pil.getexif().get(0x0112) == 1 and pil.getexif().get(0x010F) == "Apple"

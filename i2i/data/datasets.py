@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset
 
 from i2i.data.bicubic import imresize, modcrop, round_to
-from i2i.data.io import list_images, read_header, read_image, shown_path, to_tensor
+from i2i.data.io import list_images, no_images_hint, read_header, read_image, shown_path, to_tensor
 from i2i.data.color import LUMA, rgb_to_lab01
 from i2i.data.sketch import sketch
 from i2i.errors import I2IError, ImageReadError, UsageError
@@ -133,15 +133,6 @@ def _images(folder: Path) -> list[Path]:
     return list_images(folder) if folder.is_dir() else []
 
 
-def lmdb_note(folder: Path) -> str:
-    """" (an LMDB database, BasicSR's io_backend: lmdb, which i2i does not read: ...)" for a
-    folder holding data.mdb, else "": said where a folder has no images."""
-    if not (folder / "data.mdb").is_file():
-        return ""
-    return (" (an LMDB database, BasicSR's io_backend: lmdb, which i2i does not read: give the folder of "
-            "image files it was made from)")
-
-
 def _key(path: Path, folder: Path) -> str:
     """A file's name for matching pairs: its path below the folder, without extension."""
     return path.relative_to(folder).with_suffix("").as_posix()
@@ -197,7 +188,7 @@ def detect_layout(root: Path | str) -> str:
         return "plain"
     raise UsageError(
         f"{root}/ has no trainA/ or trainB/ (unpaired layout), A/ and B/ (paired folders), "
-        "train/ (paired AB layout) nor images (plain folder)"
+        f"train/ (paired AB layout) nor images (plain folder){no_images_hint(root)}"
     )
 
 
@@ -316,7 +307,8 @@ class UnpairedDataset(_RobustDataset):
         self.b_files = _images(self.b_folder)
         for side, files in (("A", self.a_files), ("B", self.b_files)):
             if not files:
-                raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images (unpaired layout needs {phase}A/ and {phase}B/)")
+                raise UsageError(f"{self.root}/{phase}{side}/ is missing or has no images"
+                                 f"{no_images_hint(self.root / f'{phase}{side}') or f' (unpaired layout needs {phase}A/ and {phase}B/)'}")
         self.transform = transform
         self.roots = [self.root / f"{phase}A", self.b_folder]  # what it lists
         self.notes = [note for folder, files in zip(self.roots, (self.a_files, self.b_files))
@@ -408,7 +400,7 @@ class PairedDataset(_RobustDataset):
         if self.layout == "paired_ab":
             self.ab_files = _images(self.root / phase)
             if not self.ab_files:
-                raise UsageError(f"{self.root}/{phase}/ is missing or has no images (paired AB layout)")
+                raise UsageError(f"{self.root}/{phase}/ is missing or has no images{no_images_hint(self.root / phase) or ' (paired AB layout)'}")
             note = small_images_note(self.root / phase, self.ab_files, transform, halves=True)
             self.roots = [self.root / phase]  # what it lists
         elif self.layout in ("paired_folders", "unpaired"):
@@ -417,7 +409,8 @@ class PairedDataset(_RobustDataset):
             a_files, b_files = _images(a_dir), _images(b_dir)
             for folder, files in ((a_dir, a_files), (b_dir, b_files)):
                 if not files:
-                    raise UsageError(f"{folder}/ is missing or has no images (paired layout needs {names[0]}/ and {names[1]}/ matched by file name)")
+                    raise UsageError(f"{folder}/ is missing or has no images{no_images_hint(folder) or ''} (paired layout needs "
+                                     f"{names[0]}/ and {names[1]}/ matched by file name)")
             self.pairs, a_only, b_only = match_stems(a_dir, b_dir, a_files, b_files)
             if a_only or b_only:
                 raise UsageError(f"{self.root}/: {unmatched_message(a_only, b_only)}")
@@ -490,7 +483,8 @@ class DerivedDataset(_RobustDataset):
         self.files = _images(self.root)
         self.roots = [self.root]  # what it lists
         if not self.files:
-            raise UsageError(f"{self.root}/ has no images (a folder of photos is expected for --task {task})")
+            raise UsageError(f"{self.root}/ has no images"
+                             f"{no_images_hint(self.root) or f' (a folder of photos is expected for --task {task})'}")
         notes = [small_images_note(self.root, self.files, transform)]
         if task != "sketch":  # a gray photo still has lines to learn
             notes.insert(0, gray_photos_note(self.root, self.files, task))
@@ -710,7 +704,7 @@ class SRDataset(_RobustDataset):
             raise I2IError(f"{self.root}/ does not exist or is not a folder")
         hr_files = _images(self.root)
         if not hr_files:
-            raise UsageError(f"{self.root}/ has no images{lmdb_note(self.root) or ' (a folder of HR images is expected)'}")
+            raise UsageError(f"{self.root}/ has no images{no_images_hint(self.root) or ' (a folder of HR images is expected)'}")
         self.items: list[tuple[Path, Path | None]] = [(p, None) for p in hr_files]
         self.lr_root = lr_root = None if lr_root is None else Path(lr_root)
         self.roots = [self.root] + ([lr_root] if lr_root is not None else [])  # what it lists
@@ -719,7 +713,7 @@ class SRDataset(_RobustDataset):
                 raise I2IError(f"{lr_root}/ does not exist or is not a folder (LR folder)")
             lr_files = _images(lr_root)
             if not lr_files:
-                raise UsageError(f"{lr_root}/ has no images{lmdb_note(lr_root) or ' (LR folder)'}")
+                raise UsageError(f"{lr_root}/ has no images{no_images_hint(lr_root) or ' (LR folder)'}")
             self.items = pair_lr_files(self.root, hr_files, lr_root, lr_files, self.scale)
         self._cache: list[tuple[np.ndarray, np.ndarray | None]] | None = None
         if cache:
@@ -803,7 +797,7 @@ class SingleFolderDataset(_RobustDataset):
             raise I2IError(f"{self.root}/ does not exist or is not a folder")
         self.files = _images(self.root)
         if not self.files:
-            raise UsageError(f"{self.root}/ has no images")
+            raise UsageError(f"{self.root}/ has no images{no_images_hint(self.root)}")
         self.channels = channels
         self.transform = transform
         self.in_channels = self.out_channels = channels if channels is not None else 3

@@ -43,7 +43,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
     `dst` must lie outside `src` (the next scan would read the pairs as photos), and its A/
     and B/ must hold no images unless `overwrite` (same stems replaced).
     """
-    from i2i.data.io import file_problem, list_images, read_image
+    from i2i.data.io import file_problem, list_images, no_images_hint, read_image
 
     task = ALIASES.get(task, task)
     if task not in DERIVE_TASKS:
@@ -59,7 +59,7 @@ def derive_pairs(task: str, src: Path | str, dst: Path | str, scale: int = 4, *,
                          "choose an output folder outside it")
     files = list_images(src)
     if not files:
-        raise UsageError(f"{src}/ has no images")
+        raise UsageError(f"{src}/ has no images{no_images_hint(src)}")
     held = [side for side in ("A", "B") if (dst / side).is_dir() and list_images(dst / side, recursive=False)]
     if held and not overwrite:
         raise UsageError(f"{dst}/{held[0]} already holds images; pass --overwrite to write into it "

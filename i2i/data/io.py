@@ -951,8 +951,7 @@ UNREAD_EXTENSIONS: frozenset[str] = frozenset(
 
 def unread_images_note(root: str | os.PathLike, *, recursive: bool = True) -> str:
     """What `list_images` left out of `root` as image files i2i does not read, e.g. "12 .heic
-    files i2i does not read (convert them to PNG or JPEG)"; "" when there are none. An
-    iPhone's folder of HEIC photos is otherwise "no images", which the user knows is false."""
+    files i2i does not read: convert them to PNG or JPEG"; "" when there are none."""
     counts: dict[str, int] = {}
     root = Path(root)
     if not root.is_dir():
@@ -966,7 +965,18 @@ def unread_images_note(root: str | os.PathLike, *, recursive: bool = True) -> st
     if not counts:
         return ""
     found = ", ".join(f"{n} {ext} file{'s' if n > 1 else ''}" for ext, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-    return f"{found} i2i does not read (convert them to PNG or JPEG)"
+    return f"{found} i2i does not read: convert them to PNG or JPEG"
+
+
+def no_images_hint(root: str | os.PathLike, *, recursive: bool = True) -> str:
+    """" (why)" for a folder where images were expected and `list_images` found none: image files
+    in formats i2i does not read (an iPhone's HEIC photos, which "no images" would deny), or a
+    BasicSR LMDB database; "" when neither explains it."""
+    if (Path(root) / "data.mdb").is_file():
+        return (" (an LMDB database, BasicSR's io_backend: lmdb, which i2i does not read: give the folder of "
+                "image files it was made from)")
+    note = unread_images_note(root, recursive=recursive)
+    return f" ({note})" if note else ""
 
 
 # ----------------------------------------------------------------------------- tensors

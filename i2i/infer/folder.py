@@ -74,7 +74,8 @@ class Summary:
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
                batch_size: int, overwrite: bool, quality: int, workers: int | None, default_workers: int,
                split_threads: bool, progress: bool, ab_side: str | None = None,
-               stream: StreamCall | None = None, scale: int = 1, outscale: float | None = None) -> Summary:
+               stream: StreamCall | None = None, scale: int = 1, outscale: float | None = None,
+               keep_metadata: bool = False) -> Summary:
     """`Translator.translate_folder` (see there), given how a batch is computed and, for
     huge images going to PNG files (`STREAM_PIXELS`), how one is streamed to its file.
 
@@ -94,6 +95,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
     jobs, unwritable = _plan(src, dst, ext, suffix)
+    if progress and (note := io.unread_images_note(src)):  # the folder's HEIC photos would go without a word
+        sys.stderr.write(f"note: {note}; translating the other {len(jobs)}\n")
     targets: dict[Path, set[str]] = {}
     for job in jobs:
         targets.setdefault(job.dst.parent, set()).add(temp_stem(job.dst.name))
@@ -105,7 +108,7 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     workers = min(workers or default_workers, max(1, -(-len(todo) // batch_size)))
     run = FolderRun(compute, batch_size=batch_size, workers=workers, quality=quality, progress=progress,
                     total=len(todo) + len(unwritable), ab_side=ab_side, stream=stream, scale=scale,
-                    outscale=outscale)
+                    outscale=outscale, keep_metadata=keep_metadata)
     run.summary.skipped = len(jobs) - len(todo)
     for message in unwritable:  # in the total too, as the summary counts them
         run.fail(message)
@@ -138,12 +141,12 @@ class FolderRun:
 
     def __init__(self, compute: BatchCall, *, batch_size: int, workers: int, quality: int, progress: bool,
                  total: int, ab_side: str | None = None, stream: StreamCall | None = None, scale: int = 1,
-                 outscale: float | None = None):
+                 outscale: float | None = None, keep_metadata: bool = False):
         from tqdm import tqdm
 
         self.compute, self.batch_size, self.workers, self.quality = compute, batch_size, workers, quality
         self.ab_side, self.total, self.stream, self.scale = ab_side, total, stream, scale
-        self.outscale = outscale
+        self.outscale, self.keep_metadata = outscale, keep_metadata
         self.alpha_dropped: set[Path] = set()  # outputs whose format has no alpha: their inputs had one
         self.lock = threading.Lock()  # counts: the writer threads count their files as they are written
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
@@ -204,6 +207,8 @@ class FolderRun:
                 continue
             if self.ab_side is not None:
                 image = _half(image, self.ab_side)
+            if not self.keep_metadata:
+                image = dataclasses.replace(image, exif=None)
             if image.alpha is not None and job.dst.suffix.lower() in io.NO_ALPHA_EXTENSIONS:  # not computed to be dropped
                 if image.alpha.min() < np.iinfo(image.alpha.dtype).max:  # an opaque one loses nothing
                     self.alpha_dropped.add(job.dst)
@@ -250,7 +255,7 @@ class FolderRun:
     def _stream_to_file(self, job: _Job, image: io.Image) -> None:
         """Translate one huge image straight into its PNG file; None: nothing left to write."""
         assert self.stream is not None
-        with io.stream_png(job.dst, image.icc) as write_rows:
+        with io.stream_png(job.dst, image.icc, image.exif) as write_rows:
             self.stream(image, write_rows)
 
     def _finish(self, limit: int) -> None:
@@ -270,13 +275,15 @@ class FolderRun:
             for (job, image), (pixels, alpha) in zip(group, outputs):
                 if job.dst in self.alpha_dropped:
                     self.summary.alpha_dropped += 1
-                write = self._write_pool.submit(self._write, job.dst, pixels, alpha, image.icc)
+                write = self._write_pool.submit(self._write, job.dst, pixels, alpha, image.icc, image.exif)
                 self.writes.append((job, write))
             self._collect(limit=4 * self.batch_size * self.workers)
 
-    def _write(self, path: Path, pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None) -> None:
-        """Write one output with its input's colour profile (where it fits the output's channels)."""
-        io.write_image(path, pixels, alpha, quality=self.quality, icc=icc)
+    def _write(self, path: Path, pixels: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
+               exif: bytes | None) -> None:
+        """Write one output with its input's colour profile (where it fits the output's channels)
+        and EXIF (None unless keep_metadata); not the input image itself, whose pixels can go."""
+        io.write_image(path, pixels, alpha, quality=self.quality, icc=icc, exif=exif)
         self._done()
 
     def _collect(self, limit: int) -> None:
@@ -373,8 +380,8 @@ def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str)
                               f"(its name is {size} bytes; the file system allows {limit})")
     jobs = fitting
     if not jobs and not unwritable:
-        raise I2IError(f"{src}: no images in this folder or its sub-folders "
-                       f"({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+        raise I2IError(f"{src}: no images in this folder or its sub-folders"
+                       f"{io.no_images_hint(src) or ' (' + ', '.join(sorted(io.IMAGE_EXTENSIONS)) + ')'}")
     inputs = {_real(job.src) for job in jobs}
     for job in jobs:
         if _real(job.dst) in inputs:

@@ -67,7 +67,8 @@ class Translator(ImageModel):
                          suffix: str = "", batch_size: int = 1, tile: int | None = None,
                          tile_pad: int | None = None, overwrite: bool = False, quality: int = 95,
                          workers: int | None = None, progress: bool = True, ab_side: str | None = None,
-                         outscale: float | None = None, alpha_upsampler: str = "model") -> Summary:
+                         outscale: float | None = None, alpha_upsampler: str = "model",
+                         keep_metadata: bool = False) -> Summary:
         """Translate an image or a folder tree into `dst`, mirroring its sub-folders.
 
         Outputs keep their input's stem (+ `suffix`) with extension `ext` ("png", "jpg" or
@@ -90,6 +91,9 @@ class Translator(ImageModel):
         `outscale` and `alpha_upsampler`: as `__call__`. An output too small (under 1 px) or too
         large for its format fails before it is computed; with an outscale other than the
         model's, huge images are resized whole, not streamed to their PNG a row at a time.
+
+        Each output carries its input's colour profile (ICC) where it fits; with `keep_metadata`
+        its EXIF too (date, camera, GPS), made true of the output (`i2i.data.io.upright_exif`).
         """
         tile, tile_pad = check_tiles(self.tile if tile is None else tile,  # once here, not once per image
                                      self.tile_pad if tile_pad is None else tile_pad)
@@ -105,4 +109,4 @@ class Translator(ImageModel):
                           default_workers=1 if tile else self.default_workers(),
                           split_threads=self.device.type == "cpu", progress=progress, ab_side=ab_side,
                           stream=stream if outscale in (None, self.scale) else None, scale=self.scale,
-                          outscale=outscale)
+                          outscale=outscale, keep_metadata=keep_metadata)
