@@ -72,7 +72,8 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None, sha
         target.parent.mkdir(parents=True, exist_ok=True)
         out = open(partial, "ab")
     except OSError as error:
-        raise I2IError(f"cannot download {label}: cannot write {partial} ({error.strerror or error})") from None
+        raise I2IError(f"cannot download {label}: cannot write {partial} ({error.strerror or error})"
+                       f"{_home_hint(partial)}") from None
     with out:
         _lock(out, partial, label)
         try:
@@ -210,6 +211,14 @@ class _LogLines:
             sys.stderr.write(f"{self.label}: {_bytes(received)} of {_bytes(self.total)} "
                              f"after {now - self.start:.0f} s\n")
             sys.stderr.flush()
+
+
+def _home_hint(path: Path) -> str:
+    """"; set I2I_HOME to a writable folder" where `path` lies in i2i's cache (a read-only home
+    in a container, a shared cache), the one setting that moves it."""
+    from i2i.zoo import home
+
+    return "; set I2I_HOME to a writable folder" if home() in path.parents else ""
 
 
 def _write(out, chunk: bytes, partial: Path, label: str) -> None:

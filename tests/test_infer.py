@@ -510,6 +510,18 @@ def test_the_probe_winner_is_kept_for_later_processes(models, tmp_path, monkeypa
         assert json.loads(store.read_text())[key] == [again.precision, again.channels_last]
 
 
+def test_an_unwritable_home_says_why_every_run_measures_again(models, tmp_path, monkeypatch, capsys):
+    """A read-only $I2I_HOME: the choice cannot be kept, so each run measured again without a word."""
+    from i2i.infer import speed
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "a-file" / "home"))  # cannot be made, even by root
+    monkeypatch.setattr(speed, "_TUNED", {})
+    load_model(models["sr"], device="cpu", precision="auto")(pattern(6, 6))
+    err = capsys.readouterr().err
+    assert "measuring which precision" in err and "cannot keep the choice" in err and "I2I_HOME" in err
+
+
 class SlowIn(torch.nn.Module):
     """Identity that sleeps in one memory layout, and counts calls per layout."""
 

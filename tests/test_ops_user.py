@@ -78,6 +78,16 @@ def test_two_jobs_pulling_one_model_both_get_it(tmp_path, slow_registry):
     assert b"\r" not in logs[0].read_bytes() + logs[1].read_bytes()
 
 
+def test_an_unwritable_cache_names_the_setting_that_moves_it(tmp_path, slow_registry):
+    """A container whose home is read-only: the pull's one line says what to set, not only that
+    a .partial file could not be written."""
+    (tmp_path / "a-file").write_text("")
+    env = _env(I2I_REGISTRY=str(slow_registry), I2I_HOME=str(tmp_path / "a-file" / "home"))  # even root fails
+    done = subprocess.run([*I2I, "models", "pull", "opsmodel"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "cannot write" in done.stderr and "set I2I_HOME to a writable folder" in done.stderr
+
+
 def test_output_cut_short_by_head_is_not_a_failure(tmp_path):
     """`i2i models list | head -1`: the reader goes away; i2i exits quietly as `yes | head` does
     (141, 128 + SIGPIPE), not with 1, the status of an error."""

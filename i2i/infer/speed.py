@@ -150,12 +150,14 @@ def _read_store() -> dict:
 
 
 def _write_store(key: str, winner: Candidate) -> None:
-    """Keep `winner` for later processes (atomic; a folder that cannot be written is skipped)."""
+    """Keep `winner` for later processes (atomic; a folder that cannot be written is skipped, with
+    a note)."""
     from i2i.atomic import write_bytes
     from i2i.errors import I2IError
 
     values = {**_read_store(), key: list(winner)}
     try:
         write_bytes(_store_path(), json.dumps(values, indent=0).encode())
-    except (I2IError, OSError):
-        pass
+    except (I2IError, OSError):  # said, or every run measures again without a word why
+        sys.stderr.write(f"note: cannot keep the choice in {_store_path()} (not writable), so every run measures "
+                         "again; set I2I_HOME to a writable folder\n")
