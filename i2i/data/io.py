@@ -182,6 +182,8 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
                                         gray=layout == "gray")
             if pixels.shape[:2] != _stored_size(pil):
                 raise _Problem(f"corrupt {pil.format} data (header and pixel data disagree on the size)")
+            if alpha is not None and pil.format == "TIFF":
+                pixels, alpha = _tiff_alpha(pil, pixels, alpha)
             orientation = _orientation(pil, unloaded=data)
         else:
             try:
@@ -352,12 +354,23 @@ def _sniff(data: bytes) -> str | None:
     if data.startswith(b"BM") and len(data) >= 26:
         return "BMP"
     if data[4:8] == b"ftyp":
-        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIC" if data[8:12] in _HEIF_BRANDS else None
+        return _heif_kind(data)
     for signature, kind in ((b"GIF8", "GIF"), (b"8BPS", "Photoshop (PSD)"), (b"\xff\x0a", "JPEG XL"),
                             (b"\0\0\0\x0cJXL ", "JPEG XL"), (b"\0\0\0\x0cjP  ", "JPEG 2000")):
         if data.startswith(signature):
             return kind
     return None
+
+
+def _heif_kind(data: bytes) -> str | None:
+    """"AVIF" or "HEIC" for an ISO-BMFF image file, by its major brand or, for the generic
+    mif1/msf1 that both may carry as major brand, by the compatible brands of its ftyp box:
+    a damaged AVIF so marked is told as a damaged AVIF, not as a HEIC i2i does not read."""
+    major, box_size = data[8:12], int.from_bytes(data[:4], "big")
+    compatible = {data[i:i + 4] for i in range(16, min(box_size, len(data), 1024) - 3, 4)}
+    if major in (b"avif", b"avis") or major in (b"mif1", b"msf1") and compatible & {b"avif", b"avis"}:
+        return "AVIF"
+    return "HEIC" if major in _HEIF_BRANDS else None
 
 
 def _how_to_raise() -> str:
@@ -392,6 +405,40 @@ def _stored_size(pil: PIL.Image.Image) -> tuple[int, int]:
     if pil.format == "TIFF":
         return int(pil.tag_v2.get(257, pil.height)), int(pil.tag_v2.get(256, pil.width))  # ImageLength, ImageWidth
     return pil.height, pil.width
+
+
+_EXTRA_SAMPLES, _UNSPECIFIED, _ASSOCIATED = 338, 0, 1  # a TIFF's ExtraSamples tag and two of its values
+
+
+def _tiff_alpha(pil: PIL.Image.Image, pixels: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A 16-bit TIFF's extra channel (OpenCV hands it over raw) taken as Pillow takes an 8-bit
+    one's, so a file means the same at both depths: unspecified (0; Photoshop's saved selection)
+    is no transparency and is dropped; associated alpha (1: colour stored premultiplied) gives
+    straight colour, what i2i's alpha means and what its writers mark (else half-transparent
+    parts would come out darker)."""
+    try:
+        extra = pil.tag_v2.get(_EXTRA_SAMPLES, (2,))
+        kind = int(extra[0] if isinstance(extra, tuple) else extra)
+    except Exception:  # a broken tag: the channel stays alpha, as before
+        return pixels, alpha
+    if kind == _UNSPECIFIED:
+        return pixels, None
+    if kind == _ASSOCIATED:
+        return _unpremultiply(pixels, alpha), alpha
+    return pixels, alpha
+
+
+def _unpremultiply(pixels: np.ndarray, alpha: np.ndarray, band: int = 256) -> np.ndarray:
+    """Premultiplied colour back to straight colour (rounded; 0 where alpha is 0), a band of rows
+    at a time so the float copies of a huge image stay small."""
+    top = float(np.iinfo(pixels.dtype).max)
+    out = np.empty_like(pixels)
+    for start in range(0, len(pixels), band):
+        rows = slice(start, start + band)
+        a = alpha[rows, :, None].astype(np.float64)
+        straight = np.rint(pixels[rows] * (top / np.maximum(a, 1.0)))
+        out[rows] = np.where(a > 0, np.clip(straight, 0, top), 0)
+    return out
 
 
 def _plain_png_layout(pil: PIL.Image.Image, data: bytes) -> str | None:
