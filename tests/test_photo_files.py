@@ -230,3 +230,16 @@ def test_a_streamed_output_keeps_exif_when_asked(tmp_path, monkeypatch):
     assert summary.done == 1
     with PIL.Image.open(tmp_path / "out/camera.png") as pil:
         assert pil.size == (20, 40) and pil.getexif().get(0x0112) == 1 and pil.getexif().get(0x010F) == "Apple"
+
+
+def test_an_animation_or_a_multi_page_tiff_is_translated_as_its_first_frame_and_said(tmp_path):
+    frames = [PIL.Image.fromarray(pattern(8, 8, seed=i)) for i in range(3)]
+    (tmp_path / "in").mkdir()
+    frames[0].save(tmp_path / "in/anim.webp", save_all=True, append_images=frames[1:], duration=100, lossless=True)
+    frames[0].save(tmp_path / "in/pages.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "in/still.png")
+    assert [io.read_image(tmp_path / "in" / n).frames for n in ("anim.webp", "pages.tif", "still.png")] == [3, 3, 1]
+    summary = _sr_translator().translate_folder(tmp_path / "in", tmp_path / "out", progress=False)
+    assert summary.done == 3 and summary.frames_dropped == 2
+    assert "2 inputs held several frames or pages (an animation, a multi-page TIFF): the first was translated" \
+        in str(summary)

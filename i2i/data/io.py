@@ -87,6 +87,7 @@ class Image:
     path: Path | None = None
     icc: bytes | None = None  # the file's ICC colour profile, as stored; see `fitting_icc`
     exif: bytes | None = None  # the file's EXIF block (JPEG, PNG, WebP, AVIF), as stored; see `upright_exif`
+    frames: int = 1  # frames or pages the file holds (animated WebP/AVIF, multi-page TIFF): the first is read
 
     @property
     def bit_depth(self) -> int:
@@ -132,10 +133,11 @@ def decode_bytes(data: bytes, *, path: Path | None = None, max_pixels: int | Non
     """
     limit = _max_pixels(max_pixels)
     try:
-        pixels, alpha, icc, exif = _decode(data, limit)
+        image = _decode(data, limit)
     except _Problem as problem:
         raise _read_error(path, str(problem)) from None
-    return Image(pixels=pixels, alpha=alpha, path=path, icc=fitting_icc(icc, pixels.shape[2]), exif=exif)
+    image.path = path
+    return image
 
 
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -168,9 +170,8 @@ def read_header(path: str | os.PathLike) -> Header | None:
         return None
 
 
-def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bytes | None]:
-    """(pixels HxWxC, alpha HxW or None, ICC profile or None, EXIF block or None), upright;
-    raises _Problem for a bad file."""
+def _decode(data: bytes, max_pixels: int) -> Image:
+    """The file's first frame, upright, with its profile and EXIF; raises _Problem for a bad file."""
     if not data:
         raise _Problem("empty file (0 bytes)")
     pil = _open_pil(data, max_pixels)
@@ -198,10 +199,12 @@ def _decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None
             orientation = _orientation(pil)
         icc = pil.info.get("icc_profile") or None
         exif = pil.info.get("exif") if pil.format != "TIFF" else None  # a TIFF's tags are no EXIF block
+        frames = int(getattr(pil, "n_frames", 1) or 1)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
-    return pixels, alpha, icc, exif if isinstance(exif, bytes) and exif else None
+    return Image(pixels, alpha, icc=fitting_icc(icc, pixels.shape[2]),
+                 exif=exif if isinstance(exif, bytes) and exif else None, frames=frames)
 
 
 #: an ICC profile's data colour space (header bytes 16-19) for the pixels it can describe

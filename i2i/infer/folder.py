@@ -62,13 +62,16 @@ class Summary:
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     alpha_dropped: int = 0  # transparent images written to a format without alpha (JPEG, BMP)
+    frames_dropped: int = 0  # inputs of several frames or pages, of which the first was translated
 
     def __str__(self) -> str:
         rate = f" ({self.done / self.seconds:.2f} images/s)" if self.done and self.seconds > 0 else ""
         dropped = (f"; the transparency of {self.alpha_dropped} image{'s' if self.alpha_dropped > 1 else ''} "
                    "was dropped (JPEG and BMP have none; a PNG output keeps it)") if self.alpha_dropped else ""
+        frames = (f"; {self.frames_dropped} input{'s' if self.frames_dropped > 1 else ''} held several frames or pages "
+                  "(an animation, a multi-page TIFF): the first was translated") if self.frames_dropped else ""
         return (f"done {self.done}, skipped {self.skipped}, failed {self.failed} "
-                f"in {self.seconds:.1f} s{rate}{dropped}")
+                f"in {self.seconds:.1f} s{rate}{dropped}{frames}")
 
 
 def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCall, *, ext: str, suffix: str,
@@ -216,6 +219,7 @@ class FolderRun:
             if (problem := self._size_problem(job, image)) is not None:
                 self.fail(problem)
                 continue
+            self.summary.frames_dropped += image.frames > 1  # said in the summary line
             if self._streams(job, image):
                 self.runs.append(([(job, image)], self._model_pool.submit(self._stream_to_file, job, image)))
                 self._finish(limit=self.workers)
