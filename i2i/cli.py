@@ -70,7 +70,10 @@ class _Group(_SuggestingGroup):
             _name_reference_option(error)
         except KeyboardInterrupt:  # click would say "Aborted!" and exit 1; shells expect 128 + SIGINT
             _interrupted()
-        except BrokenPipeError:  # click would exit 1, as for an error: `i2i models list | head -1`
+        except BrokenPipeError as error:  # click would exit 1, as for an error: `i2i models list | head -1`
+            if not _stdout_closed():  # a socket's or a worker's pipe: an error, not the reader of stdout gone
+                click.echo(f"error: {error}", err=True)
+                sys.exit(1)
             _pipe_closed()
         except Exception as error:
             _no_temp_folder(error)
@@ -134,6 +137,18 @@ def _missing_dependency(error: Exception) -> None:
         click.echo(f"error: i2i needs the Python package {name.split('.')[0]!r}, which cannot be imported "
                    f"({error}); reinstall i2i's dependencies: pip install -e . (or pip install i2i)", err=True)
         sys.exit(1)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports POLLERR for it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout: as before
+        return True
 
 
 def _pipe_closed() -> None:

@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +25,7 @@ from pathlib import Path
 from i2i import __version__
 from i2i.atomic import write_text
 from i2i.errors import I2IError, one_line
+from i2i.progress import Ticker, line, watched
 
 try:  # advisory lock against two processes appending to one .partial file (POSIX)
     import fcntl
@@ -159,7 +159,7 @@ def _receive(url: str, out, partial: Path, label: str, timeout: float, progress:
             else:  # a whole file: the server ignored the range (or none was asked for)
                 out.truncate(0)
                 received, total = 0, _int(response.headers.get("Content-Length"))
-            on_terminal = progress and sys.stderr.isatty()
+            on_terminal = progress and watched()
             log = _LogLines(label, total) if progress and not on_terminal else None
             with tqdm(total=total, initial=received, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
                       disable=not on_terminal, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
@@ -195,22 +195,16 @@ def _receive(url: str, out, partial: Path, label: str, timeout: float, progress:
 
 
 class _LogLines:
-    """Download progress for a log or a pipe (stderr not a terminal): whole lines, one at the
-    start and one every `every` seconds, where a progress bar would write carriage returns."""
+    """Download progress for a log or a pipe (`i2i.progress`): a line at the start, then one
+    every `EVERY` seconds."""
 
-    def __init__(self, label: str, total: int | None, every: float = 10.0) -> None:
-        self.label, self.total, self.every = label, total, every
-        self.start = self.last = time.monotonic()
-        sys.stderr.write(f"{label}: downloading {_bytes(total)}\n")
-        sys.stderr.flush()
+    def __init__(self, label: str, total: int | None) -> None:
+        self.label, self.total, self.ticker = label, total, Ticker()
+        line(f"{label}: downloading {_bytes(total)}")
 
     def update(self, received: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            sys.stderr.write(f"{self.label}: {_bytes(received)} of {_bytes(self.total)} "
-                             f"after {now - self.start:.0f} s\n")
-            sys.stderr.flush()
+        if self.ticker.due():
+            line(f"{self.label}: {_bytes(received)} of {_bytes(self.total)} after {self.ticker.elapsed:.0f} s")
 
 
 def _home_hint(path: Path) -> str:

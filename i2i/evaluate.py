@@ -142,7 +142,7 @@ def evaluate_bicubic(
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     scale = int(scale)
-    paths = _hr_images(sr_folders(data_dir, scale, lr_flag=None)[0])  # DATA/HR, DATA/B or DATA itself; no --lr here
+    paths = _hr_images(sr_folders(data_dir, scale, lr_flag=None, recursive=False)[0])  # DATA/HR, DATA/B or DATA itself; no --lr here
     for path in paths:  # every file read first: a bad one is one line, not the end of a long run
         _read_hr(path, scale)
     per_image: dict[str, dict[str, float]] = {}
@@ -270,7 +270,7 @@ def evaluate_model(
     if scale != translator.scale:
         raise UsageError(f"{path} upscales x{translator.scale}, not x{scale}: use --scale {translator.scale}")
     # DATA/HR + DATA/LR[/X<s>], DATA/B + DATA/A, --lr DIV2K_train_LR_bicubic[/X<s>]: as `i2i train srgan` reads them
-    data_dir, lr_dir = sr_folders(data_dir, scale, lr_dir, lr_flag="--lr")
+    data_dir, lr_dir = sr_folders(data_dir, scale, lr_dir, lr_flag="--lr", recursive=False)
     hr_paths = _hr_images(data_dir)
     lr_files = _lr_images(lr_dir, scale, data_dir, hr_paths) if lr_dir is not None else None
 

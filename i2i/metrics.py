@@ -12,7 +12,8 @@ counts the exact images it leaves out, so one flat image does not make a set's m
 `i2i.evaluate.write_json` stores a non-finite value as null.
 
 Images: numpy arrays HxWxC (or HxW), uint8, uint16 or float in [0, 1]; torch tensors CxHxW
-(torch's layout, as `i2i.Translator` takes them), detached and moved to the CPU here. One
+(torch's layout, as `i2i.Translator` takes them; HxWxC where the first side is over 4, as
+torch.from_numpy gives one), detached and moved to the CPU here. One
 image per call: a batch, a CxHxW array or floats outside [0, 1] (0..255, a network's [-1, 1])
 are refused, since each would score the wrong pixels without a word.
 """
@@ -49,14 +50,15 @@ def as_image(x: Any) -> np.ndarray:
     a numpy array taken as it is; a batch, a CxHxW array or floats outside [0, 1] refused."""
     is_tensor = hasattr(x, "detach")
     x = _numpy(x)
-    if is_tensor and x.ndim == 3:
-        x = x.transpose(1, 2, 0)
+    given = x.shape  # as the caller passed it, for the messages
     layout = "CxHxW tensor" if is_tensor else "HxWxC array"
     if x.ndim not in (2, 3):
-        raise ValueError(f"expected one image (an HxW or {layout}), got shape {x.shape}")
+        raise ValueError(f"expected one image (an HxW or {layout}), got shape {given}")
+    if is_tensor and x.ndim == 3 and x.shape[0] <= 4:  # CxHxW; an HxWxC tensor (torch.from_numpy) stays
+        x = x.transpose(1, 2, 0)
     if x.ndim == 3 and x.shape[2] > 4:
-        raise ValueError(f"expected an {layout} of 1 to 4 channels, got shape {x.shape}"
-                         + ("; a CxHxW array? pass x.transpose(1, 2, 0)" if x.shape[0] <= 4 and not is_tensor else ""))
+        raise ValueError(f"expected an HxWxC array of 1 to 4 channels, got shape {given}"
+                         + ("; a CxHxW array? pass x.transpose(1, 2, 0)" if x.shape[0] <= 4 else ""))
     if np.issubdtype(x.dtype, np.floating) and x.size:
         lo, hi = float(np.min(x)), float(np.max(x))
         if not (lo >= 0.0 and hi <= 1.0):  # NaN fails too

@@ -156,6 +156,9 @@ def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progre
         if entry.sha256:
             _verify(file, entry.sha256, entry, "the registry")
         return file
+    if place == "cached" and entry.format != "pth":  # appeared whole (renamed into place): nothing to wait for
+        _verify_cached(entry, file)
+        return file
     with _cache_lock(entry, progress):  # another process may be downloading or converting it now
         place, file = _located(entry)
         if file is None:
@@ -171,8 +174,9 @@ def _cache_lock(entry: ZooEntry, progress: bool) -> Iterator[None]:
     """Hold `$I2I_HOME/models/.<file>.lock` while a model is downloaded, converted or checked, so
     that jobs started together (a SLURM array, two cron jobs) wait for the one that fetches it
     and then use its file, instead of failing. The holder deletes the lock file as it lets go (a
-    waiter then finds its file gone and makes a new one): the cache keeps no lock files. A cache
-    folder where none can be made (a read-only shared cache) is used unlocked."""
+    waiter then finds its file gone and makes a new one): the cache keeps no lock files, but for
+    the empty one of a process killed while holding it (harmless: the kernel dropped its lock).
+    A cache folder where none can be made (a read-only shared cache) is used unlocked."""
     try:
         import fcntl
     except ImportError:  # Windows: the downloader's own lock still refuses a second writer
@@ -190,9 +194,13 @@ def _cache_lock(entry: ZooEntry, progress: bool) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not waited:
-                _say(progress, f"{entry.name}: another process is fetching it into {cache_dir()}; waiting for it")
+                _say(progress, f"{entry.name}: another process is fetching or checking it in {cache_dir()}; waiting for it")
                 waited = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:  # Ctrl-C while waiting
+                os.close(fd)
+                raise
         except OSError:  # a file system without flock: as without the lock
             pass
         try:

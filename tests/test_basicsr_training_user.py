@@ -117,6 +117,40 @@ def test_realesrgan_with_an_hr_lr_layout_reads_the_hr_only_and_says_so(tmp_path)
     assert len(dataset.notes) == 1 and "LR/ is not read" in dataset.notes[0]
 
 
+def test_eval_scores_a_folder_of_hr_images_whatever_lr_folder_lies_below(tmp_path):
+    """eval reads DATA's own images only: an LR/ below them is no DIV2K root (the refusal meant
+    for training, which lists folders recursively, refused this valid folder)."""
+    for name in ("im0", "im1"):
+        save(tmp_path / "hr" / f"{name}.png", noise(24, 24))
+    save(tmp_path / "hr" / "LR" / "im0x2.png", noise(12, 12))
+    code, output = run("eval", "bicubic", str(tmp_path / "hr"), "--scale", "2")
+    assert code == 0 and "mean (2)" in output, output
+    with pytest.raises(UsageError, match=r"LR folders \(LR\) below its images.*move .*LR/ out of it"):
+        sr_folders(tmp_path / "hr", 2)  # training would read im0x2 as an HR image: said, without a made-up path
+
+
+def test_realesrgan_neither_looks_into_lr_nor_offers_lr_data(tmp_path):
+    """--degradation realesrgan reads no LR: an LR/ without this scale's X<s>/ is no reason to
+    refuse it, and a DIV2K root's message must not offer --lr-data, which realesrgan refuses."""
+    from i2i.pipelines.srgan import SRGAN
+    from i2i.training.settings import make_settings
+
+    for name in ("a", "b"):
+        save(tmp_path / "d" / "HR" / f"{name}.png", noise(48, 48))
+        save(tmp_path / "d" / "LR" / "X2" / f"{name}x2.png", noise(24, 24))
+    config, options = make_settings("srgan", {"data": str(tmp_path / "d"), "out": str(tmp_path / "run"),
+                                              "degradation": "realesrgan", "image_size": 48, "scale": 4})
+    SRGAN.resolve(options, config, quiet=True)
+    assert SRGAN.build_dataset(options, config).roots == [tmp_path / "d" / "HR"]
+    root = div2k(tmp_path / "DIV2K")
+    config, options = make_settings("srgan", {"data": str(root), "out": str(tmp_path / "run2"),
+                                              "degradation": "realesrgan", "image_size": 48})
+    SRGAN.resolve(options, config, quiet=True)
+    with pytest.raises(UsageError) as error:
+        SRGAN.build_dataset(options, config)
+    assert "DIV2K_train_HR" in str(error.value) and "--lr-data" not in str(error.value)
+
+
 # ----------------------------------------------------------------------------- degradation names
 
 
@@ -197,7 +231,7 @@ def test_basicsr_keys_in_a_settings_file_name_i2is(tmp_path):
         f"unknown settings in {path}: BasicSR's gt_size is image_size here: the HR patch; BasicSR's use_hflip is "
         "augment flip here: with use_rot too, augment dihedral, the default; BasicSR's total_iter is max_steps here")
     path.write_text("datasets:\n  train:\n    gt_size: 48\nnetwork_g:\n  num_feat: 8\n")
-    with pytest.raises(UsageError, match=r"BasicSR's datasets, network_g has no equivalent here: i2i's settings "
+    with pytest.raises(UsageError, match=r"BasicSR's datasets, network_g have no equivalent here: i2i's settings "
                                          r"are flat"):
         make_settings("srgan", {"out": str(tmp_path / "run")}, config_file=path)
     assert basicsr_setting_hint("gt_size", "train cyclegan") == ""  # not BasicSR's there

@@ -99,6 +99,11 @@ def test_metrics_take_chw_tensors_as_translator_gives_them() -> None:
     assert math.isfinite(psnr(sr, hr, data_range=1.0))
 
 
+def test_an_hxwxc_tensor_is_scored_as_before() -> None:
+    sr, hr = (x.detach().permute(1, 2, 0) for x in _pair())  # 40x36x3, as torch.from_numpy(hwc) gives
+    assert psnr_y(sr, hr, 4) == pytest.approx(psnr_y(sr.numpy(), hr.numpy(), 4))
+
+
 def test_metrics_refuse_a_chw_array_instead_of_scoring_the_wrong_pixels() -> None:
     sr, hr = (x.detach().numpy() for x in _pair())  # 3x40x36: numpy arrays are HxWxC
     with pytest.raises(ValueError, match="transpose"):
@@ -150,8 +155,10 @@ def test_gpu_augment_refuses_an_unbatched_image_and_a_bad_crop() -> None:
     with pytest.raises(UsageError, match="NxCxHxW"):
         GpuAugment()(torch.rand(3, 8, 8))  # used to flip each channel its own way
     for crop in (0, 8.5, True):
-        with pytest.raises(UsageError, match="crop must be"):
+        with pytest.raises(UsageError, match=f"crop must be.*got {crop!r}"):
             GpuAugment(crop=crop)
+    for crop in (np.int64(8), torch.tensor(8), 8.0):  # whole numbers of any kind, as before the check
+        assert GpuAugment(crop=crop).crop == 8
 
 
 @pytest.mark.parametrize("hr, scale, message", [

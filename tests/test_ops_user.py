@@ -100,6 +100,34 @@ def test_output_cut_short_by_head_is_not_a_failure(tmp_path):
     assert done.stderr == ""
 
 
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(tmp_path):
+    """Only the reader of stdout going away is 141 and silence; a socket's or a worker's pipe
+    breaking is a failure, said on one line."""
+    code = ("import sys, i2i.zoo\n"
+            "def broken(*a, **k):\n    raise BrokenPipeError(32, 'Broken pipe')\n"
+            "i2i.zoo.list_rows = broken\n"
+            "from i2i.cli import main\nmain(['models', 'list'])\n")
+    with (tmp_path / "out.txt").open("w") as out:
+        done = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE, text=True,
+                              env=_env(), timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_cached_model_is_not_queued_behind_another_job(tmp_path, slow_registry):
+    """Once in the cache, a model is used at once, even while another job holds the cache's lock
+    (every cached load used to wait its turn and log that another job was fetching it)."""
+    import fcntl
+
+    env = _env(I2I_REGISTRY=str(slow_registry), I2I_HOME=str(tmp_path / "home"))
+    first = subprocess.run([*I2I, "models", "pull", "opsmodel"], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    with open(tmp_path / "home" / "models" / ".opsmodel.safetensors.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another job busy with it
+        again = subprocess.run([*I2I, "models", "pull", "opsmodel"], env=env, capture_output=True, text=True,
+                               timeout=60)
+    assert again.returncode == 0 and "waiting" not in again.stderr, again.stderr
+
+
 def test_no_writable_temp_folder_is_one_line(tmp_path):
     """A read-only container without a tmpfs: one line saying to set TMPDIR, not a traceback."""
     code = ("import sys, tempfile\n"
@@ -160,3 +188,17 @@ def test_ctrl_c_in_translate_says_what_was_written(tmp_path):
     assert f"stopped after {written} of 300 images were written" in err
     assert "run the same command again to continue" in err
 
+
+
+def test_a_notebook_keeps_its_progress_bar(monkeypatch, capsys):
+    """A Jupyter kernel's stderr is no terminal, yet shows a bar: there the bar stays (log lines
+    are for files and pipes only)."""
+    import types
+
+    from i2i.progress import progress_bar, watched
+
+    assert not watched()  # pytest's captured stderr: a log
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert watched()
+    assert list(progress_bar(list(range(150)), "photos")) == list(range(150))
+    assert "\r" in capsys.readouterr().err  # tqdm's bar, as a notebook renders it

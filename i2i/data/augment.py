@@ -16,6 +16,7 @@ Two layers, both pair-consistent (the two sides of a pair get the SAME random ge
 """
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -169,8 +170,14 @@ class GpuAugment:
         generator: "torch.Generator | None" = None,
         independent: bool = False,
     ):
-        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 1):
-            raise UsageError(f"crop must be a whole number of pixels >= 1 (or None), got {crop!r}")
+        if crop is not None:
+            given = crop
+            try:  # numpy and torch integers too, as before; not a bool, not 8.5
+                crop = operator.index(crop) if not isinstance(crop, bool) else None
+            except TypeError:
+                crop = int(crop) if isinstance(crop, float) and crop.is_integer() else None
+            if crop is None or crop < 1:
+                raise UsageError(f"crop must be a whole number of pixels >= 1 (or None), got {given!r}")
         self.flip = flip
         self.rot90 = rot90
         self.independent = independent

@@ -618,12 +618,16 @@ def lr_size_problem(lr_size: tuple[int, ...], hr_size: tuple[int, ...], lr_path:
 
 
 def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
-               lr_flag: str | None = "--lr-data") -> tuple[Path, Path | None]:
+               lr_flag: str | None = "--lr-data", *, recursive: bool = True,
+               read_lr: bool = True) -> tuple[Path, Path | None]:
     """(HR folder, LR folder or None for bicubic LR) of super-resolution data: `root` and
     `lr_root` when given; else root/HR + root/LR (BasicSR; LR/X<scale> when it exists),
     root/B + root/A (`i2i data derive sr`), an HR or B folder alone, or `root` itself.
     `lr_flag`: the caller's flag that names an LR folder (`i2i train srgan`'s --lr-data,
-    `i2i eval`'s --lr), offered when LR/ lacks the scale's X<scale>/; None: it has none."""
+    `i2i eval`'s --lr), offered when LR/ lacks the scale's X<scale>/; None: it has none.
+    `recursive`: whether the caller lists the HR folder recursively (training) or not (eval: LR
+    subfolders beside top-level HR images are not read). `read_lr`: False where LR files are
+    not used (--degradation realesrgan): LR/ is neither looked into nor refused."""
     root = Path(root)
     if lr_root is not None:  # DIV2K_train_LR_bicubic/ itself: its X<scale>/, as LR/ is read
         lr_root = Path(lr_root)
@@ -631,6 +635,8 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
     for hr_name, lr_name in (("HR", "LR"), ("B", "A")):
         if (root / hr_name).is_dir():
             lr = root / lr_name
+            if not read_lr:
+                return root / hr_name, (lr if lr.is_dir() else None)
             if (lr / f"X{scale}").is_dir():
                 lr = lr / f"X{scale}"
             elif lr.is_dir() and (others := sorted(p.name for p in lr.glob("X[0-9]*") if p.is_dir())):
@@ -638,7 +644,8 @@ def sr_folders(root: Path | str, scale: int, lr_root: Path | str | None = None,
                 raise UsageError(f"{lr}/ holds {', '.join(o + '/' for o in others)} but no X{scale}/ for "
                                  f"scale {scale}; give the scale of one of them{or_flag}")
             return root / hr_name, (lr if lr.is_dir() else None)
-    _refuse_basicsr_root(root, scale, lr_flag)
+    if recursive or not root.is_dir() or not list_images(root, recursive=False):  # eval reads DATA's own images
+        _refuse_basicsr_root(root, scale, lr_flag if read_lr else None)
     return root, None
 
 
@@ -655,9 +662,14 @@ def _refuse_basicsr_root(root: Path, scale: int, lr_flag: str | None) -> None:
     low = [name for name in folders if _LR_NAME.search(name)]
     if not low:
         return
-    high = [name for name in folders if name not in low] or ["NAME_HR"]
+    high = [name for name in folders if name not in low]
     lr = root / low[0] / f"X{scale}" if (root / low[0] / f"X{scale}").is_dir() else root / low[0]
     with_lr = f" with {lr_flag} {lr}" if lr_flag else ""
+    if not high:  # HR images in root itself, LR/ below them: both would be listed as HR
+        raise UsageError(f"{root}/ holds LR folders ({', '.join(low)}) below its images: read as one folder of HR "
+                         f"images, their LR images would be HR ones; move {root / low[0]}/ out of it"
+                         f"{f' and give it as {lr_flag}' if lr_flag else ''}, or make {root}/ a folder with HR/ "
+                         f"and LR/ (LR/X{scale}/) in it")
     raise UsageError(f"{root}/ holds LR folders ({', '.join(low)}) beside {', '.join(high)}: read as one folder of "
                      f"HR images, its LR images would be HR ones; give the HR folder itself ({root / high[0]}){with_lr}"
                      f", or a folder with HR/ and LR/ (LR/X{scale}/) in it")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from i2i.atomic import WriteError, atomic_path, write_errors
-from i2i.data.inspect import progress_bar
 from i2i.errors import I2IError, UsageError
+from i2i.progress import progress_bar
 
 DERIVE_TASKS = ("sketch", "colorize", "sr")
 ALIASES = {"gray": "colorize"}  # its first name; `i2i train --task colorize` is the same pairs

@@ -11,12 +11,11 @@ its LR files matched to HR ones by `pair_lr_files`, the rule of training and `i2
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+
+from i2i.progress import progress_bar
 
 # The folders that make up each layout, in report order.
 _SIDES = {
@@ -104,23 +103,6 @@ def _describe(image) -> str:
         mode = "RGBA" if channels == 3 else "gray+alpha"
     width, height = image.size
     return f"{width}x{height} {mode} {image.bit_depth}-bit"
-
-
-def progress_bar(items: list, description: str, every: float = 10.0) -> Iterator:
-    """`items`, with progress on stderr: a bar on a terminal (for 100 or more); in a log or a
-    pipe (cron, SLURM) a whole line every `every` seconds, not a bar's carriage returns."""
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        yield from tqdm(items, desc=description, unit="img", leave=False, disable=len(items) < 100)
-        return
-    start = last = time.monotonic()
-    for done, item in enumerate(items):
-        if (now := time.monotonic()) - last >= every:
-            last = now
-            sys.stderr.write(f"{description}: {done}/{len(items)} images after {now - start:.0f} s\n")
-            sys.stderr.flush()
-        yield item
 
 
 def _ignored(folder: Path, used: list[Path]) -> tuple[list[Path], list[Path]]:

@@ -29,6 +29,7 @@ from i2i.data import io
 from i2i.device import torch_threads
 from i2i.errors import I2IError, UsageError
 from i2i.infer.images import output_size
+from i2i.progress import EVERY, line, watched
 
 OUTPUT_EXTENSIONS = ("png", "jpg", "same")
 
@@ -154,7 +155,7 @@ class FolderRun:
         self.lock = threading.Lock()  # counts: the writer threads count their files as they are written
         self.prefetch = max(4, 2 * batch_size * workers)  # images decoded ahead or waiting for a batch
         self.summary = Summary()
-        on_terminal = progress and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        on_terminal = progress and watched()
         self.bar = tqdm(total=total, unit="img", disable=not on_terminal, file=sys.stderr,
                         dynamic_ncols=True)  # its rate is images/s
         self.runs: deque[tuple[list[tuple[_Job, io.Image]], Future]] = deque()
@@ -446,7 +447,7 @@ class _Heartbeat:
     """Where no progress bar is drawn (stderr not a terminal: a log, a pipe), one progress
     line at least every `every` seconds, as long as the run lasts."""
 
-    def __init__(self, run: FolderRun, every: float = 10.0) -> None:
+    def __init__(self, run: FolderRun, every: float = EVERY) -> None:
         self.run, self.every = run, every
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, name="i2i-progress", daemon=True)
@@ -456,10 +457,8 @@ class _Heartbeat:
         while not self.stop.wait(self.every):
             summary = self.run.summary
             handled = summary.done + summary.failed
-            # one write (print writes the newline apart): another thread's line never lands mid-line
-            sys.stderr.write(f"progress: {handled}/{self.run.total} images ({summary.done} done, "
-                             f"{summary.failed} failed) after {time.perf_counter() - start:.0f} s\n")
-            sys.stderr.flush()
+            line(f"progress: {handled}/{self.run.total} images ({summary.done} done, "
+                 f"{summary.failed} failed) after {time.perf_counter() - start:.0f} s")
 
     def __enter__(self) -> _Heartbeat:
         self.thread.start()

@@ -503,7 +503,8 @@ def _layout(root: Path, options: SRGANOptions) -> tuple[Path, Path | None, list[
 
     if not root.is_dir():
         raise I2IError(f"{root}/ does not exist or is not a folder")
-    hr_root, lr_root = sr_folders(root, options.scale, options.lr_data or None)
+    hr_root, lr_root = sr_folders(root, options.scale, options.lr_data or None,
+                                   read_lr=options.degradation != "realesrgan")
     if options.degradation != "realesrgan" or lr_root is None:
         return hr_root, lr_root, []
     return hr_root, None, [f"note: {lr_root}/ is not read: --degradation realesrgan makes the LR images from "

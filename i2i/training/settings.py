@@ -159,8 +159,17 @@ def _refuse_foreign_names(pipeline: str, merged: Mapping[str, Any], source: Mapp
             same.setdefault(hint.removeprefix(f"BasicSR's {key} "), []).append(key)
     if same:
         where = source.get(next(iter(same.values()))[0], "")
-        hints = [f"BasicSR's {', '.join(keys)} {says}" for says, keys in same.items()]
-        raise UsageError(f"unknown setting{'s' if len(hints) > 1 else ''}{where}: {'; '.join(hints)}")
+        hints = [f"BasicSR's {', '.join(keys)} {_plural(says) if len(keys) > 1 else says}" for says, keys in same.items()]
+        count = sum(len(keys) for keys in same.values())
+        raise UsageError(f"unknown setting{'s' if count > 1 else ''}{where}: {'; '.join(hints)}")
+
+
+def _plural(says: str) -> str:
+    """A hint's verb for several keys: "has no equivalent" -> "have ...", "is image_size" -> "are ..."."""
+    for one, many in (("has ", "have "), ("is ", "are ")):
+        if says.startswith(one):
+            return many + says[len(one):]
+    return says
 
 
 def _note_recorded_choices(path: str | Path, saved: Mapping[str, Any], flags: Mapping[str, Any]) -> None:

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from i2i.errors import I2IError, UsageError, one_line
+from i2i.progress import watched
 from i2i.training import distributed
 from i2i.training.data_order import make_loader, steps_per_epoch, to_device
 from i2i.training.distributed import print_main, unwrap
@@ -336,7 +337,7 @@ class Trainer:
         epoch_of_step = self.epoch
         data = iter(loader)
         with tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=1.0,
-                  file=sys.stderr, disable=not world.main or not sys.stderr.isatty()) as self.log.bar:  # log: lines
+                  file=sys.stderr, disable=not world.main or not watched()) as self.log.bar:  # a log: lines
             stopped = False
             while self.step < self.total_steps:
                 stopped = distributed.any_rank(stop.name is not None, world)
