@@ -51,6 +51,18 @@ def test_create_refuses_a_network_without_the_documented_attributes(monkeypatch:
         i2i.nn.create("plain_test")
 
 
+def test_numpy_integers_are_whole_numbers_for_a_network_and_the_degradation(monkeypatch: pytest.MonkeyPatch) -> None:
+    def numpy_scaled(*, in_channels=3, out_channels=3):
+        net = _Described(in_channels, out_channels)
+        net.scale, net.size_multiple = np.int64(1), np.int64(1)  # read from a numpy config, say
+        return net
+
+    _register(monkeypatch, "numpy_scaled_test", numpy_scaled)
+    assert i2i.nn.create("numpy_scaled_test").scale == 1
+    hr = torch.rand(1, 3, 16, 16)
+    assert RealESRGANDegradation(generator=torch.Generator().manual_seed(0))(hr, np.int64(4)).shape == (1, 3, 4, 4)
+
+
 def test_create_refuses_a_builder_that_returns_no_module(monkeypatch: pytest.MonkeyPatch) -> None:
     _register(monkeypatch, "not_a_module_test", lambda: "oops")
     with pytest.raises(UsageError, match="returned str, not a torch.nn.Module"):

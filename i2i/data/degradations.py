@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -456,7 +457,7 @@ def _check_batch(hr: Any, scale: Any) -> None:
     are not multiples of the integer `scale` (the LR would not line up with the HR)."""
     from i2i.errors import UsageError
 
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
         raise UsageError(f"scale must be an integer >= 1, got {scale!r}")
     if not isinstance(hr, torch.Tensor) or hr.ndim != 4 or hr.shape[1] not in (1, 3):
         shape = tuple(hr.shape) if isinstance(hr, torch.Tensor) else type(hr).__name__

@@ -33,6 +33,7 @@ in your script; the `i2i` command does not know it).
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, Callable
 
 from torch import nn
@@ -92,7 +93,8 @@ def _check_built(name: str, net: object) -> None:
     """A one-line UsageError for a builder that returned no module or one without the attributes."""
     if not isinstance(net, nn.Module):
         raise UsageError(f"network {name!r}: its builder returned {type(net).__name__}, not a torch.nn.Module")
-    missing = [attr for attr in REQUIRED_ATTRIBUTES if not isinstance(getattr(net, attr, None), int)]
+    missing = [attr for attr in REQUIRED_ATTRIBUTES  # numpy's integers count: np.int64(4) is a scale
+               if not isinstance(getattr(net, attr, None), numbers.Integral)]
     if missing:
         raise UsageError(f"network {name!r}: its builder returned a {type(net).__name__} without integer "
                          f"{', '.join(missing)}; set {', '.join(REQUIRED_ATTRIBUTES)} on it (see i2i.nn)")
