@@ -377,6 +377,20 @@ def test_a_truncated_avif_is_named_corrupt(tmp_path: Path) -> None:
     assert_one_line_error(error, path, "corrupt avif")
 
 
+def test_a_tiff_whose_second_page_is_damaged_reads_its_first(tmp_path: Path) -> None:
+    """Counting a TIFF's pages walks them all (Pillow's n_frames): a damaged later page raised
+    TypeError out of the reader (found by the fuzz test)."""
+    import struct
+
+    data = bytearray(valid_bytes(".tif"))
+    ifd = struct.unpack("<I", data[4:8])[0]
+    next_ifd = ifd + 2 + 12 * struct.unpack("<H", data[ifd:ifd + 2])[0]
+    data[next_ifd:next_ifd + 4] = struct.pack("<I", 200)  # a "second page" inside the pixel data
+    (tmp_path / "scan.tif").write_bytes(bytes(data))
+    image = iio.read_image(tmp_path / "scan.tif")
+    assert image.pixels.shape == (32, 32, 3) and image.frames == 1
+
+
 def test_text_file_named_png(tmp_path: Path) -> None:
     path = tmp_path / "notes.png"
     path.write_text("these are\nnot pixels\n")

@@ -199,12 +199,21 @@ def _decode(data: bytes, max_pixels: int) -> Image:
             orientation = _orientation(pil)
         icc = pil.info.get("icc_profile") or None
         exif = pil.info.get("exif") if pil.format != "TIFF" else None  # a TIFF's tags are no EXIF block
-        frames = int(getattr(pil, "n_frames", 1) or 1)
+        frames = _frames(pil)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
     return Image(pixels, alpha, icc=fitting_icc(icc, pixels.shape[2]),
                  exif=exif if isinstance(exif, bytes) and exif else None, frames=frames)
+
+
+def _frames(pil: PIL.Image.Image) -> int:
+    """How many frames or pages the file holds; 1 where counting them fails (Pillow walks a
+    TIFF's pages to count them, and a damaged later page must not fail the first one's read)."""
+    try:
+        return max(1, int(getattr(pil, "n_frames", 1) or 1))
+    except Exception:
+        return 1
 
 
 #: an ICC profile's data colour space (header bytes 16-19) for the pixels it can describe
