@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import noise, save
+from test_reference_option_names import command
 from i2i.cli import main
 from i2i.data.datasets import SRDataset, pair_lr_files, sr_folders
 from i2i.data.degradations import KERNELS, RealESRGANSettings, settings_from_mapping
@@ -237,14 +238,6 @@ def test_basicsr_keys_in_a_settings_file_name_i2is(tmp_path):
     assert basicsr_setting_hint("gt_size", "train cyclegan") == ""  # not BasicSR's there
 
 
-def _command(path: str) -> click.Command:
-    found: click.Command = main
-    with click.Context(main) as ctx:
-        for name in path.split():
-            found = found.get_command(ctx, name)
-    return found
-
-
 def test_the_basicsr_table_names_only_what_each_command_has():
     """Every flag a BasicSR entry names is an option of its command; no entry is for an option
     the command has (Click would never report it); "the X argument" is one of its arguments."""
@@ -256,7 +249,7 @@ def test_the_basicsr_table_names_only_what_each_command_has():
             value = entry.get(path) or entry.get(path.split()[0], "")
             if not value:
                 continue
-            params = _command(path).params
+            params = command(path).params
             options = {opt for p in params if isinstance(p, click.Option) for opt in [*p.opts, *p.secondary_opts]}
             arguments = {p.name.upper() for p in params if isinstance(p, click.Argument)}
             assert flag not in options and flag.replace("_", "-") not in options, (flag, path)
