@@ -207,11 +207,18 @@ class _LogLines:
             line(f"{self.label}: {_bytes(received)} of {_bytes(self.total)} after {self.ticker.elapsed:.0f} s")
 
 
+def home() -> Path:
+    """Where i2i keeps what it downloads: `$I2I_HOME`, else the old `$I2I_CACHE`, else the user
+    cache dir (`$XDG_CACHE_HOME/i2i`, `~/.cache/i2i`)."""
+    for variable in ("I2I_HOME", "I2I_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "i2i"
+
+
 def _home_hint(path: Path) -> str:
     """"; set I2I_HOME to a writable folder" where `path` lies in i2i's cache (a read-only home
     in a container, a shared cache), the one setting that moves it."""
-    from i2i.zoo import home
-
     return "; set I2I_HOME to a writable folder" if home() in path.parents else ""
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Mapping
 from urllib.parse import urlsplit
 
-from i2i.download import DEFAULT_TIMEOUT, fetch, pin, read_json_object, read_record, sha256_of
+from i2i.download import DEFAULT_TIMEOUT, fetch, home, pin, read_json_object, read_record, sha256_of
 from i2i.errors import I2IError, did_you_mean, one_line
 from i2i.shipped import shipped_path
 
@@ -86,15 +86,6 @@ class ZooEntry:
     source: str = ""
     home: Path = PRETRAINED_DIR
     """The folder of the registry file the row came from (where a shipped file lives)."""
-
-
-def home() -> Path:
-    """Where i2i keeps what it downloads: `$I2I_HOME`, else the old `$I2I_CACHE`, else the user
-    cache dir (`$XDG_CACHE_HOME/i2i`, `~/.cache/i2i`)."""
-    for variable in ("I2I_HOME", "I2I_CACHE"):
-        if os.environ.get(variable):
-            return Path(os.environ[variable]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "i2i"
 
 
 def cache_dir() -> Path:

@@ -72,7 +72,7 @@ CITYSCAPES = ("cityscapes needs your own login, so i2i cannot fetch it: download
 
 def datasets_dir() -> Path:
     """`$I2I_HOME/datasets`."""
-    from i2i.zoo import home
+    from i2i.download import home
 
     return home() / "datasets"
 

@@ -135,7 +135,7 @@ def _machine() -> list[str]:
 
 
 def _store_path() -> Path:
-    from i2i.zoo import home
+    from i2i.download import home
 
     return home() / STORE_NAME
 
