@@ -2,7 +2,8 @@
 
     GET  /                      the page (static/index.html; its script and style beside it)
     GET  /api/models            the models, each with its task, scale and directions
-    POST /api/translate?model=NAME[&direction=AtoB][&tile=N]   image bytes in, PNG out (other parameters: 400)
+    POST /api/translate?model=NAME[&direction=AtoB][&tile=N]   image bytes in, PNG out (other parameters: 400);
+                                an animation's or multi-page file's first frame, X-I2I-Frames: its count
     GET  /api/status[?job=ID]   the translation queue (the page says when its job waits)
     GET  /api/runs              the training runs under --runs
     GET  /api/run?name=NAME     a run's step, loss curves (SVG) and latest sample step
@@ -92,12 +93,13 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
         job = request.headers.get("x-i2i-job", "")
         job = job if _JOB_ID.fullmatch(job) else f"anon-{id(request)}"
         data = await _body(request, max_upload_bytes)
+        info: dict[str, Any] = {}
         try:
             png = await run_in_threadpool(engine.translate, entry, data, direction=direction, tile=tile, job=job,
-                                          max_pixels=max_pixels)
+                                          max_pixels=max_pixels, info=info)
         except ImageReadError as error:
             status = 422 if "image too large" in str(error) else 400  # the reader's pixel guard
-            raise ApiError(status, one_line(error)) from None
+            raise ApiError(status, one_line(error) + _form_hint(request)) from None
         except UsageError as error:
             raise ApiError(400, one_line(error)) from None
         except ModelUnavailable as error:  # the server's file, not the request: may work again once it is mended
@@ -105,7 +107,9 @@ def create_app(catalog: Catalog, engine: Engine, *, max_upload_bytes: int, max_p
         except asyncio.CancelledError:  # Ctrl-C stopped the server while this waited or ran
             print("i2i serve: stopping; a translation in progress was cancelled", file=sys.stderr, flush=True)
             return _json(503, {"error": "the server is stopping; this translation was cancelled"})
-        return Response(png, media_type="image/png")
+        # an animation or a multi-page file: its first frame was translated, as `i2i translate` says
+        frames = {"X-I2I-Frames": str(info["frames"])} if info.get("frames", 1) > 1 else {}
+        return Response(png, media_type="image/png", headers=frames)
 
     async def status(request: Request) -> Response:
         return JSONResponse(engine.status(request.query_params.get("job")))
@@ -235,6 +239,16 @@ async def _body(request: Request, limit: int) -> bytes:
     if not body:
         raise ApiError(400, "no image: send the image file's bytes as the request body")
     return bytes(body)
+
+
+def _form_hint(request: Request) -> str:
+    """For an unreadable body sent as a form (`curl -d @photo.jpg`, which also drops the file's line
+    breaks and so damages every image): how to send the file as it is; else ""."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return ""
+    return (" (it came as form data: curl -d/--data removes a file's line breaks; "
+            "send the file as it is with --data-binary @photo.jpg)")
 
 
 def _runs_summary(listed: dict) -> list[dict]:

@@ -64,12 +64,15 @@ class Engine:
             return {"jobs": len(self._jobs), "job": {"position": ahead, "phase": phase}}
 
     def translate(self, entry: ModelEntry, data: bytes, *, direction: str, tile: int, job: str,
-                  max_pixels: int | None = None) -> bytes:
-        """The PNG `i2i translate` writes for the image file `data` (errors: I2IError)."""
+                  max_pixels: int | None = None, info: dict[str, Any] | None = None) -> bytes:
+        """The PNG `i2i translate` writes for the image file `data` (errors: I2IError). `info`, if
+        given, gets "frames": how many frames or pages the file held (the first is translated)."""
         from i2i.data import io
         from i2i.infer.images import translate_batch
 
         image = io.decode_bytes(data, max_pixels=max_pixels)  # before waiting: a bad file fails at once
+        if info is not None:
+            info["frames"] = image.frames
         self._set(job, "waiting")
         try:
             with self.turn:

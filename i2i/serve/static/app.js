@@ -144,6 +144,7 @@ async function translate(item) {
       const body = await response.json().catch(() => ({ error: response.statusText }));
       throw new Error(`${response.status}: ${body.error}`);
     }
+    const frames = Number(response.headers.get('X-I2I-Frames')) || 1;  // an animation: its first frame
     item.blob = await response.blob();
     item.name = `${item.file.name.replace(/\.[^.]*$/, '') || 'image'}.png`;
     const url = URL.createObjectURL(item.blob);
@@ -152,7 +153,8 @@ async function translate(item) {
     item.link.download = item.name;
     item.link.hidden = false;
     applyZoom(item);
-    setStatus(item, `done in ${seconds()} s: ${item.output.naturalWidth}x${item.output.naturalHeight} with ${model.name}`);
+    setStatus(item, `done in ${seconds()} s: ${item.output.naturalWidth}x${item.output.naturalHeight} with ${model.name}`
+                    + (frames > 1 ? ` (the first of its ${frames} frames or pages)` : ''));
     state.done.push(item);
     $('#download-all').disabled = false;
   } catch (error) {
