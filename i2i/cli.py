@@ -140,13 +140,13 @@ def _missing_dependency(error: Exception) -> None:
 
 
 def _stdout_closed() -> bool:
-    """Whether stdout is a pipe whose reader has gone (poll reports POLLERR for it)."""
+    """Whether the reader of stdout has gone: POLLERR for a pipe, POLLHUP for a socket."""
     import select
 
     try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poller.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no poll (Windows), no real stdout: as before
         return True
 

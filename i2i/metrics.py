@@ -57,7 +57,7 @@ def as_image(x: Any) -> np.ndarray:
     if is_tensor and x.ndim == 3 and x.shape[0] <= 4:  # CxHxW; an HxWxC tensor (torch.from_numpy) stays
         x = x.transpose(1, 2, 0)
     if x.ndim == 3 and x.shape[2] > 4:
-        raise ValueError(f"expected an HxWxC array of 1 to 4 channels, got shape {given}"
+        raise ValueError(f"expected an HxWxC {'tensor' if is_tensor else 'array'} of 1 to 4 channels, got shape {given}"
                          + ("; a CxHxW array? pass x.transpose(1, 2, 0)" if x.shape[0] <= 4 else ""))
     if np.issubdtype(x.dtype, np.floating) and x.size:
         lo, hi = float(np.min(x)), float(np.max(x))

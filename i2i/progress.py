@@ -11,10 +11,10 @@ EVERY = 10.0  # seconds between a log's progress lines
 
 
 def watched() -> bool:
-    """Whether stderr is shown as it is written: a terminal, or a Jupyter kernel (whose stderr
-    is no tty, yet shows a bar)."""
+    """Whether stderr is shown as it is written: a terminal, or a Jupyter cell's output (a
+    kernel's stream, no tty, yet it shows a bar); not a file a notebook sent stderr to."""
     isatty = getattr(sys.stderr, "isatty", None)
-    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+    return bool(isatty and isatty()) or type(sys.stderr).__module__.startswith("ipykernel")
 
 
 def line(text: str) -> None:

@@ -147,7 +147,9 @@ def resolve(name: str, *, registry_path: str | os.PathLike | None = None, progre
         if entry.sha256:
             _verify(file, entry.sha256, entry, "the registry")
         return file
-    if place == "cached" and entry.format != "pth":  # appeared whole (renamed into place): nothing to wait for
+    if place == "cached" and entry.format != "pth" and (entry.sha256 or _record_path(entry).is_file()):
+        # appeared whole (renamed into place) and checkable: nothing to wait for; a file without the registry's
+        # hash gets its download record just after the rename, so until then it is waited for, under the lock
         _verify_cached(entry, file)
         return file
     with _cache_lock(entry, progress):  # another process may be downloading or converting it now

@@ -190,3 +190,23 @@ def test_degradation_still_makes_lr_hr_pairs() -> None:
     degrade = RealESRGANDegradation(generator=torch.Generator().manual_seed(0))
     hr = degrade.sharpen(torch.rand(2, 3, 32, 32))
     assert degrade(hr, 4).shape == (2, 3, 8, 8)
+
+
+def test_a_network_with_numpy_integer_attributes_saves_its_model_file(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path) -> None:
+    """create() takes np.int64 attributes; the pipelines copy them into the model file's spec,
+    whose JSON took no np.int64 (a TypeError at the first save, after the training)."""
+    from i2i.checkpoint import save_model
+    from i2i.spec import ModelSpec, SizeRequirements
+
+    def numpy_sized(*, in_channels=3, out_channels=3):
+        net = _Described(in_channels, out_channels)
+        net.scale, net.size_multiple = np.int64(1), np.int64(4)
+        return net
+
+    _register(monkeypatch, "numpy_sized_test", numpy_sized)
+    net = i2i.nn.create("numpy_sized_test")
+    assert type(net.scale) is int and type(net.size_multiple) is int and net.size_multiple == 4
+    spec = ModelSpec(pipeline="pix2pix", in_channels=net.in_channels, out_channels=net.out_channels,
+                     size=SizeRequirements(multiple=net.size_multiple))  # as pix2pix's model_spec makes it
+    save_model(tmp_path / "model.safetensors", {"G": net}, spec)

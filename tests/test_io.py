@@ -770,3 +770,21 @@ def test_png_writer_takes_rows_in_any_pieces_and_refuses_a_short_image(tmp_path:
         with iio.stream_png(tmp_path / "empty.png"):
             pass
     assert list(tmp_path.iterdir()) == []  # nothing half-written stays behind
+
+
+def test_pages_of_a_tiff_are_counted_along_its_offsets_not_parsed_and_a_camera_jpeg_is_one_frame(
+        tmp_path: Path, monkeypatch) -> None:
+    """Pillow's n_frames parses every page of a TIFF (seconds for a 10,000-page stack, on every
+    read); a camera JPEG with a Multi-Picture preview (Canon, Sony: Pillow's MPO) is one photo."""
+    import PIL.TiffImagePlugin
+
+    pages = [PIL.Image.fromarray(np.full((8, 8, 3), i, np.uint8)) for i in range(3)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "big.tif", save_all=True, append_images=pages[1:], big_tiff=True)
+    pages[0].save(tmp_path / "camera.jpg", format="MPO", save_all=True, append_images=pages[1:2])
+
+    def walked(self):
+        raise AssertionError("every page parsed")
+
+    monkeypatch.setattr(PIL.TiffImagePlugin.TiffImageFile, "n_frames", property(walked))
+    assert [iio.read_image(tmp_path / name).frames for name in ("stack.tif", "big.tif", "camera.jpg")] == [3, 3, 1]

@@ -190,15 +190,57 @@ def test_ctrl_c_in_translate_says_what_was_written(tmp_path):
 
 
 
-def test_a_notebook_keeps_its_progress_bar(monkeypatch, capsys):
+def test_a_notebook_keeps_its_progress_bar(monkeypatch):
     """A Jupyter kernel's stderr is no terminal, yet shows a bar: there the bar stays (log lines
     are for files and pipes only)."""
-    import types
+    import io
 
     from i2i.progress import progress_bar, watched
 
     assert not watched()  # pytest's captured stderr: a log
-    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    kernel_stream = type("OutStream", (io.StringIO,), {"__module__": "ipykernel.iostream"})
+    monkeypatch.setattr(sys, "stderr", kernel_stream())
     assert watched()
     assert list(progress_bar(list(range(150)), "photos")) == list(range(150))
-    assert "\r" in capsys.readouterr().err  # tqdm's bar, as a notebook renders it
+    assert "\r" in sys.stderr.getvalue()  # tqdm's bar, as a notebook renders it
+
+
+def test_a_model_just_renamed_into_the_cache_before_its_record_is_waited_for(tmp_path, monkeypatch):
+    """A registry row without a sha256: the download record is written after the file is renamed
+    into place; a job that finds the file in that moment waits for the lock's holder instead of
+    failing with "no download record"."""
+    import fcntl
+    import threading
+
+    import i2i.zoo
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"opsmodel": {"url": "http://127.0.0.1:9/opsmodel.safetensors"}}))
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "home"))
+    entry = i2i.zoo.lookup("opsmodel", registry)
+    cached = i2i.zoo.cache_dir() / entry.file
+    cached.parent.mkdir(parents=True)
+    shutil.copy(SHIPPED_MODEL, cached)  # renamed into place by the download still holding the lock
+    with open(cached.parent / f".{entry.file}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        pinned = threading.Timer(0.5, lambda: i2i.zoo.pin(
+            i2i.zoo._record_path(entry), entry.url, hashlib.sha256(cached.read_bytes()).hexdigest(), format="i2i"))
+        pinned.start()
+        releaser = threading.Timer(0.7, lambda: fcntl.flock(held, fcntl.LOCK_UN))
+        releaser.start()
+        assert i2i.zoo.resolve("opsmodel", registry_path=registry, progress=False) == cached
+        pinned.join()
+        releaser.join()
+
+
+def test_stdout_a_socket_whose_reader_went_away_is_141_and_silent():
+    """`i2i models list` writing into a socket (a supervisor's log socket) whose reader closed:
+    as for a pipe, not "error: [Errno 32] Broken pipe" and 1."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    with ours:
+        done = subprocess.run([*I2I, "models", "list"], stdout=ours.fileno(), stderr=subprocess.PIPE, text=True,
+                              env=_env(), timeout=60)
+    assert done.returncode == 141 and done.stderr == "", (done.returncode, done.stderr)

@@ -243,3 +243,20 @@ def test_an_animation_or_a_multi_page_tiff_is_translated_as_its_first_frame_and_
     assert summary.done == 3 and summary.frames_dropped == 2
     assert "2 inputs held several frames or pages (an animation, a multi-page TIFF): the first was translated" \
         in str(summary)
+
+
+def test_a_folder_translation_walks_its_input_folder_once_for_images_and_unread_files(tmp_path, monkeypatch, capsys):
+    """The note on HEIC files comes from the walk that lists the images: a huge input folder
+    (a network share of a million photos) is not walked a second time for it."""
+    import os
+
+    (tmp_path / "in/sub").mkdir(parents=True)
+    PIL.Image.fromarray(pattern(8, 8)).save(tmp_path / "in/sub/ok.png")
+    (tmp_path / "in/IMG_1.heic").write_bytes(b"x")
+    walks = []
+    real_walk = os.walk
+    monkeypatch.setattr(io.os, "walk", lambda top, *a, **k: walks.append(top) or real_walk(top, *a, **k))
+    summary = _sr_translator().translate_folder(tmp_path / "in", tmp_path / "out", progress=True)
+    assert summary.done == 1 and len(walks) == 1, walks
+    assert "note: 1 .heic file i2i does not read: convert them to PNG or JPEG; translating the other 1" \
+        in capsys.readouterr().err

@@ -89,6 +89,27 @@ def png_chunks_after_pixels(data: bytes) -> bool:
     return True
 
 
+def tiff_pages(data: bytes) -> int:
+    """How many pages (IFDs) a TIFF holds, following its chain of IFD offsets without parsing
+    the pages' tags: milliseconds for a stack of thousands. The count ends at a link that leaves
+    the file, loops back, or lands on no IFD (its first tag not one of the three that can come
+    first, 254-256, as the tags are sorted and ImageWidth is required); at least 1."""
+    order = "little" if data[:2] == b"II" else "big"
+    big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts and offsets
+    count_size, entry_size, link_size = (8, 20, 8) if big else (2, 12, 4)
+    ifd = int.from_bytes(data[8:16] if big else data[4:8], order)
+    seen: set[int] = set()
+    while ifd and ifd not in seen:
+        entries = int.from_bytes(data[ifd:ifd + count_size], order)
+        link = ifd + count_size + entries * entry_size
+        if not entries or link + link_size > len(data) or \
+                int.from_bytes(data[ifd + count_size:ifd + count_size + 2], order) not in (254, 255, 256):
+            break
+        seen.add(ifd)
+        ifd = int.from_bytes(data[link:link + link_size], order)
+    return max(1, len(seen))
+
+
 def tiff_upright(data: bytes) -> bytes:
     """The TIFF with its Orientation tag (274) set to 1 (upright), for OpenCV: its TIFF decoder
     turns the pixels by that tag itself, even with IMREAD_UNCHANGED (which cannot be combined

@@ -199,7 +199,7 @@ def _decode(data: bytes, max_pixels: int) -> Image:
             orientation = _orientation(pil)
         icc = pil.info.get("icc_profile") or None
         exif = pil.info.get("exif") if pil.format != "TIFF" else None  # a TIFF's tags are no EXIF block
-        frames = _frames(pil)
+        frames = _frames(pil, data)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
@@ -207,9 +207,16 @@ def _decode(data: bytes, max_pixels: int) -> Image:
                  exif=exif if isinstance(exif, bytes) and exif else None, frames=frames)
 
 
-def _frames(pil: PIL.Image.Image) -> int:
-    """How many frames or pages the file holds; 1 where counting them fails (Pillow walks a
-    TIFF's pages to count them, and a damaged later page must not fail the first one's read)."""
+def _frames(pil: PIL.Image.Image, data: bytes) -> int:
+    """How many frames or pages the file holds. A TIFF's pages are counted along its chain of
+    page offsets (`file_formats.tiff_pages`), not by Pillow's n_frames, which parses every page's
+    tags (seconds for a 10,000-page stack, on every read) and raises for a damaged later page. A
+    JPEG's Multi-Picture index (what Canon, Sony and Panasonic cameras add: a large preview, which
+    Pillow opens as MPO) is one photo, not frames. 1 where counting fails."""
+    if pil.format == "MPO":
+        return 1
+    if pil.format == "TIFF":
+        return file_formats.tiff_pages(data) if getattr(pil, "is_animated", False) else 1
     try:
         return max(1, int(getattr(pil, "n_frames", 1) or 1))
     except Exception:
@@ -974,13 +981,16 @@ def encode_tiff16(samples: np.ndarray, *, icc: bytes | None = None) -> bytes:
 # ----------------------------------------------------------------------------- listing
 
 
-def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+def list_images(root: str | os.PathLike, *, recursive: bool = True,
+                unread: dict[str, int] | None = None) -> list[Path]:
     """Image files under `root` by extension (case-insensitive), sorted.
 
     Other files (MANIFEST.json, README) and hidden names (.DS_Store, macOS "._x.jpg",
     our own temporary files) are ignored. A file path is returned as [path] whatever its
     extension: the user named it, so reading it will say what is wrong with it. So is a
     broken link with an image name: reading it says so, where skipping it would say nothing.
+    `unread`: counts, by extension, the image files i2i does not read (`UNREAD_EXTENSIONS`) in
+    the same walk, for `unread_note` (a huge folder is not walked twice).
     """
     root = Path(root)
     if root.is_file():
@@ -993,10 +1003,15 @@ def list_images(root: str | os.PathLike, *, recursive: bool = True) -> list[Path
         subfolders[:] = [name for name in subfolders if recursive and not name.startswith(".")]
         base = Path(folder)
         for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+            if name.startswith("."):
+                continue
+            extension = os.path.splitext(name)[1].lower()
+            if extension in IMAGE_EXTENSIONS:
                 candidate = base / name
                 if candidate.is_file() or candidate.is_symlink():
                     found.append(candidate)
+            elif unread is not None and extension in UNREAD_EXTENSIONS:
+                unread[extension] = unread.get(extension, 0) + 1
     return sorted(found)
 
 
@@ -1011,16 +1026,16 @@ UNREAD_EXTENSIONS: frozenset[str] = frozenset(
 def unread_images_note(root: str | os.PathLike, *, recursive: bool = True) -> str:
     """What `list_images` left out of `root` as image files i2i does not read, e.g. "12 .heic
     files i2i does not read: convert them to PNG or JPEG"; "" when there are none."""
-    counts: dict[str, int] = {}
     root = Path(root)
     if not root.is_dir():
         return ""
-    for _, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if recursive and not name.startswith(".")]
-        for name in files:
-            extension = os.path.splitext(name)[1].lower()
-            if extension in UNREAD_EXTENSIONS and not name.startswith("."):
-                counts[extension] = counts.get(extension, 0) + 1
+    counts: dict[str, int] = {}
+    list_images(root, recursive=recursive, unread=counts)
+    return unread_note(counts)
+
+
+def unread_note(counts: dict[str, int]) -> str:
+    """`unread_images_note`'s words for the counts `list_images(..., unread=counts)` made."""
     if not counts:
         return ""
     found = ", ".join(f"{n} {ext} file{'s' if n > 1 else ''}" for ext, n in sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -98,8 +98,8 @@ def run_folder(src: str | os.PathLike, dst: str | os.PathLike, compute: BatchCal
     if ab_side not in (None, "A", "B"):
         raise UsageError(f"ab_side must be A or B, not {ab_side!r}")
     start = time.perf_counter()
-    jobs, unwritable = _plan(src, dst, ext, suffix)
-    if progress and (note := io.unread_images_note(src)):  # the folder's HEIC photos would go without a word
+    jobs, unwritable, note = _plan(src, dst, ext, suffix)
+    if progress and note:  # the folder's HEIC photos would go without a word
         sys.stderr.write(f"note: {note}; translating the other {len(jobs)}\n")
     targets: dict[Path, set[str]] = {}
     for job in jobs:
@@ -367,14 +367,17 @@ def _unexpanded_tilde(typed: str) -> str:
     return first if quoted else ""
 
 
-def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str) -> tuple[list[_Job], list[str]]:
-    """The (input, output) pairs, and one message per input whose output another input takes
-    or whose output name is too long for the file system (known now, not after the compute).
+def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str,
+          suffix: str) -> tuple[list[_Job], list[str], str]:
+    """The (input, output) pairs, one message per input whose output another input takes
+    or whose output name is too long for the file system (known now, not after the compute),
+    and `io.unread_note` of the files found in formats i2i does not read (the one walk of SRC).
     No output may be an input: the run is refused before anything is written; so is a folder
     without images, where nothing would be done."""
     to_file = check_paths(src, dst, ext, suffix)
     src, dst = Path(src), Path(dst)
-    jobs, unwritable = _pairs(src, dst, ext, suffix, to_file)
+    unread: dict[str, int] = {}
+    jobs, unwritable = _pairs(src, dst, ext, suffix, to_file, unread)
     limit = _name_max(dst.parent if to_file else dst)
     fitting: list[_Job] = []
     for job in jobs:
@@ -392,10 +395,11 @@ def _plan(src: str | os.PathLike, dst: str | os.PathLike, ext: str, suffix: str)
         if _real(job.dst) in inputs:
             raise UsageError(f"{io.shown_path(job.dst)}: this output would overwrite an input image; "
                              "choose another output")
-    return jobs, unwritable
+    return jobs, unwritable, io.unread_note(unread)
 
 
-def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[list[_Job], list[str]]:
+def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool,
+           unread: dict[str, int] | None = None) -> tuple[list[_Job], list[str]]:
     if src.is_file():
         if to_file:  # OUTPUT names the output file
             return [_Job(src, dst)], []
@@ -404,7 +408,7 @@ def _pairs(src: Path, dst: Path, ext: str, suffix: str, to_file: bool) -> tuple[
     jobs: list[_Job] = []
     taken: dict[Path, Path] = {}
     collisions: list[str] = []
-    for path in io.list_images(src, recursive=True):
+    for path in io.list_images(src, recursive=True, unread=unread):
         if skip in _real(path).parents:
             continue  # OUTPUT inside INPUT: never translate our own outputs on a rerun
         out = dst / path.relative_to(src).parent / _output_name(path, ext, suffix)

@@ -98,6 +98,12 @@ def _check_built(name: str, net: object) -> None:
     if missing:
         raise UsageError(f"network {name!r}: its builder returned a {type(net).__name__} without integer "
                          f"{', '.join(missing)}; set {', '.join(REQUIRED_ATTRIBUTES)} on it (see i2i.nn)")
+    for attr in REQUIRED_ATTRIBUTES:  # Python ints from here on: a model file's spec is JSON, which takes no np.int64
+        if type(value := getattr(net, attr)) is not int:
+            try:
+                setattr(net, attr, int(value))
+            except AttributeError:  # a read-only property: read as it is
+                pass
 
 
 def rebuild(arch: dict[str, Any]) -> nn.Module:
