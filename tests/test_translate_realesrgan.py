@@ -287,13 +287,14 @@ def test_cli_outscale_on_files(tmp_path, nets, bits):
     assert result.exit_code == 0, result.output
     written = io.read_image(tmp_path / "out/rgba.png")
     assert written.size == (42, 52) and written.bit_depth == bits
-    # the API as the CLI runs it (the same layout, measured once and remembered), at its own scale
+    # the API at its own scale, resized: the same to one level (the CLI's workers run on fewer
+    # threads, so each measures its own fastest memory layout, whose float sums may round apart)
     api = load_model(model, device="cpu", precision="fp32")
     expected = outscaled(api(image), (15, 12), 3.5)
-    np.testing.assert_array_equal(np.dstack([written.pixels, written.alpha]), expected)
+    assert np.abs(np.dstack([written.pixels, written.alpha]).astype(int) - expected).max() <= 1
     gray_out = io.read_image(tmp_path / "out/sub/gray.png")
     assert gray_out.pixels.shape == (38, 31, 1) and gray_out.bit_depth == bits  # gray stays gray
-    np.testing.assert_array_equal(gray_out.pixels, outscaled(api(gray), (11, 9), 3.5))
+    assert np.abs(gray_out.pixels.astype(int) - outscaled(api(gray), (11, 9), 3.5)).max() <= 1
 
     scale_1 = tmp_path / "pix"
     result = translate(nets["cyclegan"][1], tmp_path / "in/rgba.png", scale_1, "--outscale", "2", "--device", "cpu")

@@ -784,20 +784,20 @@ def _encode(extension: str, pixels: np.ndarray, alpha: np.ndarray | None, qualit
         if extension == ".avif" and pixels.shape[2] == 1:  # AVIF has no gray+alpha: Pillow would store RGBA
             pixels = np.repeat(pixels, 3, axis=2)
     pil = _to_pil(pixels, alpha)
-    profile = {"icc_profile": icc} if (icc := fitting_icc(icc, 3 if extension == ".webp" else pixels.shape[2])) else {}
-    if exif and extension in (".webp", ".avif") or exif and extension in (".jpg", ".jpeg") and len(exif) <= _JPEG_MAX_EXIF:
-        profile["exif"] = exif
+    metadata = {"icc_profile": icc} if (icc := fitting_icc(icc, 3 if extension == ".webp" else pixels.shape[2])) else {}
+    if exif and (extension in (".webp", ".avif") or extension in (".jpg", ".jpeg") and len(exif) <= _JPEG_MAX_EXIF):
+        metadata["exif"] = exif
     buffer = io.BytesIO()
     if extension in (".jpg", ".jpeg"):
-        pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0", **profile)
+        pil.save(buffer, "JPEG", quality=quality, subsampling="4:4:4" if quality >= 90 else "4:2:0", **metadata)
     elif extension == ".webp":  # gray is stored as RGB: only an RGB profile fits
-        pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100, **profile)
+        pil.save(buffer, "WEBP", quality=quality, lossless=quality >= 100, **metadata)
     elif extension == ".bmp":  # Pillow writes no profile into a BMP
         pil.save(buffer, "BMP")
     elif extension == ".avif":
-        pil.save(buffer, "AVIF", quality=quality, **profile)
+        pil.save(buffer, "AVIF", quality=quality, **metadata)
     else:
-        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate", **profile)
+        pil.save(buffer, "TIFF", compression="tiff_adobe_deflate", **metadata)
     return buffer.getvalue()
 
 
