@@ -2,12 +2,14 @@
 (`i2i.data.io` decodes; this only reads headers and chunks):
 
 * a PNG whose zlib stream ends early on a row boundary: Pillow fills the missing rows with 0;
-* a TIFF's Orientation tag: OpenCV turns the pixels by it itself, where i2i has one rule.
+* a TIFF's Orientation tag: OpenCV turns the pixels by it itself, where i2i has one rule;
+* a TIFF's pages, counted without Pillow parsing each one.
 """
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from i2i.errors import one_line
 
@@ -89,15 +91,30 @@ def png_chunks_after_pixels(data: bytes) -> bool:
     return True
 
 
+class _TiffLayout(NamedTuple):
+    """How a TIFF's header says to read it: byte order, and (BigTIFF or not) the sizes of an
+    IFD's entry count, of an entry, and of a value or offset field; where its first IFD is."""
+
+    order: str
+    count_size: int
+    entry_size: int
+    field: int
+    first_ifd: int
+
+
+def _tiff_layout(data: bytes) -> _TiffLayout:
+    order = "little" if data[:2] == b"II" else "big"
+    big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts, values and offsets
+    count_size, entry_size, field = (8, 20, 8) if big else (2, 12, 4)
+    return _TiffLayout(order, count_size, entry_size, field, int.from_bytes(data[8:16] if big else data[4:8], order))
+
+
 def tiff_pages(data: bytes) -> int:
     """How many pages (IFDs) a TIFF holds, following its chain of IFD offsets without parsing
     the pages' tags: milliseconds for a stack of thousands. The count ends at a link that leaves
     the file, loops back, or lands on no IFD (its first tag not one of the three that can come
     first, 254-256, as the tags are sorted and ImageWidth is required); at least 1."""
-    order = "little" if data[:2] == b"II" else "big"
-    big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts and offsets
-    count_size, entry_size, link_size = (8, 20, 8) if big else (2, 12, 4)
-    ifd = int.from_bytes(data[8:16] if big else data[4:8], order)
+    order, count_size, entry_size, link_size, ifd = _tiff_layout(data)
     seen: set[int] = set()
     while ifd and ifd not in seen:
         entries = int.from_bytes(data[ifd:ifd + count_size], order)
@@ -116,11 +133,7 @@ def tiff_upright(data: bytes) -> bytes:
     with IMREAD_IGNORE_ORIENTATION: it is -1, every bit set), and i2i.data.io turns them once
     more. So OpenCV gets the stored pixels and i2i applies its one rule. Other decoders here
     (Pillow; OpenCV for PNG) do not turn pixels. The data as is when the tag is absent or 1."""
-    order = "little" if data[:2] == b"II" else "big"
-    big = int.from_bytes(data[2:4], order) == 43  # BigTIFF: 8-byte counts and values
-    field = 8 if big else 4  # width of an entry's count and of its value (or offset)
-    ifd = int.from_bytes(data[8:16] if big else data[4:8], order)
-    count_size, entry_size = (8, 20) if big else (2, 12)
+    order, count_size, entry_size, field, ifd = _tiff_layout(data)  # field: an entry's count and value
     first = ifd + count_size
     entries = min(int.from_bytes(data[ifd:first], order), max(len(data) - first, 0) // entry_size)
     for entry in range(first, first + entries * entry_size, entry_size):
