@@ -218,6 +218,9 @@ BASICSR_COMMANDS = ("train srgan", "eval model", "eval bicubic")
 
 #: Whose names, in the message: the tables above.
 SOURCES = (("the reference's", REFERENCE_OPTIONS), ("Real-ESRGAN's", REALESRGAN_OPTIONS))
+#: The tables that speak for each command.
+_TABLES_OF = {**{command: SOURCES for command in COMMANDS},
+              **{command: (("BasicSR's", BASICSR_OPTIONS),) for command in BASICSR_COMMANDS}}
 
 
 def _spelling(flag: str) -> str:
@@ -235,28 +238,18 @@ def _reported_as(name: str, flag: str) -> bool:
 def _lookup(flag: str, command: str) -> tuple[str, str, str]:
     """(whose name, the table's name, its value in `command`) for what Click reports as `flag`,
     the exact name first; ("", "", "") where no table has it for that command."""
-    if command not in COMMANDS:
-        return "", "", ""
     found = [(whose, name, entry.get(command) or entry.get(command.split()[0], ""))
-             for whose, table in SOURCES for name, entry in table.items() if _reported_as(name, flag)]
+             for whose, table in _TABLES_OF.get(command, ()) for name, entry in table.items()
+             if _reported_as(name, flag)]
     found = sorted((row for row in found if row[2]), key=lambda row: _spelling(row[1]) != _spelling(flag))
     return found[0] if found else ("", "", "")
-
-
-def _basicsr_lookup(flag: str, command: str) -> tuple[str, str, str]:
-    """("BasicSR's", its name, i2i's equivalent) for a BasicSR option in `command`, else ("", "", "")."""
-    for name, entry in BASICSR_OPTIONS.items():
-        value = entry.get(command) or entry.get(command.split()[0], "")
-        if _spelling(name) == _spelling(flag) and value:
-            return "BasicSR's", name, value
-    return "", "", ""
 
 
 def reference_hint(flag: str, command: str) -> str:
     """"the reference's --ngf is --width here" for an option of the reference code (or of
     Real-ESRGAN, or BasicSR's for train srgan and eval) in `command`, or "". Real-ESRGAN's -dn
     comes as the -d Click reports: the hint names -dn, and says why Click said -d."""
-    whose, name, value = _lookup(flag, command) if command in COMMANDS else _basicsr_lookup(flag, command)
+    whose, name, value = _lookup(flag, command)
     if not value:
         return ""
     what, _, why = value.partition(": ")

@@ -597,12 +597,10 @@ def pair_lr_files(hr_root: Path, hr_files: list[Path], lr_root: Path, lr_files: 
 def _other_scale(lr_only: list[str], scale: int) -> str:
     """"; their names say x2: these are the LR images of scale 2, not 4" when every unmatched LR
     name carries one other scale's suffix (DIV2K's X2/0001x2.png given for x4), else ""."""
-    found = {int(m.group(1)) for key in lr_only if (m := re.search(r"[xX](\d+)$", key))}
-    if len(found) != 1 or len(lr_only) != sum(bool(re.search(r"[xX]\d+$", key)) for key in lr_only):
+    scales = {int(m.group(1)) if (m := re.search(r"[xX](\d+)$", key)) else None for key in lr_only}
+    if len(scales) != 1 or None in scales or scale in scales:
         return ""
-    other = found.pop()
-    if other == scale:
-        return ""
+    other = scales.pop()
     return f"; their names say x{other}: these are the LR images of scale {other}, not {scale}"
 
 
